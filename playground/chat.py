@@ -1,0 +1,126 @@
+"""The chat service: resolves a model, fits the conversation into its window, streams the answer.
+
+It knows nothing about Gradio; the UI, the CLI and the benchmarks all call it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+from .errors import ModelUnavailableError, PromptTooLongError
+from .options import GenerationOptions
+from .providers.base import ChatModel
+from .registry import Registry
+from .types import Chunk, Message, ModelSpec
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request ready to stream: the model, what it will see, and what was trimmed to fit."""
+
+    model: ChatModel
+    messages: tuple[Message, ...]
+    options: GenerationOptions
+    prompt_tokens: int | None
+    dropped: int = 0
+    notice: str = ""
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.model.spec
+
+
+@dataclass(frozen=True)
+class Fitted:
+    messages: tuple[Message, ...]
+    prompt_tokens: int | None
+    max_new_tokens: int
+    dropped: int
+
+
+def fit_to_window(
+    messages: Sequence[Message],
+    count: Callable[[Sequence[Message]], int | None],
+    context_window: int,
+    max_new_tokens: int,
+) -> Fitted:
+    """Drop the oldest turns (never the system prompt or the last question) until the prompt fits.
+
+    When the prompt fits but leaves less room than max_new_tokens, the answer gets what is left.
+    PromptTooLongError when even the system prompt and the last question do not fit.
+    """
+    system = [m for m in messages[:1] if m.role == "system"]
+    turns = list(messages[len(system) :])
+    dropped = 0
+    while True:
+        candidate = (*system, *turns)
+        used = count(candidate)
+        if used is None:
+            return Fitted(candidate, None, max_new_tokens, dropped)
+        if used + max_new_tokens <= context_window:
+            return Fitted(candidate, used, max_new_tokens, dropped)
+        if len(turns) > 1:
+            turns.pop(0)
+            dropped += 1
+            continue
+        if used < context_window:
+            return Fitted(candidate, used, context_window - used, dropped)
+        raise PromptTooLongError(
+            f"The prompt is {used} tokens but the model's window is {context_window}: "
+            "shorten the message or the system prompt, or pick a model with a longer context."
+        )
+
+
+class ChatService:
+    """Streams answers through the registry."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def resolve(self, model_ref: str, provider: str | None = None) -> ModelSpec:
+        spec = self.registry.resolve(model_ref, provider)
+        state = self.registry.availability(spec)
+        if not state.available:
+            raise ModelUnavailableError(f"{spec.name} on {spec.engine_label} is not ready: {state.reason}.")
+        return spec
+
+    def prepare(
+        self,
+        model_ref: str,
+        messages: Sequence[Message],
+        options: GenerationOptions,
+        provider: str | None = None,
+    ) -> Prepared:
+        model = self.registry.get(self.resolve(model_ref, provider))
+
+        def count(candidate: Sequence[Message]) -> int | None:
+            prompt = model.render_prompt(candidate)
+            return None if prompt is None else model.count_tokens(prompt)
+
+        fitted = fit_to_window(messages, count, model.spec.context_window, options.max_new_tokens)
+        notice = ""
+        if fitted.dropped:
+            notice = (
+                f"The conversation is longer than {model.spec.name}'s {model.spec.context_window}-token "
+                f"window: the {fitted.dropped} oldest message(s) were left out of this request."
+            )
+        if fitted.max_new_tokens < options.max_new_tokens:
+            notice += (" " if notice else "") + (
+                f"Only {fitted.max_new_tokens} tokens are left in the window for the answer."
+            )
+            options = options.model_copy(update={"max_new_tokens": fitted.max_new_tokens})
+        return Prepared(model, fitted.messages, options, fitted.prompt_tokens, fitted.dropped, notice)
+
+    def stream(self, prepared: Prepared) -> Iterator[Chunk]:
+        return prepared.model.stream(prepared.messages, prepared.options)
+
+    def render_prompt(self, model_ref: str, messages: Sequence[Message]) -> tuple[str, int | None]:
+        """The text the engine receives after the chat template, and its length in tokens."""
+        model = self.registry.get(self.resolve(model_ref))
+        prompt = model.render_prompt(messages)
+        if prompt is None:
+            import json
+
+            return json.dumps([m.to_dict() for m in messages], indent=2, ensure_ascii=False), None
+        return prompt, model.count_tokens(prompt)

@@ -1,0 +1,33 @@
+"""The services of one running playground, built once from the settings and shared by every tab."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .catalog import CatalogEntry, load_catalog
+from .chat import ChatService
+from .prompts import PromptLibrary, load_prompts
+from .providers import build_providers
+from .registry import Registry
+from .settings import Settings
+
+
+@dataclass(frozen=True)
+class AppContext:
+    settings: Settings
+    catalog: list[CatalogEntry]
+    registry: Registry
+    chat: ChatService
+    prompts: PromptLibrary
+
+    @classmethod
+    def create(cls, settings: Settings) -> AppContext:
+        catalog = load_catalog()
+        registry = Registry(
+            build_providers(settings, catalog),
+            cache_budget_bytes=int(settings.model_cache_mb * 1e6),
+        )
+        return cls(settings, catalog, registry, ChatService(registry), load_prompts())
+
+    def close(self) -> None:
+        self.registry.close_all()

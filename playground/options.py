@@ -1,0 +1,50 @@
+"""Generation parameters, validated at the boundary."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import InvalidOptionsError
+
+
+class GenerationOptions(BaseModel):
+    """What a user may set for one answer; unset means the engine's default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    temperature: float = Field(0.7, ge=0.0, le=2.0, description="0 means greedy")
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_k: int = Field(0, ge=0, le=1000, description="0 means no top-k filter")
+    max_new_tokens: int = Field(512, ge=1, le=32768)
+    repetition_penalty: float = Field(1.0, ge=0.5, le=2.0)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+    stop: tuple[str, ...] = ()
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _clean_stop(cls, value: object) -> tuple[str, ...]:
+        if value is None or value == "":
+            return ()
+        if isinstance(value, str):
+            value = value.split("\n")
+        if not isinstance(value, list | tuple):
+            raise ValueError("stop must be a list of strings")
+        return tuple(str(s) for s in value if str(s))
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    @classmethod
+    def parse(cls, **values: object) -> GenerationOptions:
+        """Build from loose input (UI, CLI); None means default. Raises InvalidOptionsError."""
+        cleaned = {k: v for k, v in values.items() if v is not None}
+        if cleaned.get("seed") in (-1, "", "-1"):
+            cleaned.pop("seed")
+        try:
+            return cls(**cleaned)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            )
+            raise InvalidOptionsError(f"Invalid generation parameters: {problems}") from None

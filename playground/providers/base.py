@@ -1,0 +1,118 @@
+"""The provider protocol and the pieces every adapter shares: timing and stop sequences."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Protocol, runtime_checkable
+
+from ..options import GenerationOptions
+from ..types import Availability, Chunk, Finish, FinishReason, Message, Metrics, ModelSpec
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """A loaded model: streams text deltas, then one chunk with metrics."""
+
+    spec: ModelSpec
+
+    def stream(self, messages: Sequence[Message], options: GenerationOptions) -> Iterator[Chunk]: ...
+
+    def render_prompt(self, messages: Sequence[Message]) -> str | None:
+        """The exact text the engine receives after the chat template, where it is known."""
+        ...
+
+    def count_tokens(self, text: str) -> int | None: ...
+
+    def close(self) -> None: ...
+
+
+class Provider(Protocol):
+    """An engine or API family: lists its models, says whether each is usable, loads them."""
+
+    name: str
+
+    def specs(self) -> list[ModelSpec]: ...
+
+    def availability(self, spec: ModelSpec) -> Availability: ...
+
+    def load(self, spec: ModelSpec) -> ChatModel: ...
+
+
+def timed(events: Iterator[str | Finish]) -> Iterator[Chunk]:
+    """Turn an engine's deltas and final Finish into Chunks, measuring time to first token and rate.
+
+    The decode rate counts the tokens after the first over the time after the first, so it does not
+    mix prompt processing into it.
+    """
+    start = time.perf_counter()
+    first: float | None = None
+    for event in events:
+        if isinstance(event, Finish):
+            end = time.perf_counter()
+            yield Chunk(metrics=_metrics(event, start, first, end))
+            return
+        if event:
+            if first is None:
+                first = time.perf_counter()
+            yield Chunk(text=event)
+
+
+def _metrics(finish: Finish, start: float, first: float | None, end: float) -> Metrics:
+    rate = None
+    if first is not None and finish.completion_tokens > 1 and end > first:
+        rate = (finish.completion_tokens - 1) / (end - first)
+    return Metrics(
+        prompt_tokens=finish.prompt_tokens,
+        completion_tokens=finish.completion_tokens,
+        ttft_s=None if first is None else first - start,
+        tokens_per_s=rate,
+        total_s=end - start,
+        finish_reason=finish.finish_reason,
+        estimated=finish.estimated,
+    )
+
+
+class StopMatcher:
+    """Cuts a stream of text at the first stop sequence, holding back what could begin one."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self._hold = max((len(s) for s in self.stops), default=1) - 1
+        self._buffer = ""
+        self.hit = False
+
+    def push(self, text: str) -> str:
+        """Add text; return what may be shown now. Sets `hit` when a stop sequence appears."""
+        if not self.stops:
+            return text
+        self._buffer += text
+        cut = min((i for i in (self._buffer.find(s) for s in self.stops) if i >= 0), default=-1)
+        if cut >= 0:
+            self.hit = True
+            out, self._buffer = self._buffer[:cut], ""
+            return out
+        keep = self._held_suffix()
+        out = self._buffer[: len(self._buffer) - keep]
+        self._buffer = self._buffer[len(self._buffer) - keep :]
+        return out
+
+    def flush(self) -> str:
+        out, self._buffer = self._buffer, ""
+        return out
+
+    def _held_suffix(self) -> int:
+        """Length of the longest tail of the buffer that is a prefix of some stop sequence."""
+        tail = self._buffer[-self._hold :] if self._hold else ""
+        for size in range(len(tail), 0, -1):
+            piece = tail[-size:]
+            if any(s.startswith(piece) for s in self.stops):
+                return size
+        return 0
+
+
+def finish_reason_for(last_token: int | None, eos: Sequence[int], produced: int, limit: int) -> FinishReason:
+    """Why a local engine stopped: an end-of-sequence token, or the token limit."""
+    if last_token is not None and last_token in eos:
+        return FinishReason.STOP
+    return FinishReason.LENGTH if produced >= limit else FinishReason.STOP

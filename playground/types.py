@@ -1,0 +1,110 @@
+"""Plain values passed between providers, services and the UI. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+Role = Literal["system", "user", "assistant"]
+
+
+class FinishReason(StrEnum):
+    STOP = "stop"
+    LENGTH = "length"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+    ERROR = "error"
+
+
+class Capability(StrEnum):
+    CHAT = "chat"
+    VISION = "vision"
+    MOE = "moe"
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+    images: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Usage and timings of one answer, as the final chunk of a stream carries them."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_s: float | None = None
+    tokens_per_s: float | None = None
+    total_s: float = 0.0
+    finish_reason: FinishReason = FinishReason.STOP
+    estimated: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        data = asdict(self)
+        data["finish_reason"] = str(self.finish_reason)
+        return data
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One piece of a stream: a text delta, or (last) the metrics."""
+
+    text: str = ""
+    metrics: Metrics | None = None
+
+
+@dataclass(frozen=True)
+class Finish:
+    """What an engine reports when its generation ends; the timer turns it into Metrics."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: FinishReason
+    estimated: bool = False
+
+
+@dataclass(frozen=True)
+class Availability:
+    available: bool
+    reason: str = ""
+
+    @classmethod
+    def ok(cls) -> Availability:
+        return cls(True, "")
+
+    @classmethod
+    def no(cls, reason: str) -> Availability:
+        return cls(False, reason)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model as one provider or engine serves it."""
+
+    id: str
+    name: str
+    provider: str
+    family: str = ""
+    capabilities: frozenset[Capability] = frozenset({Capability.CHAT})
+    context_window: int = 4096
+    source: str = ""
+    params_total: str = ""
+    params_active: str = ""
+    size_bytes: int = 0
+    extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def engine_label(self) -> str:
+        return ENGINE_LABELS.get(self.provider, self.provider)
+
+
+ENGINE_LABELS = {
+    "onnx": "ONNX Runtime GenAI",
+    "transformers": "transformers",
+}
