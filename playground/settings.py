@@ -45,11 +45,12 @@ class Settings:
     server_port: int = 7860
     browser_secret: str | None = field(default=None, repr=False)
     endpoints_file: Path | None = None
+    models_dir_override: Path | None = None
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def models_dir(self) -> Path:
-        return self.data_dir / "models"
+        return self.models_dir_override or self.data_dir / "models"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -61,6 +62,7 @@ class Settings:
         except ValueError:
             raise ConfigError(f"GRADIO_SERVER_PORT must be a port number, got {port_raw!r}") from None
         endpoints = env.get("PLAYGROUND_ENDPOINTS")
+        models_dir = env.get("PLAYGROUND_MODELS_DIR")
         return cls(
             data_dir=data_dir,
             public=_flag(env, "PLAYGROUND_PUBLIC"),
@@ -71,5 +73,6 @@ class Settings:
             server_port=port,
             browser_secret=env.get("PLAYGROUND_BROWSER_SECRET") or None,
             endpoints_file=Path(endpoints).expanduser() if endpoints else None,
+            models_dir_override=Path(models_dir).expanduser() if models_dir else None,
             env=env,
         )

@@ -1,0 +1,214 @@
+"""The command line: `python -m playground models|chat|convert|download|local|prepare|serve`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .errors import PlaygroundError
+from .options import GenerationOptions
+from .settings import Settings
+from .types import Chunk, FinishReason, Message, Metrics
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _context(settings: Settings):  # type: ignore[no-untyped-def]
+    from .context import AppContext
+
+    return AppContext.create(settings)
+
+
+def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    ctx = _context(settings)
+    rows = ctx.registry.rows()
+    if args.json:
+        print(json.dumps([_row_json(r.spec, r.availability) for r in rows], indent=2))
+        return 0
+    width = max(len(r.spec.id) for r in rows)
+    for row in rows:
+        caps = ",".join(sorted(row.spec.capabilities))
+        state = "ready" if row.availability.available else f"unavailable: {row.availability.reason}"
+        print(f"{row.spec.id:<{width}}  {row.spec.provider:<12} {caps:<15} {state}")
+    return 0
+
+
+def _row_json(spec, availability) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    return {
+        "id": spec.id,
+        "name": spec.name,
+        "provider": spec.provider,
+        "family": spec.family,
+        "capabilities": sorted(spec.capabilities),
+        "context_window": spec.context_window,
+        "available": availability.available,
+        "reason": availability.reason,
+    }
+
+
+def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    ctx = _context(settings)
+    options = GenerationOptions.parse(
+        temperature=args.temperature,
+        top_p=args.top_p,
+        top_k=args.top_k,
+        repetition_penalty=args.repetition_penalty,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        stop=args.stop,
+    )
+    messages = [Message("system", args.system)] if args.system else []
+    messages.append(Message("user", args.prompt))
+    prepared = ctx.chat.prepare(args.model, messages, options, provider=args.provider)
+    if prepared.notice:
+        print(prepared.notice, file=sys.stderr)
+    text, metrics = _consume(ctx.chat.stream(prepared), echo=not args.json)
+    if args.json:
+        print(json.dumps({"model": prepared.spec.id, "text": text, "metrics": _metrics_json(metrics)}))
+    elif metrics.finish_reason == FinishReason.CANCELLED:
+        print("\n[stopped]", file=sys.stderr)
+    else:
+        print()
+    ctx.close()
+    return 130 if metrics.finish_reason == FinishReason.CANCELLED else 0
+
+
+def _consume(stream, *, echo: bool) -> tuple[str, Metrics]:  # type: ignore[no-untyped-def]
+    """Print deltas as they come; Ctrl-C closes the stream (stopping the engine) and keeps the text."""
+    parts: list[str] = []
+    metrics: Metrics | None = None
+    try:
+        for chunk in stream:
+            assert isinstance(chunk, Chunk)
+            if chunk.text:
+                parts.append(chunk.text)
+                if echo:
+                    print(chunk.text, end="", flush=True)
+            if chunk.metrics is not None:
+                metrics = chunk.metrics
+    except KeyboardInterrupt:
+        stream.close()
+        metrics = Metrics(completion_tokens=0, finish_reason=FinishReason.CANCELLED)
+    return "".join(parts), metrics or Metrics(finish_reason=FinishReason.INTERRUPTED)
+
+
+def _metrics_json(metrics: Metrics) -> dict[str, object]:
+    data = metrics.to_dict()
+    keys = ("ttft_s", "tokens_per_s", "prompt_tokens", "completion_tokens", "total_s", "finish_reason")
+    return {k: data[k] for k in keys} | {"estimated": metrics.estimated}
+
+
+def _progress(fraction: float, message: str) -> None:
+    print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
+
+
+def cmd_convert(args: argparse.Namespace, settings: Settings) -> int:
+    from .providers.local.convert import convert_to_onnx
+
+    out = convert_to_onnx(Path(args.src), Path(args.out), precision=args.precision, progress=_progress)
+    print(out)
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace, settings: Settings) -> int:
+    """Convert the embedded model once, so the first chat starts at once."""
+    from .providers.local import embedded
+
+    print(embedded.ensure_onnx_folder(settings.models_dir, progress=_progress))
+    return 0
+
+
+def cmd_download(args: argparse.Namespace, settings: Settings) -> int:
+    from .models_service import ModelManager
+
+    ctx = _context(settings)
+    path = ModelManager(ctx).download(args.model, progress=_progress)
+    print(path)
+    return 0
+
+
+def cmd_local(args: argparse.Namespace, settings: Settings) -> int:
+    from .providers.local.store import delete_local, human_size, list_local
+
+    if args.delete:
+        removed = delete_local(settings.models_dir, args.delete)
+        print(f"deleted {removed.name} ({human_size(removed.size_bytes)})")
+        return 0
+    for model in list_local(settings.models_dir):
+        print(f"{model.name:<60} {model.kind:<10} {human_size(model.size_bytes):>10}  {model.path}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from .ui.app import launch
+
+    launch(settings, host=args.host, port=args.port, share=args.share)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m playground", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    models = sub.add_parser("models", help="list every model with its availability")
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(handler=cmd_models)
+
+    chat = sub.add_parser("chat", help="stream one answer to stdout")
+    chat.add_argument("prompt")
+    chat.add_argument("-m", "--model", default="smollm2-135m-instruct", help="model id, catalog key or path")
+    chat.add_argument("-p", "--provider", help="narrow a catalog key to one provider or engine")
+    chat.add_argument("--system")
+    chat.add_argument("--temperature", type=float)
+    chat.add_argument("--top-p", type=float)
+    chat.add_argument("--top-k", type=int)
+    chat.add_argument("--repetition-penalty", type=float)
+    chat.add_argument("--max-new-tokens", type=int)
+    chat.add_argument("--stop", action="append", help="a stop sequence (repeatable)")
+    chat.add_argument("--seed", type=int)
+    chat.add_argument("--json", action="store_true", help="print one JSON object with text and metrics")
+    chat.set_defaults(handler=cmd_chat)
+
+    convert = sub.add_parser("convert", help="convert a HF folder or GGUF file to ONNX Runtime GenAI")
+    convert.add_argument("src")
+    convert.add_argument("out")
+    convert.add_argument("--precision", default="int4", choices=["int4", "int8", "fp16", "fp32"])
+    convert.set_defaults(handler=cmd_convert)
+
+    download = sub.add_parser("download", help="download a catalog model from the Hugging Face Hub")
+    download.add_argument("model")
+    download.set_defaults(handler=cmd_download)
+
+    local = sub.add_parser("local", help="list (or delete) downloaded and converted models")
+    local.add_argument("--delete", metavar="NAME")
+    local.set_defaults(handler=cmd_local)
+
+    prepare = sub.add_parser("prepare", help="convert the embedded model ahead of the first chat")
+    prepare.set_defaults(handler=cmd_prepare)
+
+    serve = sub.add_parser("serve", help="start the web playground")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--share", action="store_true")
+    serve.set_defaults(handler=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from dotenv import load_dotenv
+
+    load_dotenv()
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        handler: Handler = args.handler
+        return handler(args, settings)
+    except PlaygroundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\n[stopped]", file=sys.stderr)
+        return 130

@@ -1,0 +1,50 @@
+"""Model management for the UI and the CLI: download on request, local models, delete."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import PlaygroundError
+from .providers.local import store
+
+if TYPE_CHECKING:
+    from .context import AppContext
+
+Progress = Callable[[float, str], None]
+
+
+class ModelManager:
+    """Downloads catalog models when a user asks, lists and deletes what is on disk."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    @property
+    def models_dir(self) -> Path:
+        return self.ctx.settings.models_dir
+
+    def download(self, model_ref: str, progress: Progress | None = None) -> Path:
+        spec = self.ctx.registry.resolve(model_ref)
+        repo = store.source_str(spec.extra, "repo")
+        if spec.provider not in ("onnx", "transformers") or not repo:
+            raise PlaygroundError(f"{spec.id} is not downloaded from the Hub: nothing to download.")
+        if self.ctx.settings.public:
+            raise PlaygroundError("Downloads are turned off on this public deployment.")
+        subfolder = store.source_str(spec.extra, "subfolder")
+        return store.download(
+            self.models_dir, repo, subfolder=subfolder, token=self.ctx.settings.hf_token, progress=progress
+        )
+
+    def local(self) -> list[store.LocalModel]:
+        return store.list_local(self.models_dir)
+
+    def delete(self, name: str) -> store.LocalModel:
+        if self.ctx.settings.public:
+            raise PlaygroundError("Deleting models is turned off on this public deployment.")
+        removed = store.delete_local(self.models_dir, name)
+        for model in self.ctx.registry.loaded():
+            if str(removed.path) in str(model.spec.extra.get("path", "")) or model.spec.source in removed.name.replace("--", "/"):
+                self.ctx.registry.unload(model.spec.id)
+        return removed

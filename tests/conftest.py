@@ -1,0 +1,57 @@
+"""Shared fixtures: real components only (the embedded model, real engines), cached under .test-cache/."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Nothing in a test may download from a model hub.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+from playground.context import AppContext  # noqa: E402
+from playground.providers.local import embedded  # noqa: E402
+from playground.settings import Settings  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / ".test-cache"
+MODELS_DIR = CACHE / "models"
+QUESTION = "What is the capital of France? Answer in one sentence."
+
+
+def make_settings(data_dir: Path, **extra: str) -> Settings:
+    """Settings for a test: its own data folder, the shared cache of converted models."""
+    env = {"PLAYGROUND_DATA_DIR": str(data_dir), "PLAYGROUND_MODELS_DIR": str(MODELS_DIR), **extra}
+    return Settings.from_env(env)
+
+
+@pytest.fixture(scope="session")
+def embedded_hf_folder() -> Path:
+    return embedded.ensure_hf_folder(MODELS_DIR)
+
+
+@pytest.fixture(scope="session")
+def embedded_onnx_folder(embedded_hf_folder: Path) -> Path:
+    return embedded.ensure_onnx_folder(MODELS_DIR)
+
+
+@pytest.fixture(scope="session")
+def settings(tmp_path_factory: pytest.TempPathFactory, embedded_onnx_folder: Path) -> Settings:
+    return make_settings(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+def ctx(settings: Settings) -> Iterator[AppContext]:
+    """One app context for the session: models load once and are shared by the tests."""
+    context = AppContext.create(settings)
+    yield context
+    context.close()
+
+
+@pytest.fixture(autouse=True)
+def _gradio_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
