@@ -78,10 +78,10 @@ class ChatService:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
-    def resolve(self, model_ref: str, provider: str | None = None) -> ModelSpec:
+    def resolve(self, model_ref: str, provider: str | None = None, *, has_key: bool = False) -> ModelSpec:
         spec = self.registry.resolve(model_ref, provider)
         state = self.registry.availability(spec)
-        if not state.available:
+        if not state.available and not (has_key and state.needs_key):
             raise ModelUnavailableError(f"{spec.name} on {spec.engine_label} is not ready: {state.reason}.")
         return spec
 
@@ -91,8 +91,13 @@ class ChatService:
         messages: Sequence[Message],
         options: GenerationOptions,
         provider: str | None = None,
+        api_key: str | None = None,
     ) -> Prepared:
-        model = self.registry.get(self.resolve(model_ref, provider))
+        """Resolve, load and fit. `api_key` is a visitor's own key for this request only (cloud models)."""
+        model = self.registry.get(self.resolve(model_ref, provider, has_key=bool(api_key)))
+        with_key = getattr(model, "with_api_key", None)
+        if api_key and with_key is not None:
+            model = with_key(api_key)
 
         def count(candidate: Sequence[Message]) -> int | None:
             prompt = model.render_prompt(candidate)

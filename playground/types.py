@@ -73,14 +73,16 @@ class Finish:
 class Availability:
     available: bool
     reason: str = ""
+    needs_key: bool = False
 
     @classmethod
     def ok(cls) -> Availability:
         return cls(True, "")
 
     @classmethod
-    def no(cls, reason: str) -> Availability:
-        return cls(False, reason)
+    def no(cls, reason: str, *, needs_key: bool = False) -> Availability:
+        """Unavailable, with the reason in words a user can act on; needs_key: a key would fix it."""
+        return cls(False, reason, needs_key)
 
 
 @dataclass(frozen=True)
