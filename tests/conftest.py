@@ -16,17 +16,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from playground.context import AppContext  # noqa: E402
 from playground.providers.local import embedded  # noqa: E402
 from playground.settings import Settings  # noqa: E402
-
-ROOT = Path(__file__).resolve().parent.parent
-CACHE = ROOT / ".test-cache"
-MODELS_DIR = CACHE / "models"
-QUESTION = "What is the capital of France? Answer in one sentence."
-
-
-def make_settings(data_dir: Path, **extra: str) -> Settings:
-    """Settings for a test: its own data folder, the shared cache of converted models."""
-    env = {"PLAYGROUND_DATA_DIR": str(data_dir), "PLAYGROUND_MODELS_DIR": str(MODELS_DIR), **extra}
-    return Settings.from_env(env)
+from tests.support import MODELS_DIR, make_settings  # noqa: E402
 
 
 @pytest.fixture(scope="session")

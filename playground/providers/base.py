@@ -47,15 +47,20 @@ def timed(events: Iterator[str | Finish]) -> Iterator[Chunk]:
     """
     start = time.perf_counter()
     first: float | None = None
-    for event in events:
-        if isinstance(event, Finish):
-            end = time.perf_counter()
-            yield Chunk(metrics=_metrics(event, start, first, end))
-            return
-        if event:
-            if first is None:
-                first = time.perf_counter()
-            yield Chunk(text=event)
+    try:
+        for event in events:
+            if isinstance(event, Finish):
+                end = time.perf_counter()
+                yield Chunk(metrics=_metrics(event, start, first, end))
+                return
+            if event:
+                if first is None:
+                    first = time.perf_counter()
+                yield Chunk(text=event)
+    finally:
+        close = getattr(events, "close", None)
+        if close is not None:
+            close()  # Stop: the engine's own cleanup runs now, not when garbage is collected
 
 
 def _metrics(finish: Finish, start: float, first: float | None, end: float) -> Metrics:

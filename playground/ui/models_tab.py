@@ -1,0 +1,104 @@
+"""The Models tab: what each engine can run, downloads on request (with progress), local models."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import gradio as gr
+
+from ..context import AppContext
+from ..errors import PlaygroundError
+from ..models_service import ModelManager
+from ..providers.local.convert import convert_to_onnx
+from ..providers.local.store import human_size
+
+LOCAL_HEADERS = ["Name", "Kind", "Size", "Path"]
+CATALOG_HEADERS = ["Id", "Model", "Engine", "Parameters", "Context", "Ready", "Reason"]
+
+
+def catalog_rows(ctx: AppContext) -> list[list[str]]:
+    rows = []
+    for row in ctx.registry.rows():
+        spec = row.spec
+        params = spec.params_total + (f" ({spec.params_active} active)" if spec.params_active else "")
+        ready = "yes" if row.availability.available else "no"
+        rows.append([spec.id, spec.name, spec.engine_label, params, f"{spec.context_window:,}", ready,
+                     row.availability.reason])  # fmt: skip
+    return rows
+
+
+def local_rows(manager: ModelManager) -> list[list[str]]:
+    return [[m.name, m.kind, human_size(m.size_bytes), str(m.path)] for m in manager.local()]
+
+
+def downloadable(ctx: AppContext) -> list[str]:
+    return [r.spec.id for r in ctx.registry.rows() if not r.availability.available and "download" in r.availability.reason]
+
+
+def download(ctx: AppContext, model_id: str | None, progress: gr.Progress = gr.Progress()) -> tuple[str, list[list[str]], list[list[str]]]:  # noqa: B008
+    """Download a catalog model from the Hub, showing a progress bar."""
+    manager = ModelManager(ctx)
+    if not model_id:
+        return "Pick a model to download.", catalog_rows(ctx), local_rows(manager)
+    try:
+        path = manager.download(model_id, progress=lambda f, m: progress(f, desc=m))
+        message = f"✅ Downloaded {model_id} to {path}"
+    except PlaygroundError as exc:
+        message = f"⚠ {exc}"
+    return message, catalog_rows(ctx), local_rows(manager)
+
+
+def delete(ctx: AppContext, name: str) -> tuple[str, list[list[str]], list[list[str]]]:
+    manager = ModelManager(ctx)
+    try:
+        removed = manager.delete(name.strip())
+        message = f"🗑 Deleted {removed.name} ({human_size(removed.size_bytes)})"
+    except PlaygroundError as exc:
+        message = f"⚠ {exc}"
+    return message, catalog_rows(ctx), local_rows(manager)
+
+
+def convert(ctx: AppContext, src: str, name: str, progress: gr.Progress = gr.Progress()) -> tuple[str, list[list[str]]]:  # noqa: B008
+    """Convert a local folder or GGUF file to an ONNX Runtime GenAI int4 model under converted/."""
+    manager = ModelManager(ctx)
+    if ctx.settings.public:
+        return "⚠ Converting local files is turned off on this public deployment.", local_rows(manager)
+    if not src.strip() or not name.strip() or "/" in name or name.startswith("."):
+        return "⚠ Give a source path and a plain folder name for the result.", local_rows(manager)
+    out = ctx.settings.models_dir / "converted" / name.strip()
+    try:
+        path = convert_to_onnx(Path(src.strip()), out, progress=lambda f, m: progress(f, desc=m))
+        message = f"✅ Converted to {path}. Use it by its path in the model box or the CLI (`-m {path}`)."
+    except PlaygroundError as exc:
+        message = f"⚠ {exc}"
+    return message, local_rows(manager)
+
+
+def build(ctx: AppContext) -> None:
+    manager = ModelManager(ctx)
+    gr.Markdown(
+        "Every model the catalog knows, on each engine, and whether it is ready. Hub models are "
+        "downloaded only when you ask; the embedded SmolLM2 works offline."
+    )
+    catalog = gr.Dataframe(catalog_rows(ctx), headers=CATALOG_HEADERS, interactive=False, wrap=True)
+    status = gr.Markdown(elem_id="models-status")
+    with gr.Row():
+        choice = gr.Dropdown(downloadable(ctx), label="Download from the Hugging Face Hub", scale=3)
+        fetch = gr.Button("Download", scale=1, interactive=not ctx.settings.public)
+    gr.Markdown("### On this machine")
+    local = gr.Dataframe(local_rows(manager), headers=LOCAL_HEADERS, interactive=False, elem_id="models-local")
+    with gr.Row():
+        doomed = gr.Textbox(label="Delete a local model (its name)", scale=3)
+        remove = gr.Button("Delete", variant="stop", scale=1, interactive=not ctx.settings.public)
+    if not ctx.settings.public:
+        with gr.Accordion("Convert a local model to ONNX Runtime GenAI (int4, CPU)", open=False):
+            src = gr.Textbox(label="Hugging Face folder or .gguf file on this machine")
+            name = gr.Textbox(label="Name of the converted model")
+            run = gr.Button("Convert")
+        run.click(partial(convert, ctx), [src, name], [status, local], api_name=False)
+    refresh = gr.Button("Refresh", size="sm")
+
+    fetch.click(partial(download, ctx), choice, [status, catalog, local], api_name=False)
+    remove.click(partial(delete, ctx), doomed, [status, catalog, local], api_name=False)
+    refresh.click(lambda: (catalog_rows(ctx), local_rows(manager)), None, [catalog, local], api_name=False)

@@ -1,0 +1,79 @@
+"""Run a blocking stream in its own thread and hand its items to the event loop in batches.
+
+The engine never waits for the web server: it keeps generating while the loop sends the previous
+update, and whatever piled up meanwhile goes out as one update. When the consumer goes away (Stop
+closes the handler), the producer leaves its loop at the next item and closes the stream in its own
+thread, which runs the engine's own cleanup (the `finally` of the provider's generator).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class _Done:
+    pass
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class ThreadedStream(Generic[T]):
+    """`async for batch in ThreadedStream(iterator)`: lists of items, never empty."""
+
+    def __init__(self, iterator: Iterator[T]) -> None:
+        self._iterator = iterator
+        self._stop = threading.Event()
+        self.finished = threading.Event()
+
+    def _produce(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[object]) -> None:
+        def send(item: object) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop is gone: nobody is listening any more
+                self._stop.set()
+
+        try:
+            for item in self._iterator:
+                send(item)
+                if self._stop.is_set():
+                    break
+        except BaseException as exc:  # re-raised in the consumer
+            send(_Failed(exc))
+        finally:
+            close = getattr(self._iterator, "close", None)
+            if close is not None:
+                close()
+            self.finished.set()
+            send(_Done())
+
+    async def __aiter__(self) -> AsyncIterator[list[T]]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        threading.Thread(target=self._produce, args=(loop, queue), daemon=True, name="stream").start()
+        try:
+            while True:
+                items = [await queue.get()]
+                while not queue.empty():
+                    items.append(queue.get_nowait())
+                batch: list[T] = []
+                for item in items:
+                    if isinstance(item, _Failed):
+                        if batch:
+                            yield batch
+                        raise item.error
+                    if isinstance(item, _Done):
+                        if batch:
+                            yield batch
+                        return
+                    batch.append(item)  # type: ignore[arg-type]
+                yield batch
+        finally:
+            self._stop.set()

@@ -1,0 +1,70 @@
+"""Components more than one tab uses: the model picker and the generation parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from ..errors import InvalidOptionsError
+from ..options import GenerationOptions
+from ..registry import ModelRow, Registry
+from ..types import Capability, ModelSpec
+
+DEFAULT_MODEL = "smollm2-135m-instruct@onnx"
+
+
+def model_label(row: ModelRow) -> str:
+    label = f"{row.spec.name} · {row.spec.engine_label}"
+    return label if row.availability.available else f"{label} — {row.availability.reason}"
+
+
+def model_choices(registry: Registry, capability: Capability = Capability.CHAT) -> list[tuple[str, str]]:
+    """(label, id) pairs, available models first."""
+    rows = sorted(registry.rows(capability), key=lambda r: not r.availability.available)
+    return [(model_label(r), r.spec.id) for r in rows]
+
+
+def model_card(spec: ModelSpec, registry: Registry) -> str:
+    """A few lines about the chosen model: size, window, engine, and whether it is ready."""
+    state = registry.availability(spec)
+    size = f"{spec.params_total} parameters" if spec.params_total else ""
+    if spec.params_active:
+        size += f" ({spec.params_active} active)"
+    facts = [f"**{spec.name}**", spec.family, size, f"{spec.context_window:,}-token window", spec.engine_label]
+    status = "✅ ready" if state.available else f"⛔ not ready: {state.reason}"
+    return " · ".join(f for f in facts if f) + f"\n\n{status}"
+
+
+@dataclass
+class OptionInputs:
+    """The parameter components, in the order `options_from` takes their values."""
+
+    components: list[gr.components.Component]
+
+
+def option_inputs() -> OptionInputs:
+    """Temperature, top_p, top_k, max new tokens, repetition penalty, seed, stop sequences."""
+    defaults = GenerationOptions()
+    return OptionInputs(
+        [
+            gr.Slider(0, 2, value=defaults.temperature, step=0.05, label="Temperature", info="0 = greedy"),
+            gr.Slider(0.05, 1, value=defaults.top_p, step=0.05, label="Top-p"),
+            gr.Slider(0, 200, value=defaults.top_k, step=1, label="Top-k", info="0 = off"),
+            gr.Slider(16, 4096, value=defaults.max_new_tokens, step=16, label="Max new tokens"),
+            gr.Slider(0.8, 1.5, value=defaults.repetition_penalty, step=0.01, label="Repetition penalty"),
+            gr.Number(value=-1, precision=0, label="Seed", info="-1 = random"),
+            gr.Textbox(label="Stop sequences", info="one per line", lines=2, max_lines=4),
+        ]
+    )
+
+
+def options_from(*values: object) -> GenerationOptions:
+    """Validate the parameter values; a nonsense value becomes a clear message, not a crash."""
+    names = ("temperature", "top_p", "top_k", "max_new_tokens", "repetition_penalty", "seed", "stop")
+    try:
+        return GenerationOptions.parse(**dict(zip(names, values, strict=True)))
+    except InvalidOptionsError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise InvalidOptionsError(f"Invalid generation parameters: {exc}") from None
