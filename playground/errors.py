@@ -42,6 +42,22 @@ class DownloadError(PlaygroundError):
     "Downloading a model from the hub failed."
 
 
+class HistoryError(PlaygroundError):
+    "The conversation history could not be read or written."
+
+
+class ConversationNotFoundError(HistoryError, LookupError):
+    "No conversation (or battle, or message) with this id belongs to this visitor."
+
+
+class InvalidIdentityError(HistoryError):
+    "A visitor id that is not one this app made."
+
+
+class ImportFormatError(HistoryError):
+    "A file to import is not a history export this app can read."
+
+
 class ProviderError(PlaygroundError):
     "A provider or engine failed while generating."
 
@@ -49,6 +65,44 @@ class ProviderError(PlaygroundError):
         super().__init__(message)
         self.provider = provider
         self.status = status
+
+
+class AuthError(ProviderError):
+    "The endpoint refused the key (401, 403), or no key is set: the message names the variable."
+
+
+class ModelNotFoundError(ProviderError):
+    "The endpoint does not know the model or deployment (404): the message lists what it has."
+
+
+class RetiredError(ProviderError):
+    "The service or model was retired (410)."
+
+
+class ContextOverflowError(ProviderError, PromptTooLongError):
+    "The request is too large for the endpoint or the model's context (413, context length)."
+
+
+class RateLimitError(ProviderError):
+    "Quota or rate limit reached (429), after the bounded retries."
+
+    def __init__(
+        self, message: str, *, provider: str = "", status: int | None = 429, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, provider=provider, status=status)
+        self.retry_after = retry_after
+
+
+class ServerError(ProviderError):
+    "The endpoint failed (5xx)."
+
+
+class ProviderTimeoutError(ProviderError):
+    "The endpoint did not connect or answer within PLAYGROUND_TIMEOUT_S."
+
+
+class UnreachableError(ProviderError):
+    "Nothing answers at the endpoint's address (connection refused, unknown host)."
 
 
 @contextlib.contextmanager

@@ -32,6 +32,31 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _optional_positive(env: Mapping[str, str], name: str, *, integer: bool = False) -> float | None:
+    """A positive number, or None when unset (meaning: no limit)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    kind = "a whole number" if integer else "a number"
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be {kind}, got {raw!r}; leave it unset for no limit") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {raw!r}; leave it unset for no limit")
+    return value
+
+
+def _count(env: Mapping[str, str], name: str) -> int | None:
+    value = _optional_positive(env, name, integer=True)
+    return None if value is None else int(value)
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw).expanduser() if raw else None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the app reads from its environment, read once."""
@@ -46,11 +71,20 @@ class Settings:
     browser_secret: str | None = field(default=None, repr=False)
     endpoints_file: Path | None = None
     models_dir_override: Path | None = None
+    github_models: bool = False
+    discovery_timeout_s: float = 3.0
+    history_path_override: Path | None = None
+    history_max_age_days: float | None = None
+    history_max_count: int | None = None
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def models_dir(self) -> Path:
         return self.models_dir_override or self.data_dir / "models"
+
+    @property
+    def history_path(self) -> Path:
+        return self.history_path_override or self.data_dir / "history.db"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -74,5 +108,10 @@ class Settings:
             browser_secret=env.get("PLAYGROUND_BROWSER_SECRET") or None,
             endpoints_file=Path(endpoints).expanduser() if endpoints else None,
             models_dir_override=Path(models_dir).expanduser() if models_dir else None,
+            github_models=_flag(env, "PLAYGROUND_GITHUB_MODELS"),
+            discovery_timeout_s=_number(env, "PLAYGROUND_DISCOVERY_TIMEOUT_S", 3.0),
+            history_path_override=_path(env, "PLAYGROUND_HISTORY_DB"),
+            history_max_age_days=_optional_positive(env, "PLAYGROUND_HISTORY_MAX_AGE_DAYS"),
+            history_max_count=_count(env, "PLAYGROUND_HISTORY_MAX_COUNT"),
             env=env,
         )

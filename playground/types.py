@@ -109,4 +109,10 @@ class ModelSpec:
 ENGINE_LABELS = {
     "onnx": "ONNX Runtime GenAI",
     "transformers": "transformers",
+    "openai-compatible": "OpenAI-compatible",
+    "nvidia": "NVIDIA NIM",
+    "azure-openai": "Azure OpenAI",
+    "azure-ai": "Azure AI Foundry",
+    "ollama": "Ollama",
+    "github": "GitHub Models",
 }

@@ -1,0 +1,88 @@
+"""Our messages and options in the OpenAI chat wire format, images in the form each model needs."""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ...errors import InvalidOptionsError
+from ...options import GenerationOptions
+from ...types import Message
+from .endpoint import VisionFormat
+
+# NVIDIA's inline form takes at most this much base64 text; larger images are re-encoded smaller.
+INLINE_LIMIT = 180_000
+MAX_STOPS = 4
+
+
+def wire_messages(messages: Sequence[Message], vision: VisionFormat) -> list[dict[str, Any]]:
+    """Chat messages as JSON-ready dicts; images as `vision` says the model takes them."""
+    return [_message(m, vision) for m in messages]
+
+
+def _message(message: Message, vision: VisionFormat) -> dict[str, Any]:
+    if not message.images:
+        return {"role": message.role, "content": message.content}
+    if vision == "none":
+        raise InvalidOptionsError("This model does not take images: remove them, or pick a vision model.")
+    urls = [data_url(image, limit=INLINE_LIMIT if vision == "img-tag" else None) for image in message.images]
+    if vision == "img-tag":
+        tags = " ".join(f'<img src="{url}" />' for url in urls)
+        return {"role": message.role, "content": f"{message.content} {tags}".strip()}
+    parts: list[dict[str, Any]] = [{"type": "text", "text": message.content}] if message.content else []
+    for url in urls:
+        image_url: object = url if vision == "bare-string" else {"url": url}
+        parts.append({"type": "image_url", "image_url": image_url})
+    return {"role": message.role, "content": parts}
+
+
+def data_url(image: str, *, limit: int | None = None) -> str:
+    """An image reference (a path, a data: URL, an http(s) URL) as the URL to send."""
+    if image.startswith(("data:", "http://", "https://")):
+        return image
+    path = Path(image)
+    if not path.is_file():
+        raise InvalidOptionsError(f"Image not found: {path.name}.")
+    mime = mimetypes.guess_type(path.name)[0] or "image/png"
+    raw = path.read_bytes()
+    encoded = base64.b64encode(raw).decode("ascii")
+    if limit is not None and len(encoded) > limit:
+        mime, encoded = "image/jpeg", base64.b64encode(_shrink(raw, limit)).decode("ascii")
+    return f"data:{mime};base64,{encoded}"
+
+
+def _shrink(raw: bytes, limit: int) -> bytes:
+    """Re-encode an image as JPEG, halving its size until its base64 form fits `limit`."""
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(raw)).convert("RGB")
+    while True:
+        out = io.BytesIO()
+        image.save(out, format="JPEG", quality=85)
+        if len(out.getvalue()) * 4 // 3 + 4 <= limit or min(image.size) < 32:
+            return out.getvalue()
+        image = image.resize((max(1, image.width // 2), max(1, image.height // 2)))
+
+
+def wire_params(options: GenerationOptions, *, extras: bool = False) -> dict[str, Any]:
+    """The OpenAI request parameters for our options; top_k and repetition_penalty only where allowed."""
+    params: dict[str, Any] = {
+        "temperature": options.temperature,
+        "top_p": options.top_p,
+        "max_tokens": options.max_new_tokens,
+    }
+    if options.seed is not None:
+        params["seed"] = options.seed
+    if options.stop:
+        params["stop"] = list(options.stop[:MAX_STOPS])
+    if extras:
+        if options.top_k:
+            params["top_k"] = options.top_k
+        if options.repetition_penalty != 1.0:
+            params["repetition_penalty"] = options.repetition_penalty
+    return params
