@@ -1,4 +1,4 @@
-"""Get code: a runnable script that makes the same call in the provider's own SDK, key read from the environment.
+"""Get code: a runnable script making the same call in the provider's own SDK, key read from the environment.
 
 The script never contains a key: only the name of the variable that holds it.
 """
@@ -201,7 +201,8 @@ def _onnx(
     search_code = ", ".join(f"{k}={_py(v)}" for k, v in search.items())
     where = ""
     if not model_dir and "path" not in spec.extra and spec.extra.get("repo"):
-        where = f"# Download it first: hf download {spec.extra['repo']} --include '{spec.extra.get('subfolder', '')}/*'\n"
+        pattern = f"{spec.extra.get('subfolder', '')}/*"
+        where = f"# Download it first: hf download {spec.extra['repo']} --include '{pattern}'\n"
     return (
         f'"""{spec.name} with ONNX Runtime GenAI (pip install onnxruntime-genai)."""\n\n'
         "import json\nimport os\n\nimport onnxruntime_genai as og\n\n"
