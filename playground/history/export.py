@@ -1,0 +1,313 @@
+"""Export conversations as Markdown (to read) or JSON (to import back), and import JSON exports."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..errors import ImportFormatError
+from ..types import ENGINE_LABELS, FinishReason
+from .images import ImageFolder, is_image_ref
+from .records import Conversation, ConversationDraft, MessageDraft, StoredMessage
+from .rows import utc_now
+from .store import HistoryStore
+
+FORMAT: Literal["slm-playground-history"] = "slm-playground-history"
+VERSION: Literal[1] = 1
+MAX_IMPORT_BYTES = 64 * 1024 * 1024
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ImageOut(_Strict):
+    ref: str
+    data_base64: str | None = None
+
+
+class MessageOut(_Strict):
+    role: Literal["system", "user", "assistant"]
+    text: str
+    images: list[ImageOut] = Field(default_factory=list)
+    model: str = ""
+    engine: str = ""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] | None = None
+    finish_reason: FinishReason | None = None
+    created_utc: datetime | None = None
+
+    @field_validator("created_utc")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return _as_utc(value)
+
+
+class ConversationOut(_Strict):
+    title: str
+    tab: str = "instruct"
+    model: str = ""
+    created_utc: datetime | None = None
+    updated_utc: datetime | None = None
+    owner: str | None = None
+    messages: list[MessageOut]
+
+    @field_validator("created_utc", "updated_utc")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return _as_utc(value)
+
+
+class HistoryExport(_Strict):
+    """The JSON export, version 1: what `import_json` reads back."""
+
+    format: Literal["slm-playground-history"] = FORMAT
+    version: Literal[1] = VERSION
+    exported_utc: datetime
+    conversations: list[ConversationOut]
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    conversation_ids: tuple[str, ...]
+    images_missing: int = 0
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _iso(value: datetime | None) -> str:
+    return "" if value is None else value.isoformat(timespec="microseconds")
+
+
+def load_conversations(
+    store: HistoryStore, owner: str, ids: Sequence[str] | None = None
+) -> list[Conversation]:
+    """This owner's conversations (the given ids, or all of them, newest first)."""
+    if ids is None:
+        ids = [s.id for s in store.list_conversations(owner, limit=None)]
+    return [store.get_conversation(owner, conversation_id) for conversation_id in ids]
+
+
+# JSON
+
+
+def to_json(
+    conversations: Sequence[Conversation],
+    images: ImageFolder | None = None,
+    *,
+    include_owner: bool = False,
+) -> str:
+    """The JSON export; with `images`, image files are embedded (base64) so the file stands alone."""
+    document = HistoryExport(
+        exported_utc=datetime.now(UTC),
+        conversations=[_conversation_out(c, images, include_owner) for c in conversations],
+    )
+    return document.model_dump_json(indent=2)
+
+
+def _conversation_out(
+    conversation: Conversation, images: ImageFolder | None, include_owner: bool
+) -> ConversationOut:
+    s = conversation.summary
+    return ConversationOut(
+        title=s.title,
+        tab=s.tab,
+        model=s.model,
+        created_utc=datetime.fromisoformat(s.created_utc),
+        updated_utc=datetime.fromisoformat(s.updated_utc),
+        owner=s.owner if include_owner else None,
+        messages=[_message_out(m, images) for m in conversation.messages],
+    )
+
+
+def _message_out(message: StoredMessage, images: ImageFolder | None) -> MessageOut:
+    return MessageOut(
+        role=message.role,
+        text=message.text,
+        images=[_image_out(ref, images) for ref in message.images],
+        model=message.model,
+        engine=message.engine,
+        parameters=message.parameters,
+        metrics=message.metrics,
+        finish_reason=message.finish_reason,
+        created_utc=datetime.fromisoformat(message.created_utc) if message.created_utc else None,
+    )
+
+
+def _image_out(ref: str, images: ImageFolder | None) -> ImageOut:
+    data = images.read(ref) if images is not None else None
+    return ImageOut(ref=ref, data_base64=base64.b64encode(data).decode() if data is not None else None)
+
+
+def export_json(
+    store: HistoryStore, owner: str, ids: Sequence[str] | None = None, *, include_images: bool = True
+) -> str:
+    """One, some or all of this owner's conversations as a JSON export."""
+    return to_json(load_conversations(store, owner, ids), store.images if include_images else None)
+
+
+def parse_json(data: str | bytes) -> HistoryExport:
+    """Validate an export; ImportFormatError says what is wrong with the file."""
+    if len(data) > MAX_IMPORT_BYTES:
+        raise ImportFormatError(
+            f"The file is larger than {MAX_IMPORT_BYTES // 2**20} MB: export fewer conversations."
+        )
+    try:
+        raw = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ImportFormatError(f"The file is not JSON ({exc}): pick a file made by 'Export JSON'.") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise ImportFormatError(
+            "The file is not a playground history export: pick a file made by 'Export JSON'."
+        )
+    if raw.get("version") != VERSION:
+        raise ImportFormatError(
+            f"The export is version {raw.get('version')!r}; this playground reads version {VERSION}: "
+            "update the playground, or export again from this version."
+        )
+    try:
+        return HistoryExport.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]
+        )
+        raise ImportFormatError(f"The export is damaged or edited by hand: {problems}.") from None
+
+
+def import_json(store: HistoryStore, owner: str, data: str | bytes) -> ImportResult:
+    """Add the conversations of a JSON export to this owner's history, with new ids (all or none)."""
+    document = parse_json(data)
+    missing = 0
+    drafts: list[ConversationDraft] = []
+    for conversation in document.conversations:
+        messages: list[MessageDraft] = []
+        for message in conversation.messages:
+            refs = [_import_image(store, image) for image in message.images]
+            missing += refs.count(None)
+            messages.append(_message_draft(message, tuple(r for r in refs if r is not None)))
+        drafts.append(
+            ConversationDraft(
+                tab=conversation.tab,
+                title=conversation.title,
+                model=conversation.model,
+                messages=tuple(messages),
+                created_utc=_iso(conversation.created_utc),
+                updated_utc=_iso(conversation.updated_utc),
+            )
+        )
+    return ImportResult(tuple(store.import_conversations(owner, drafts)), missing)
+
+
+def _message_draft(message: MessageOut, refs: tuple[str, ...]) -> MessageDraft:
+    reason = message.finish_reason
+    if message.role == "assistant" and reason is None:
+        reason = FinishReason.INTERRUPTED  # an export taken mid-answer: that answer will never finish
+    return MessageDraft(
+        role=message.role,
+        text=message.text,
+        images=refs,
+        model=message.model,
+        engine=message.engine,
+        parameters=message.parameters,
+        metrics=message.metrics,
+        finish_reason=reason,
+        created_utc=_iso(message.created_utc),
+    )
+
+
+def _import_image(store: HistoryStore, image: ImageOut) -> str | None:
+    """The reference of an imported image: stored from its data, or an existing file; None if missing."""
+    if image.data_base64 is not None:
+        try:
+            data = base64.b64decode(image.data_base64, validate=True)
+        except (binascii.Error, ValueError):
+            raise ImportFormatError("An image in the export is damaged: export it again.") from None
+        suffix = "." + image.ref.rsplit(".", 1)[-1] if "." in image.ref else ".png"
+        return store.store_image(data, suffix)
+    if is_image_ref(image.ref) and store.image_path(image.ref).is_file():
+        return image.ref
+    return None
+
+
+# Markdown
+
+
+def to_markdown(conversations: Sequence[Conversation], *, image_base: str = "images/") -> str:
+    """A readable document: each conversation with its model, parameters, messages and metrics."""
+    header = f"<!-- slm-playground history, exported {utc_now()} -->"
+    body = "\n\n---\n\n".join(_conversation_md(c, image_base) for c in conversations)
+    return f"{header}\n\n{body}\n"
+
+
+def export_markdown(
+    store: HistoryStore, owner: str, ids: Sequence[str] | None = None, *, image_base: str = "images/"
+) -> str:
+    """One, some or all of this owner's conversations as Markdown."""
+    return to_markdown(load_conversations(store, owner, ids), image_base=image_base)
+
+
+def _conversation_md(conversation: Conversation, image_base: str) -> str:
+    s = conversation.summary
+    lines = [f"# {_one_line(s.title)}", ""]
+    facts = [f"Tab: {s.tab}", f"Created: {s.created_utc}", f"Updated: {s.updated_utc}"]
+    if s.model:
+        facts.insert(1, f"Model: `{s.model}`")
+    lines += [" · ".join(facts)]
+    for message in conversation.messages:
+        lines += ["", *_message_md(message, image_base)]
+    return "\n".join(lines)
+
+
+def _message_md(message: StoredMessage, image_base: str) -> list[str]:
+    heading = f"## {message.role.capitalize()}"
+    if message.role == "assistant" and message.model:
+        engine = ENGINE_LABELS.get(message.engine, message.engine)
+        heading += f" · `{message.model}`" + (f" on {engine}" if engine else "")
+    lines = [heading, "", message.text or "*(no text)*"]
+    for i, ref in enumerate(message.images, 1):
+        lines += ["", f"![image {i}]({image_base}{ref})"]
+    details = _details(message)
+    if details:
+        lines += ["", f"*{details}*"]
+    return lines
+
+
+def _details(message: StoredMessage) -> str:
+    """The parameters, metrics and finish reason of an answer, on one line."""
+    parts: list[str] = []
+    if message.parameters:
+        parts.append(", ".join(f"{k}={v}" for k, v in sorted(message.parameters.items())))
+    parts += _metrics_md(message.metrics or {})
+    if message.finish_reason is not None:
+        parts.append(f"finish: {message.finish_reason}")
+    return " · ".join(parts)
+
+
+def _metrics_md(metrics: dict[str, object]) -> list[str]:
+    parts: list[str] = []
+    if isinstance(metrics.get("completion_tokens"), int | float):
+        parts.append(f"{metrics['completion_tokens']} tokens")
+    for key, label, scale, unit in (
+        ("ttft_s", "first token", 1000, " ms"),
+        ("tokens_per_s", "", 1, " tok/s"),
+        ("total_s", "total", 1, " s"),
+    ):
+        value = metrics.get(key)
+        if isinstance(value, int | float):
+            parts.append(f"{label + ' ' if label else ''}{value * scale:.1f}{unit}")
+    return parts
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

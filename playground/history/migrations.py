@@ -1,0 +1,119 @@
+"""The history schema as ordered, named, append-only migrations (as simonw/llm's migrations.py).
+
+Never edit a migration that has shipped: add a new `m00N_...` function at the end instead.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+Migration = Callable[[sqlite3.Connection], None]
+
+MIGRATIONS: list[Migration] = []
+migration = MIGRATIONS.append
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply the migrations not yet applied, each in its own transaction; return their names."""
+    conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_utc TEXT NOT NULL)")
+    conn.commit()
+    applied: list[str] = []
+    for fn in MIGRATIONS:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            done = conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (fn.__name__,)).fetchone()
+            if done is None:
+                fn(conn)
+                conn.execute(
+                    "INSERT INTO _migrations (name, applied_utc) VALUES (?, ?)",
+                    (fn.__name__, datetime.now(UTC).isoformat(timespec="microseconds")),
+                )
+                applied.append(fn.__name__)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+    return applied
+
+
+@migration
+def m001_conversations_messages(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """CREATE TABLE conversations (
+            id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            tab TEXT NOT NULL,
+            title TEXT NOT NULL,
+            model TEXT NOT NULL DEFAULT '',
+            created_utc TEXT NOT NULL,
+            updated_utc TEXT NOT NULL
+        )"""
+    )
+    conn.execute("CREATE INDEX conversations_owner_updated ON conversations (owner, updated_utc)")
+    conn.execute(
+        """CREATE TABLE messages (
+            id TEXT PRIMARY KEY,
+            conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+            text TEXT NOT NULL DEFAULT '',
+            model TEXT NOT NULL DEFAULT '',
+            engine TEXT NOT NULL DEFAULT '',
+            parameters_json TEXT NOT NULL DEFAULT '{}',
+            metrics_json TEXT,
+            finish_reason TEXT CHECK (
+                finish_reason IN ('stop', 'length', 'cancelled', 'interrupted', 'error')
+            ),
+            created_utc TEXT NOT NULL,
+            updated_utc TEXT NOT NULL,
+            UNIQUE (conversation_id, seq)
+        )"""
+    )
+    conn.execute(
+        "CREATE INDEX messages_unfinished ON messages (role) "
+        "WHERE role = 'assistant' AND finish_reason IS NULL"
+    )
+
+
+@migration
+def m002_message_images(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """CREATE TABLE message_images (
+            message_id TEXT NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            ref TEXT NOT NULL,
+            PRIMARY KEY (message_id, position)
+        )"""
+    )
+    conn.execute("CREATE INDEX message_images_ref ON message_images (ref)")
+
+
+@migration
+def m003_battles_votes(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        """CREATE TABLE battles (
+            id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            prompt TEXT NOT NULL,
+            model_a TEXT NOT NULL,
+            engine_a TEXT NOT NULL DEFAULT '',
+            conversation_a TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+            model_b TEXT NOT NULL,
+            engine_b TEXT NOT NULL DEFAULT '',
+            conversation_b TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+            parameters_json TEXT NOT NULL DEFAULT '{}',
+            created_utc TEXT NOT NULL
+        )"""
+    )
+    conn.execute("CREATE INDEX battles_owner_created ON battles (owner, created_utc)")
+    conn.execute(
+        """CREATE TABLE votes (
+            id TEXT PRIMARY KEY,
+            battle_id TEXT NOT NULL UNIQUE REFERENCES battles (id) ON DELETE CASCADE,
+            owner TEXT NOT NULL,
+            vote TEXT NOT NULL CHECK (vote IN ('a', 'b', 'tie', 'both_bad')),
+            created_utc TEXT NOT NULL
+        )"""
+    )

@@ -1,0 +1,583 @@
+"""The history store: one SQLite file (WAL) that owns every SQL statement of the history.
+
+Every method that reads or writes a visitor's data takes `owner` and filters by it: another owner's
+conversation behaves exactly as one that does not exist. The few methods without an owner
+(`recover_interrupted`, `apply_retention`, `owner_of`, `list_all_conversations`) are for start-up and
+for the machine's owner (the CLI), never for a request handler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConversationNotFoundError, HistoryError, map_errors
+from ..types import FinishReason, Message, Metrics
+from .images import ImageFolder, is_image_ref
+from .migrations import migrate
+from .recorder import AnswerRecorder
+from .records import Battle, Conversation, ConversationDraft, ConversationSummary, MessageDraft, Vote
+from .redact import clean_parameters
+from .rows import (
+    battle_from_row,
+    check_finish_reason,
+    check_owner,
+    clean_title,
+    dump_json,
+    escape_like,
+    message_draft,
+    message_from_row,
+    metrics_dict,
+    new_id,
+    summary_from_row,
+    utc_now,
+)
+
+NOT_FOUND = "Conversation not found: it may have been deleted. Refresh the history list."
+BATTLE_NOT_FOUND = "Battle not found: it may have been deleted. Start a new battle."
+
+_SUMMARY = """SELECT c.id, c.owner, c.tab, c.title, c.model, c.created_utc, c.updated_utc,
+    (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count
+    FROM conversations c"""
+_BATTLE = """SELECT b.*, v.vote, v.created_utc AS voted_utc
+    FROM battles b LEFT JOIN votes v ON v.battle_id = b.id"""
+_UNFINISHED = "SELECT conversation_id FROM messages WHERE role = 'assistant' AND finish_reason IS NULL"
+
+
+class HistoryStore:
+    """Conversations, messages, arena battles and votes in one SQLite file, plus its image folder."""
+
+    def __init__(self, path: Path | str, *, images_dir: Path | None = None) -> None:
+        self.path = Path(path)
+        self.images = ImageFolder(images_dir or self.path.parent / "images")
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0)
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            migrate(self._conn)
+        except (sqlite3.Error, OSError) as exc:
+            raise HistoryError(
+                f"The history database {self.path} cannot be opened ({exc}): check the folder's "
+                "permissions, move a damaged file away, or set PLAYGROUND_HISTORY_DB to another path."
+            ) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> HistoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, map_errors({sqlite3.Error: HistoryError}, "Reading the history failed"):
+            yield self._conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once (BEGIN IMMEDIATE); rolled back on any error."""
+        with (
+            self._lock,
+            map_errors({sqlite3.Error: HistoryError}, "Writing the history failed"),
+            self._conn,
+        ):
+            self._conn.execute("BEGIN IMMEDIATE")
+            yield self._conn
+
+    # Conversations
+
+    def create_conversation(self, owner: str, tab: str, title: str, model: str = "") -> ConversationSummary:
+        """A new, empty conversation of this owner."""
+        now = utc_now()
+        summary = ConversationSummary(new_id(), check_owner(owner), tab, clean_title(title), model, now, now)
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO conversations (id, owner, tab, title, model, created_utc, updated_utc) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (summary.id, owner, tab, summary.title, model, now, now),
+            )
+        return summary
+
+    def list_conversations(
+        self, owner: str, *, search: str | None = None, tab: str | None = None, limit: int | None = 100
+    ) -> list[ConversationSummary]:
+        """This owner's conversations, most recently updated first; search matches titles and texts."""
+        where, params = ["c.owner = ?"], [check_owner(owner)]
+        return self._summaries(where, params, search=search, tab=tab, limit=limit)
+
+    def list_all_conversations(
+        self, *, search: str | None = None, limit: int | None = 100
+    ) -> list[ConversationSummary]:
+        """Every owner's conversations: for the machine's owner (CLI) only."""
+        return self._summaries([], [], search=search, tab=None, limit=limit)
+
+    def _summaries(
+        self, where: list[str], params: list[Any], *, search: str | None, tab: str | None, limit: int | None
+    ) -> list[ConversationSummary]:
+        if tab is not None:
+            where.append("c.tab = ?")
+            params.append(tab)
+        if search and search.strip():
+            pattern = "%" + escape_like(search.strip()) + "%"
+            where.append(
+                "(c.title LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages m "
+                "WHERE m.conversation_id = c.id AND m.text LIKE ? ESCAPE '\\'))"
+            )
+            params += [pattern, pattern]
+        sql = _SUMMARY + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY c.updated_utc DESC, c.id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(max(1, int(limit)))
+        with self._read() as conn:
+            return [summary_from_row(row) for row in conn.execute(sql, params)]
+
+    def owner_of(self, conversation_id: str) -> str:
+        """Who owns a conversation: for the machine's owner (CLI) only."""
+        with self._read() as conn:
+            row = conn.execute("SELECT owner FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
+        if row is None:
+            raise ConversationNotFoundError(NOT_FOUND)
+        return str(row["owner"])
+
+    def get_conversation(self, owner: str, conversation_id: str) -> Conversation:
+        """One conversation of this owner with its messages, oldest first."""
+        with self._read() as conn:
+            row = conn.execute(
+                _SUMMARY + " WHERE c.id = ? AND c.owner = ?", (conversation_id, check_owner(owner))
+            ).fetchone()
+            if row is None:
+                raise ConversationNotFoundError(NOT_FOUND)
+            rows = conn.execute(
+                "SELECT * FROM messages WHERE conversation_id = ? ORDER BY seq", (conversation_id,)
+            ).fetchall()
+            images = _images_by_message(conn, conversation_id)
+        return Conversation(
+            summary_from_row(row), tuple(message_from_row(r, images.get(r["id"], ())) for r in rows)
+        )
+
+    def chat_messages(self, owner: str, conversation_id: str) -> list[Message]:
+        """The conversation as the chat service takes it, to continue it (images as file paths)."""
+        conversation = self.get_conversation(owner, conversation_id)
+        return [
+            Message(m.role, m.text, tuple(str(self.images.path(ref)) for ref in m.images))
+            for m in conversation.messages
+            if m.role != "assistant" or m.text
+        ]
+
+    def rename_conversation(self, owner: str, conversation_id: str, title: str) -> None:
+        with self._write() as conn:
+            _check_conversation(conn, owner, conversation_id)
+            conn.execute(
+                "UPDATE conversations SET title = ?, updated_utc = ? WHERE id = ?",
+                (clean_title(title), utc_now(), conversation_id),
+            )
+
+    def delete_conversation(self, owner: str, conversation_id: str) -> None:
+        """Delete one conversation of this owner, its messages and (when nothing else uses them) images."""
+        with self._write() as conn:
+            _check_conversation(conn, owner, conversation_id)
+            refs = _refs_of(conn, "c.id = ?", (conversation_id,))
+            conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+        self._prune(refs)
+
+    def delete_owner_data(self, owner: str) -> int:
+        """Delete everything this owner has: conversations, battles, votes, unshared images."""
+        with self._write() as conn:
+            refs = _refs_of(conn, "c.owner = ?", (check_owner(owner),))
+            conn.execute("DELETE FROM votes WHERE owner = ?", (owner,))
+            conn.execute("DELETE FROM battles WHERE owner = ?", (owner,))
+            deleted = conn.execute("DELETE FROM conversations WHERE owner = ?", (owner,)).rowcount
+        self._prune(refs)
+        return int(deleted)
+
+    # Messages
+
+    def add_message(
+        self,
+        owner: str,
+        conversation_id: str,
+        role: str,
+        text: str,
+        *,
+        images: Sequence[str] = (),
+        model: str = "",
+        engine: str = "",
+        parameters: Mapping[str, object] | None = None,
+        metrics: Metrics | Mapping[str, object] | None = None,
+        finish_reason: FinishReason | str | None = None,
+    ) -> str:
+        """Append a message to this owner's conversation (committed on return); its id."""
+        draft = message_draft(role, text, images, model, engine, parameters, metrics, finish_reason, "")
+        with self._write() as conn:
+            _check_conversation(conn, owner, conversation_id)
+            return _insert_message(conn, conversation_id, draft, utc_now())
+
+    def start_answer(
+        self,
+        owner: str,
+        conversation_id: str,
+        *,
+        model: str = "",
+        engine: str = "",
+        parameters: Mapping[str, object] | None = None,
+        interval_s: float = 1.0,
+    ) -> AnswerRecorder:
+        """Write an empty assistant message now (no finish reason: in progress) and return its recorder."""
+        message_id = self.add_message(
+            owner, conversation_id, "assistant", "", model=model, engine=engine, parameters=parameters
+        )
+        return AnswerRecorder(self, owner, message_id, interval_s=interval_s)
+
+    def update_message_text(self, owner: str, message_id: str, text: str) -> None:
+        """Replace a message's text (a streaming answer so far)."""
+        now = utc_now()
+        with self._write() as conn:
+            conversation_id = _check_message(conn, owner, message_id)
+            conn.execute(
+                "UPDATE messages SET text = ?, updated_utc = ? WHERE id = ?", (text, now, message_id)
+            )
+            _touch(conn, conversation_id, now)
+
+    def finish_message(
+        self,
+        owner: str,
+        message_id: str,
+        *,
+        finish_reason: FinishReason | str,
+        metrics: Metrics | Mapping[str, object] | None = None,
+        text: str | None = None,
+    ) -> None:
+        """Finalise an answer: its finish reason, metrics and (when given) its final text."""
+        reason = check_finish_reason(finish_reason)
+        now = utc_now()
+        with self._write() as conn:
+            conversation_id = _check_message(conn, owner, message_id)
+            conn.execute(
+                "UPDATE messages SET text = COALESCE(?, text), metrics_json = ?, finish_reason = ?, "
+                "updated_utc = ? WHERE id = ?",
+                (text, dump_json(metrics_dict(metrics)), reason, now, message_id),
+            )
+            _touch(conn, conversation_id, now)
+
+    def edit_last_question(self, owner: str, conversation_id: str, text: str) -> str:
+        """Change the last user message and drop everything after it (to resend it); its id."""
+        with self._write() as conn:
+            _check_conversation(conn, owner, conversation_id)
+            row = conn.execute(
+                "SELECT id, seq FROM messages WHERE conversation_id = ? AND role = 'user' "
+                "ORDER BY seq DESC LIMIT 1",
+                (conversation_id,),
+            ).fetchone()
+            if row is None:
+                raise HistoryError("This conversation has no question to edit: send a new message instead.")
+            refs = _refs_of(conn, "m.conversation_id = ? AND m.seq > ?", (conversation_id, row["seq"]))
+            conn.execute(
+                "DELETE FROM messages WHERE conversation_id = ? AND seq > ?", (conversation_id, row["seq"])
+            )
+            now = utc_now()
+            conn.execute("UPDATE messages SET text = ?, updated_utc = ? WHERE id = ?", (text, now, row["id"]))
+            _touch(conn, conversation_id, now)
+        self._prune(refs)
+        return str(row["id"])
+
+    def import_conversations(self, owner: str, drafts: Sequence[ConversationDraft]) -> list[str]:
+        """Write whole conversations for this owner, all or none, with new ids; the ids."""
+        ids: list[str] = []
+        now = utc_now()
+        with self._write() as conn:
+            for draft in drafts:
+                conversation_id = new_id()
+                created = draft.created_utc or now
+                conn.execute(
+                    "INSERT INTO conversations (id, owner, tab, title, model, created_utc, updated_utc) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        conversation_id,
+                        check_owner(owner),
+                        draft.tab,
+                        clean_title(draft.title),
+                        draft.model,
+                        created,
+                        draft.updated_utc or created,
+                    ),
+                )
+                for message in draft.messages:
+                    checked = message_draft(
+                        message.role,
+                        message.text,
+                        message.images,
+                        message.model,
+                        message.engine,
+                        message.parameters,
+                        message.metrics,
+                        message.finish_reason,
+                        message.created_utc,
+                    )
+                    _insert_message(
+                        conn, conversation_id, checked, message.created_utc or created, touch=False
+                    )
+                ids.append(conversation_id)
+        return ids
+
+    # Arena
+
+    def create_battle(
+        self,
+        owner: str,
+        prompt: str,
+        model_a: str,
+        model_b: str,
+        *,
+        engine_a: str = "",
+        engine_b: str = "",
+        parameters: Mapping[str, object] | None = None,
+        images: Sequence[str] = (),
+    ) -> Battle:
+        """A battle: two arena conversations, each starting with the prompt (written before streaming)."""
+        now = utc_now()
+        battle_id, side_a, side_b = new_id(), new_id(), new_id()
+        params = clean_parameters(parameters)
+        question = message_draft("user", prompt, images, "", "", None, None, None, "")
+        with self._write() as conn:
+            for side, model in ((side_a, model_a), (side_b, model_b)):
+                conn.execute(
+                    "INSERT INTO conversations (id, owner, tab, title, model, created_utc, updated_utc) "
+                    "VALUES (?, ?, 'arena', ?, ?, ?, ?)",
+                    (side, check_owner(owner), clean_title(prompt), model, now, now),
+                )
+                _insert_message(conn, side, question, now)
+            conn.execute(
+                "INSERT INTO battles (id, owner, prompt, model_a, engine_a, conversation_a, model_b, "
+                "engine_b, conversation_b, parameters_json, created_utc) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    battle_id,
+                    owner,
+                    prompt,
+                    model_a,
+                    engine_a,
+                    side_a,
+                    model_b,
+                    engine_b,
+                    side_b,
+                    dump_json(params),
+                    now,
+                ),
+            )
+        return Battle(
+            battle_id, owner, prompt, model_a, engine_a, side_a, model_b, engine_b, side_b, params, now
+        )
+
+    def get_battle(self, owner: str, battle_id: str) -> Battle:
+        with self._read() as conn:
+            row = conn.execute(
+                _BATTLE + " WHERE b.id = ? AND b.owner = ?", (battle_id, check_owner(owner))
+            ).fetchone()
+        if row is None:
+            raise ConversationNotFoundError(BATTLE_NOT_FOUND)
+        return battle_from_row(row)
+
+    def list_battles(self, owner: str, *, limit: int | None = 100) -> list[Battle]:
+        """This owner's battles, newest first."""
+        sql = _BATTLE + " WHERE b.owner = ? ORDER BY b.created_utc DESC, b.id DESC"
+        params: list[Any] = [check_owner(owner)]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(max(1, int(limit)))
+        with self._read() as conn:
+            return [battle_from_row(row) for row in conn.execute(sql, params)]
+
+    def record_vote(self, owner: str, battle_id: str, vote: Vote | str) -> None:
+        """This owner's vote on their battle: a, b, tie or both_bad; one vote per battle."""
+        try:
+            choice = Vote(vote)
+        except ValueError:
+            raise HistoryError(f"Unknown vote {vote!r}: vote a, b, tie or both_bad.") from None
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM battles WHERE id = ? AND owner = ?", (battle_id, check_owner(owner))
+            )
+            if row.fetchone() is None:
+                raise ConversationNotFoundError(BATTLE_NOT_FOUND)
+            if conn.execute("SELECT 1 FROM votes WHERE battle_id = ?", (battle_id,)).fetchone():
+                raise HistoryError("This battle already has a vote: start a new battle to vote again.")
+            conn.execute(
+                "INSERT INTO votes (id, battle_id, owner, vote, created_utc) VALUES (?, ?, ?, ?, ?)",
+                (new_id(), battle_id, owner, str(choice), utc_now()),
+            )
+
+    # Images
+
+    def store_image(self, data: bytes, suffix: str = ".png") -> str:
+        """Store image bytes once, by content hash; the reference to pass to add_message."""
+        with self._lock, map_errors({OSError: HistoryError}, "Storing the image failed"):
+            return self.images.put(data, suffix)
+
+    def store_image_file(self, path: Path | str) -> str:
+        """Store an uploaded image file once, by content hash; its reference."""
+        with self._lock:
+            return self.images.put_file(Path(path))
+
+    def image_path(self, ref: str) -> Path:
+        return self.images.path(ref)
+
+    def _prune(self, candidates: Iterable[str]) -> int:
+        refs = set(candidates)
+        if not refs:
+            return 0
+        with self._read() as conn:
+            marks = ",".join("?" * len(refs))
+            used = {
+                r["ref"]
+                for r in conn.execute(f"SELECT ref FROM message_images WHERE ref IN ({marks})", list(refs))
+            }
+            return self.images.remove_unreferenced(refs, used)
+
+    def prune_images(self) -> int:
+        """Delete image files no message references any more (older than a minute)."""
+        if not self.images.root.is_dir():
+            return 0
+        files = [p.name for p in self.images.root.iterdir() if p.is_file()]
+        return self._prune(name for name in files if is_image_ref(name))
+
+    # Maintenance
+
+    def recover_interrupted(self) -> int:
+        """At start-up: mark answers left without a finish reason (the process died) as interrupted."""
+        with self._write() as conn:
+            return int(
+                conn.execute(
+                    "UPDATE messages SET finish_reason = 'interrupted' "
+                    "WHERE role = 'assistant' AND finish_reason IS NULL"
+                ).rowcount
+            )
+
+    def apply_retention(
+        self, *, max_age_days: float | None = None, max_count: int | None = None, now: datetime | None = None
+    ) -> int:
+        """Delete conversations older than max_age_days, then all but each owner's newest max_count.
+
+        One transaction; a conversation with an answer still streaming is never deleted. Returns how many
+        conversations were deleted.
+        """
+        if max_age_days is None and max_count is None:
+            return 0
+        deleted = 0
+        with self._write() as conn:
+            doomed = "FROM conversations WHERE id NOT IN (" + _UNFINISHED + ") AND "
+            conditions: list[tuple[str, tuple[Any, ...]]] = []
+            if max_age_days is not None:
+                cutoff = (now or datetime.now(UTC)) - timedelta(days=max_age_days)
+                conditions.append(("updated_utc < ?", (cutoff.isoformat(timespec="microseconds"),)))
+            if max_count is not None:
+                conditions.append(
+                    (
+                        "id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY owner "
+                        "ORDER BY updated_utc DESC, id DESC) AS rank FROM conversations) WHERE rank > ?)",
+                        (max(0, int(max_count)),),
+                    )
+                )
+            refs: set[str] = set()
+            for condition, params in conditions:
+                refs |= _refs_of(conn, f"c.id IN (SELECT id {doomed}{condition})", params)
+                deleted += conn.execute(f"DELETE {doomed}{condition}", params).rowcount
+        self._prune(refs)
+        self.prune_images()
+        return int(deleted)
+
+    def integrity_check(self) -> str:
+        """SQLite's own check: 'ok' when the file is sound."""
+        with self._read() as conn:
+            return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def _insert_message(
+    conn: sqlite3.Connection, conversation_id: str, draft: MessageDraft, now: str, *, touch: bool = True
+) -> str:
+    message_id = new_id()
+    seq = conn.execute(
+        "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id = ?", (conversation_id,)
+    ).fetchone()[0]
+    conn.execute(
+        "INSERT INTO messages (id, conversation_id, seq, role, text, model, engine, parameters_json, "
+        "metrics_json, finish_reason, created_utc, updated_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            message_id,
+            conversation_id,
+            seq,
+            draft.role,
+            draft.text,
+            draft.model,
+            draft.engine,
+            dump_json(draft.parameters),
+            dump_json(draft.metrics),
+            None if draft.finish_reason is None else str(draft.finish_reason),
+            now,
+            now,
+        ),
+    )
+    conn.executemany(
+        "INSERT INTO message_images (message_id, position, ref) VALUES (?, ?, ?)",
+        [(message_id, i, ref) for i, ref in enumerate(draft.images)],
+    )
+    if touch:
+        _touch(conn, conversation_id, now)
+    return message_id
+
+
+def _touch(conn: sqlite3.Connection, conversation_id: str, now: str) -> None:
+    conn.execute("UPDATE conversations SET updated_utc = ? WHERE id = ?", (now, conversation_id))
+
+
+def _check_conversation(conn: sqlite3.Connection, owner: str, conversation_id: str) -> None:
+    row = conn.execute(
+        "SELECT 1 FROM conversations WHERE id = ? AND owner = ?", (conversation_id, check_owner(owner))
+    ).fetchone()
+    if row is None:
+        raise ConversationNotFoundError(NOT_FOUND)
+
+
+def _check_message(conn: sqlite3.Connection, owner: str, message_id: str) -> str:
+    row = conn.execute(
+        "SELECT m.conversation_id FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+        "WHERE m.id = ? AND c.owner = ?",
+        (message_id, check_owner(owner)),
+    ).fetchone()
+    if row is None:
+        raise ConversationNotFoundError(NOT_FOUND)
+    return str(row[0])
+
+
+def _refs_of(conn: sqlite3.Connection, where: str, params: Sequence[Any]) -> set[str]:
+    """The image references of the messages matching `where` (over messages m and conversations c)."""
+    rows = conn.execute(
+        "SELECT DISTINCT i.ref FROM message_images i JOIN messages m ON m.id = i.message_id "
+        f"JOIN conversations c ON c.id = m.conversation_id WHERE {where}",
+        tuple(params),
+    )
+    return {str(r[0]) for r in rows}
+
+
+def _images_by_message(conn: sqlite3.Connection, conversation_id: str) -> dict[str, tuple[str, ...]]:
+    found: dict[str, list[str]] = {}
+    rows = conn.execute(
+        "SELECT i.message_id, i.ref FROM message_images i JOIN messages m ON m.id = i.message_id "
+        "WHERE m.conversation_id = ? ORDER BY i.message_id, i.position",
+        (conversation_id,),
+    )
+    for row in rows:
+        found.setdefault(row[0], []).append(row[1])
+    return {k: tuple(v) for k, v in found.items()}
