@@ -194,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--share", action="store_true")
     serve.set_defaults(handler=cmd_serve)
+
+    from .history.cli import register as register_history
+
+    register_history(sub)
     return parser
 
 
