@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import pytest
+
+from playground.errors import InvalidIdentityError
+from playground.history.identity import browser_owner, new_browser_id, oauth_owner, resolve_owner
+
+
+def test_new_ids_are_long_random_and_url_safe() -> None:
+    ids = {new_browser_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for value in ids:
+        assert len(value) == 32 and browser_owner(value) == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, "", "short", "x" * 31, "x" * 33, "a/" * 16, "hf:someone", {"id": "x" * 32}, 12345, "é" * 32],
+)
+def test_anything_but_an_id_we_made_is_refused(value: object) -> None:
+    with pytest.raises(InvalidIdentityError, match="reload the page"):
+        browser_owner(value)
+
+
+def test_a_signed_in_user_wins_over_the_browser() -> None:
+    browser = new_browser_id()
+    assert resolve_owner(browser) == browser
+    assert resolve_owner(browser, "ada-lovelace") == "hf:ada-lovelace"
+    assert resolve_owner(None, "ada") == oauth_owner("ada") == "hf:ada"
+    with pytest.raises(InvalidIdentityError):
+        oauth_owner("ada/../bob")
+    with pytest.raises(InvalidIdentityError):
+        resolve_owner(None)
