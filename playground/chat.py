@@ -47,19 +47,20 @@ def fit_to_window(
 ) -> Fitted:
     """Drop the oldest turns (never the system prompt or the last question) until the prompt fits.
 
-    When the prompt fits but leaves less room than max_new_tokens, the answer gets what is left.
-    PromptTooLongError when even the system prompt and the last question do not fit.
+    The answer is guaranteed max_new_tokens, or a quarter of the window if that is less; it gets what
+    is left beyond that. PromptTooLongError when even the system prompt and the last question do not fit.
     """
     system = [m for m in messages[:1] if m.role == "system"]
     turns = list(messages[len(system) :])
+    reserve = min(max_new_tokens, max(context_window // 4, 1))
     dropped = 0
     while True:
         candidate = (*system, *turns)
         used = count(candidate)
         if used is None:
             return Fitted(candidate, None, max_new_tokens, dropped)
-        if used + max_new_tokens <= context_window:
-            return Fitted(candidate, used, max_new_tokens, dropped)
+        if used + reserve <= context_window:
+            return Fitted(candidate, used, min(max_new_tokens, context_window - used), dropped)
         if len(turns) > 1:
             turns.pop(0)
             dropped += 1
