@@ -64,6 +64,7 @@ class FakeServer:
     def __init__(self) -> None:
         self.received: list[Received] = []
         self.counts: Counter[str] = Counter()
+        self.gave_up: dict[str, int] = {}
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _Handler)
@@ -218,12 +219,28 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(f"{len(line):x}\r\n".encode() + line + b"\r\n")
         self.wfile.flush()
 
+    def _slow(self, scenario: str) -> None:
+        """A word every 50 ms for 10 s, unless the client hangs up: then note how many were written."""
+        for written in range(200):
+            try:
+                self._event(chunk("word "))
+            except OSError:
+                self.fake.gave_up[scenario] = written
+                self.close_connection = True
+                return
+            if self.fake.stopping.wait(0.05):
+                return
+        self.wfile.write(b"0\r\n\r\n")
+
     def _stream(self, kind: str, body: dict[str, Any]) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         self._event(chunk())
+        if kind == "slow":
+            self._slow(self.path.lstrip("/").partition("/")[0])
+            return
         for text in ANSWER[:2]:
             self._event(chunk(text))
         if kind == "drop":  # the connection dies mid-answer: no final chunk of the chunked body

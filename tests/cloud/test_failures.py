@@ -28,7 +28,7 @@ from playground.settings import Settings
 from playground.types import FinishReason
 from tests.cloud.conftest import free_port
 from tests.cloud.fake_server import FakeServer
-from tests.cloud.helpers import answer, served_model
+from tests.cloud.helpers import ASK, GREEDY, answer, served_model
 
 Build = Callable[..., CloudProvider]
 KEY = "sk-test-0123456789abcdef"
@@ -209,3 +209,39 @@ def test_an_unknown_host_names_the_variable_to_check() -> None:
     error = translate(cause, ctx)
     assert isinstance(error, UnreachableError)
     assert str(error) == "My server: cannot find the host of http://gpu-box:8000/v1 (check OPENAI_BASE_URL)."
+
+
+def test_stop_closes_the_connection_so_the_server_stops_sending(provider: Build, fake: FakeServer) -> None:
+    scenario = "slow~stop"
+    stream = _model(provider, fake, scenario).stream(ASK, GREEDY)
+    seen = [next(stream).text for _ in range(3)]
+    stream.close()  # what Gradio does on Stop
+    deadline = time.monotonic() + 10
+    while scenario not in fake.gave_up and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert seen == ["word "] * 3
+    assert fake.gave_up.get(scenario, 999) < 60, "the server noticed the hang-up within a few words"
+
+
+def test_a_visitors_refused_key_is_called_theirs(provider: Build, fake: FakeServer) -> None:
+    model = _model(provider, fake, "s401").with_api_key("sk-visitor-typed")  # type: ignore[attr-defined]
+    error = _fails(model, AuthError)
+    assert "refused the key you entered (401)" in str(error) and "sk-visitor-typed" not in str(error)
+    assert "leave the key field empty to use OPENAI_API_KEY" in str(error)
+
+
+def test_a_hanging_model_list_gives_up_quickly_naming_its_own_setting(
+    provider: Build, fake: FakeServer
+) -> None:
+    cloud = provider(
+        "openai-compatible", OPENAI_BASE_URL=fake.url("hang~list"), PLAYGROUND_DISCOVERY_TIMEOUT_S="0.5"
+    )
+    started = time.monotonic()
+    status = cloud.status()
+    assert time.monotonic() - started < 5
+    assert status.reachable is False and status.models == ()
+    assert "did not answer within 0.5 s (PLAYGROUND_DISCOVERY_TIMEOUT_S)" in status.error
+    cloud.specs()
+    assert len(fake.requests("hang~list")) == 1, "the failure is cached until refresh()"
+    cloud.refresh()
+    assert len(fake.requests("hang~list")) == 2

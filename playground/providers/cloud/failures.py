@@ -49,8 +49,11 @@ class ErrorContext:
     url: str
     model: str = ""
     key_env: str | None = None
+    visitor_key: bool = False
     url_env: str | None = None
     timeout_s: float = 60.0
+    connect_timeout_s: float = 10.0
+    timeout_env: str = "PLAYGROUND_TIMEOUT_S"
     retired: str | None = None
     unreachable_hint: str = "is the server running?"
     secrets: tuple[str, ...] = field(default=(), repr=False)
@@ -143,7 +146,13 @@ def _auth_message(status: int, ctx: ErrorContext, said: str) -> str:
             f"{ctx.label} wants a key ({status}){said}. Add api_key_env (the variable that holds it) "
             "to this endpoint in the PLAYGROUND_ENDPOINTS file."
         )
-    verb = "refused the key in" if status == 401 else "does not allow this model for the key in"
+    refused = "refused" if status == 401 else "does not allow this model for"
+    if ctx.visitor_key:
+        return (
+            f"{ctx.label} {refused} the key you entered ({status}){said}. "
+            f"Check it, or leave the key field empty to use {ctx.key_env}."
+        )
+    verb = f"{refused} the key in"
     return (
         f"{ctx.label} {verb} {ctx.key_env} ({status}){said}. "
         f"Check {ctx.key_env} (in the environment or .env)."
@@ -184,13 +193,13 @@ def unreachable(ctx: ErrorContext, cause: BaseException | None) -> UnreachableEr
 def timed_out(ctx: ErrorContext, *, connect: bool) -> ProviderTimeoutError:
     if connect:
         message = (
-            f"{ctx.label} at {ctx.url} did not accept a connection within {ctx.timeout_s:g} s "
-            "(PLAYGROUND_TIMEOUT_S): check the address and the network."
+            f"{ctx.label} at {ctx.url} did not accept a connection within {ctx.connect_timeout_s:g} s "
+            f"({ctx.timeout_env}): check the address and the network."
         )
     else:
         message = (
-            f"{ctx.label} did not answer within {ctx.timeout_s:g} s (PLAYGROUND_TIMEOUT_S): the model may "
-            "still be loading or the server is busy. Try again, or raise PLAYGROUND_TIMEOUT_S."
+            f"{ctx.label} did not answer within {ctx.timeout_s:g} s ({ctx.timeout_env}): the model may "
+            f"still be loading or the server is busy. Try again, or raise {ctx.timeout_env}."
         )
     return ProviderTimeoutError(message, provider=ctx.provider)
 

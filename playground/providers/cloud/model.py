@@ -49,6 +49,7 @@ class Connection:
 
     endpoint: EndpointSpec
     key: str | None = field(default=None, repr=False)
+    visitor_key: bool = False
     headers: dict[str, str] = field(default_factory=dict, repr=False)
     header_secrets: tuple[str, ...] = field(default=(), repr=False)
     timeout_s: float = 60.0
@@ -79,7 +80,8 @@ class CloudModel:
 
     def with_api_key(self, key: str) -> Self:
         """The same model using a visitor's own key, for their requests only (never cached)."""
-        return type(self)(self.spec, replace(self.connection, key=key.strip() or None), self._counter)
+        connection = replace(self.connection, key=key.strip() or None, visitor_key=bool(key.strip()))
+        return type(self)(self.spec, connection, self._counter)
 
     def render_prompt(self, messages: Sequence[Message]) -> str | None:
         return None  # the server applies the chat template
@@ -178,7 +180,9 @@ class CloudModel:
         return Finish(prompt, pieces if completion is None else completion, finish, estimated=True)
 
 
-def error_context(connection: Connection, model: str) -> ErrorContext:
+def error_context(
+    connection: Connection, model: str, *, timeout_env: str = "PLAYGROUND_TIMEOUT_S"
+) -> ErrorContext:
     """Who is failing, for the choke point's messages; the key only as something to redact."""
     endpoint = connection.endpoint
     return ErrorContext(
@@ -187,8 +191,11 @@ def error_context(connection: Connection, model: str) -> ErrorContext:
         url=endpoint.display_url,
         model=model,
         key_env=endpoint.api_key_env,
+        visitor_key=connection.visitor_key,
         url_env=endpoint.base_url_env,
         timeout_s=connection.timeout_s,
+        connect_timeout_s=connection.connect_timeout_s,
+        timeout_env=timeout_env,
         retired=endpoint.retired,
         unreachable_hint="is `ollama serve` running?"
         if endpoint.kind == "ollama"

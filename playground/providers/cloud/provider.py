@@ -175,7 +175,7 @@ class CloudProvider:
 
     def _discover(self) -> list[Found]:
         connection = self.connection(timeout_s=self._discovery_timeout_s)
-        ctx = error_context(connection, model="")
+        ctx = error_context(connection, model="", timeout_env="PLAYGROUND_DISCOVERY_TIMEOUT_S")
         try:
             with cloud_errors(ctx):
                 return self._fetch(connection)
