@@ -47,6 +47,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: dict[str, Any] = field(default_factory=dict)
+    query: str = ""
 
 
 class _Server(ThreadingHTTPServer):
@@ -138,11 +139,10 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         body = json.loads(raw) if raw else {}
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
         scenario, _, rest = path.lstrip("/").partition("/")
-        received = Received(
-            method, scenario, "/" + rest, {k.lower(): v for k, v in self.headers.items()}, body
-        )
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        received = Received(method, scenario, "/" + rest, headers, body, query)
         count = self.fake.record(received)
         kind = scenario.split("~", 1)[0]
         if method == "GET":

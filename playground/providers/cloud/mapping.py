@@ -29,12 +29,24 @@ class CatalogIndex:
         self.ollama = endpoint.kind == "ollama"
         self._entries = list(catalog)
         self._by_id: dict[str, CatalogEntry] = {}
-        for entry in self._entries:
-            for source in entry.sources.values():
-                for key in _SOURCE_KEYS:
-                    value = source.get(key)
-                    if isinstance(value, str) and value:
-                        self._by_id.setdefault(normalise(value, ollama=self.ollama), entry)
+        names = [v for e in self._entries for v in self._source_ids(e)]
+        for entry, value in names:
+            self._by_id.setdefault(normalise(value, ollama=self.ollama), entry)
+        if (
+            not self.ollama
+        ):  # "Phi-4-mini-instruct" (an Azure deployment, an old GitHub id) is the repo's name
+            for entry, value in names:
+                self._by_id.setdefault(normalise(value.rsplit("/", 1)[-1], ollama=False), entry)
+
+    @staticmethod
+    def _source_ids(entry: CatalogEntry) -> list[tuple[CatalogEntry, str]]:
+        found = []
+        for source in entry.sources.values():
+            for key in _SOURCE_KEYS:
+                value = source.get(key)
+                if isinstance(value, str) and value:
+                    found.append((entry, value))
+        return found
 
     def same(self, a: str, b: str) -> bool:
         return normalise(a, ollama=self.ollama) == normalise(b, ollama=self.ollama)
