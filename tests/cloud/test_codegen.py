@@ -37,7 +37,7 @@ CASES = [
     ("phi-4-mini@ollama", "from openai import OpenAI", "api_key='none'"),
     ("phi-4-mini@github", "from openai import OpenAI", "os.environ['GITHUB_TOKEN']"),
     (
-        "Phi-4-mini-instruct@azure-ai",
+        "phi-4-mini@azure-ai",
         "ChatCompletionsClient",
         "AzureKeyCredential(os.environ['AZURE_AI_CHAT_KEY'])",
     ),
