@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from .catalog import CatalogEntry, load_catalog
 from .chat import ChatService
+from .conversations import ConversationService
+from .history import HistoryStore, open_history
 from .prompts import PromptLibrary, load_prompts
 from .providers import build_providers
 from .registry import Registry
@@ -19,6 +21,8 @@ class AppContext:
     registry: Registry
     chat: ChatService
     prompts: PromptLibrary
+    history: HistoryStore
+    conversations: ConversationService
 
     @classmethod
     def create(cls, settings: Settings) -> AppContext:
@@ -27,7 +31,10 @@ class AppContext:
             build_providers(settings, catalog),
             cache_budget_bytes=int(settings.model_cache_mb * 1e6),
         )
-        return cls(settings, catalog, registry, ChatService(registry), load_prompts())
+        chat = ChatService(registry)
+        history = open_history(settings)
+        return cls(settings, catalog, registry, chat, load_prompts(), history, ConversationService(chat, history))
 
     def close(self) -> None:
         self.registry.close_all()
+        self.history.close()

@@ -76,6 +76,8 @@ class Settings:
     history_path_override: Path | None = None
     history_max_age_days: float | None = None
     history_max_count: int | None = None
+    browser_history: bool = False
+    space_id: str | None = None
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -113,5 +115,7 @@ class Settings:
             history_path_override=_path(env, "PLAYGROUND_HISTORY_DB"),
             history_max_age_days=_optional_positive(env, "PLAYGROUND_HISTORY_MAX_AGE_DAYS"),
             history_max_count=_count(env, "PLAYGROUND_HISTORY_MAX_COUNT"),
+            browser_history=_flag(env, "PLAYGROUND_BROWSER_HISTORY") or bool(env.get("SPACE_ID")),
+            space_id=env.get("SPACE_ID") or None,
             env=env,
         )

@@ -1,0 +1,67 @@
+"""Conversations kept in the history: questions written before generation, answers as they stream.
+
+It joins the chat service and the history store; it knows nothing about Gradio.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .chat import ChatService, Prepared
+from .errors import PlaygroundError
+from .history import HistoryStore
+from .types import Chunk
+
+TITLE_LENGTH = 60
+
+
+class ConversationService:
+    """Records a chat in the store: None as the conversation id means incognito (nothing written)."""
+
+    def __init__(self, chat: ChatService, store: HistoryStore) -> None:
+        self.chat = chat
+        self.store = store
+
+    def ask(self, owner: str, conversation_id: str | None, question: str, model_id: str, *,
+            tab: str = "instruct", edit: bool = False) -> str:  # fmt: skip
+        """Write the question (or replace the last one, dropping what followed); the conversation id."""
+        if conversation_id is None:
+            title = " ".join(question.split())[:TITLE_LENGTH] or "New conversation"
+            conversation_id = self.store.create_conversation(owner, tab, title, model_id).id
+        if edit:
+            self.store.edit_last_question(owner, conversation_id, question)
+        else:
+            self.store.add_message(owner, conversation_id, "user", question)
+        return conversation_id
+
+    def forget_last_answer(self, owner: str, conversation_id: str) -> None:
+        """Before a regenerate: the last question stays, what followed it goes."""
+        messages = self.store.get_conversation(owner, conversation_id).messages
+        questions = [m for m in messages if m.role == "user"]
+        if questions:
+            self.store.edit_last_question(owner, conversation_id, questions[-1].text)
+
+    def record(self, owner: str, conversation_id: str | None, prepared: Prepared,
+               stream: Iterator[Chunk]) -> Iterator[Chunk]:  # fmt: skip
+        """Pass the stream through, saving the answer at once, then at most once a second, then its end."""
+        if conversation_id is None:
+            yield from stream
+            return
+        spec = prepared.spec
+        recorder = self.store.start_answer(
+            owner, conversation_id, model=spec.id, engine=spec.provider,
+            parameters=prepared.options.model_dump(mode="json"),
+        )  # fmt: skip
+        text = ""
+        try:
+            for chunk in stream:
+                text += chunk.text
+                recorder.update(text)
+                if chunk.metrics is not None:
+                    recorder.finish(chunk.metrics, text=text)
+                yield chunk
+        except PlaygroundError:
+            recorder.fail()
+            raise
+        finally:
+            recorder.close()  # not finished by now: the stream was closed (Stop)
