@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,3 +46,30 @@ def ctx(settings: Settings) -> Iterator[AppContext]:
 @pytest.fixture(autouse=True)
 def _gradio_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:  # type: ignore[type-arg]
+    """Debian's Chromium (make test installs it); never a browser that Playwright downloads."""
+    if CHROMIUM is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("Chromium is missing in CI: `make test` should have installed it with apt-get.")
+        pytest.skip("browser tests need Chromium: run `make test` as root, or apt-get install chromium")
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"]  # fmt: skip
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": args}
+
+
+@pytest.fixture(scope="session")
+def app_url(ctx: AppContext) -> Iterator[str]:
+    """The real app, launched once for the session on a free loopback port."""
+    from playground.ui.app import build_app
+
+    demo = build_app(ctx)
+    demo.queue()
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1")
+    yield url
+    demo.close()

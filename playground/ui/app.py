@@ -7,8 +7,11 @@ import logging
 import gradio as gr
 
 from ..context import AppContext
+from ..history import BROWSER_STATE_KEY
 from ..settings import Settings
-from . import instruct, models_tab
+from .history_tab import HistoryTab, ensure_owner
+from .instruct import InstructTab
+from .models_tab import build as build_models_tab
 
 TITLE = "SLM Playground"
 INTRO = (
@@ -19,17 +22,29 @@ INTRO = (
 CSS = """
 #instruct-meter, #instruct-notice { font-size: 0.9em; }
 """
+BROWSER_COPY_KEY = "slm-playground-history-copy"
 
 
 def build_app(ctx: AppContext) -> gr.Blocks:
-    """The whole page: one tab builder per tab, each given the shared context."""
+    """The whole page: one builder per tab, each given the shared context and the visitor's id."""
+    secret = ctx.settings.browser_secret
     with gr.Blocks(title=TITLE, fill_width=True) as demo:
+        owner = gr.BrowserState(None, storage_key=BROWSER_STATE_KEY, secret=secret)
         gr.Markdown(f"# {TITLE}\n{INTRO}")
-        with gr.Tabs():
+        history = HistoryTab(ctx)
+        with gr.Tabs() as tabs:
             with gr.Tab("Instruct", id="instruct"):
-                instruct.build(ctx)
+                instruct = InstructTab(ctx).build(owner)
+            with gr.Tab("History", id="history"):
+                history.build(owner, instruct, tabs)
             with gr.Tab("Models", id="models"):
-                models_tab.build(ctx)
+                build_models_tab(ctx)
+        loaded = demo.load(ensure_owner, owner, owner, api_name=False)
+        if ctx.settings.browser_history:
+            copy = gr.BrowserState(None, storage_key=BROWSER_COPY_KEY, secret=secret)
+            loaded.then(history.restore, [owner, copy], None, api_name=False)
+            for event in instruct.answered:
+                event.then(history.browser_copy, owner, copy, api_name=False)
     return demo
 
 

@@ -26,11 +26,15 @@ class _Failed:
 
 
 class ThreadedStream(Generic[T]):
-    """`async for batch in ThreadedStream(iterator)`: lists of items, never empty."""
+    """`async for batch in ThreadedStream(iterator)`: lists of items, never empty.
 
-    def __init__(self, iterator: Iterator[T]) -> None:
+    Setting `stop` (the Stop button) ends the stream at the next item: the producer closes the
+    iterator and the consumer's loop ends normally, with everything received so far.
+    """
+
+    def __init__(self, iterator: Iterator[T], *, stop: threading.Event | None = None) -> None:
         self._iterator = iterator
-        self._stop = threading.Event()
+        self._stop = stop or threading.Event()
         self.finished = threading.Event()
 
     def _produce(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[object]) -> None:

@@ -43,20 +43,24 @@ class OptionInputs:
     components: list[gr.components.Component]
 
 
-def option_inputs() -> OptionInputs:
+def option_inputs(prefix: str) -> OptionInputs:
     """Temperature, top_p, top_k, max new tokens, repetition penalty, seed, stop sequences."""
-    defaults = GenerationOptions()
+    d = GenerationOptions()
     return OptionInputs(
         [
-            gr.Slider(0, 2, value=defaults.temperature, step=0.05, label="Temperature", info="0 = greedy"),
-            gr.Slider(0.05, 1, value=defaults.top_p, step=0.05, label="Top-p"),
-            gr.Slider(0, 200, value=defaults.top_k, step=1, label="Top-k", info="0 = off"),
-            gr.Slider(16, 4096, value=defaults.max_new_tokens, step=16, label="Max new tokens"),
-            gr.Slider(0.8, 1.5, value=defaults.repetition_penalty, step=0.01, label="Repetition penalty"),
-            gr.Number(value=-1, precision=0, label="Seed", info="-1 = random"),
-            gr.Textbox(label="Stop sequences", info="one per line", lines=2, max_lines=4),
+            gr.Slider(0, 2, value=d.temperature, step=0.05, label="Temperature", info="0 = greedy",
+                      elem_id=f"{prefix}-temperature"),
+            gr.Slider(0.05, 1, value=d.top_p, step=0.05, label="Top-p", elem_id=f"{prefix}-top-p"),
+            gr.Slider(0, 200, value=d.top_k, step=1, label="Top-k", info="0 = off", elem_id=f"{prefix}-top-k"),
+            gr.Slider(16, 4096, value=d.max_new_tokens, step=16, label="Max new tokens",
+                      elem_id=f"{prefix}-max-new-tokens"),
+            gr.Slider(0.8, 1.5, value=d.repetition_penalty, step=0.01, label="Repetition penalty",
+                      elem_id=f"{prefix}-repetition-penalty"),
+            gr.Number(value=-1, precision=0, label="Seed", info="-1 = random", elem_id=f"{prefix}-seed"),
+            gr.Textbox(label="Stop sequences", info="one per line", lines=2, max_lines=4,
+                       elem_id=f"{prefix}-stop"),
         ]
-    )
+    )  # fmt: skip
 
 
 def options_from(*values: object) -> GenerationOptions:

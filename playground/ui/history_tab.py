@@ -1,0 +1,195 @@
+"""The History tab: the visitor's own conversations: find, continue, rename, delete, export, import."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from ..context import AppContext
+from ..errors import InvalidIdentityError, PlaygroundError
+from ..history import browser_owner, new_browser_id, resolve_owner
+from ..history.export import export_json, export_markdown, import_json
+from ..types import ENGINE_LABELS
+from .instruct import InstructUI
+from .render import Turn, to_chatbot
+
+HEADERS = ["Title", "Model", "Updated (UTC)", "Messages"]
+BROWSER_COPY_LIMIT = 30  # conversations kept in the browser's copy (localStorage holds a few MB)
+
+
+def ensure_owner(value: Any) -> str:
+    """On page load: the visitor's id from the browser, or a new one on a first visit."""
+    try:
+        return browser_owner(value)
+    except InvalidIdentityError:
+        return new_browser_id()
+
+
+class HistoryTab:
+    """Handlers over the history store; every one of them reads the owner from the BrowserState."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.store = ctx.history
+
+    def rows(self, owner_value: Any, search: str = "") -> tuple[list[list[Any]], list[str]]:
+        """The visitor's conversations (newest first) and their ids, in the same order."""
+        try:
+            owner = resolve_owner(owner_value)
+        except InvalidIdentityError:
+            return [], []
+        found = self.store.list_conversations(owner, search=search.strip() or None, limit=200)
+        table = [[c.title, c.model, c.updated_utc[:19].replace("T", " "), c.message_count] for c in found]
+        return table, [c.id for c in found]
+
+    def refresh(self, owner_value: Any, search: str) -> tuple[list[list[Any]], list[str]]:
+        return self.rows(owner_value, search)
+
+    def select(self, ids: list[str], owner_value: Any, event: gr.SelectData) -> tuple[str | None, str]:
+        """A click on a row: remember its id and show the conversation."""
+        row = event.index[0] if isinstance(event.index, list | tuple) else event.index
+        if not isinstance(row, int) or not 0 <= row < len(ids):
+            return None, ""
+        try:
+            return ids[row], export_markdown(self.store, resolve_owner(owner_value), [ids[row]])
+        except PlaygroundError as exc:
+            return None, f"⚠ {exc}"
+
+    def open(self, selected: str | None, owner_value: Any) -> tuple[Any, ...]:
+        """Continue a past conversation in the Instruct tab."""
+        if not selected:
+            raise gr.Error("Pick a conversation in the list first.")
+        try:
+            conversation = self.store.get_conversation(resolve_owner(owner_value), selected)
+        except PlaygroundError as exc:
+            raise gr.Error(str(exc)) from None
+        turns = [self._turn(m) for m in conversation.messages]
+        return turns, selected, to_chatbot(turns), "", f"ℹ Continuing “{conversation.title}”.", gr.Tabs(
+            selected="instruct"
+        )
+
+    def _turn(self, message: Any) -> Turn:
+        turn: Turn = {"role": message.role, "content": message.text}
+        if message.role == "assistant":
+            turn.update(model=message.model, model_name=message.model.split("@")[0],
+                        engine=ENGINE_LABELS.get(message.engine, message.engine), metrics=message.metrics,
+                        finish=str(message.finish_reason) if message.finish_reason else "interrupted")  # fmt: skip
+        return turn
+
+    def rename(self, selected: str | None, title: str, owner_value: Any, search: str) -> tuple[Any, ...]:
+        return self._act(lambda o: self.store.rename_conversation(o, self._need(selected), title),
+                         owner_value, search, "Renamed.")  # fmt: skip
+
+    def delete(self, selected: str | None, owner_value: Any, search: str) -> tuple[Any, ...]:
+        return self._act(lambda o: self.store.delete_conversation(o, self._need(selected)),
+                         owner_value, search, "Deleted.")  # fmt: skip
+
+    def delete_all(self, confirmed: bool, owner_value: Any, search: str) -> tuple[Any, ...]:
+        if not confirmed:
+            raise gr.Error("Tick the box to confirm: this deletes every conversation of this browser.")
+        return self._act(self.store.delete_owner_data, owner_value, search, "All your data was deleted.")
+
+    def _act(self, action: Any, owner_value: Any, search: str, done: str) -> tuple[Any, ...]:
+        try:
+            action(resolve_owner(owner_value))
+        except PlaygroundError as exc:
+            raise gr.Error(str(exc)) from None
+        table, ids = self.rows(owner_value, search)
+        return table, ids, f"✅ {done}"
+
+    @staticmethod
+    def _need(selected: str | None) -> str:
+        if not selected:
+            raise gr.Error("Pick a conversation in the list first.")
+        return selected
+
+    def export(self, kind: str, selected: str | None, owner_value: Any) -> str:
+        """Write an export file for download: the selected conversation, or all ('all-md', 'all-json')."""
+        owner = resolve_owner(owner_value)
+        ids = None if kind.startswith("all") else [self._need(selected)]
+        if kind.endswith("json"):
+            text, suffix = export_json(self.store, owner, ids), ".json"
+        else:
+            text, suffix = export_markdown(self.store, owner, ids), ".md"
+        folder = Path(tempfile.mkdtemp(prefix="slm-export-"))
+        path = folder / f"slm-playground-history{suffix}"
+        path.write_text(text, encoding="utf-8")
+        return str(path)
+
+    def import_file(self, file: str | None, owner_value: Any, search: str) -> tuple[Any, ...]:
+        if not file:
+            raise gr.Error("Choose a JSON export to import.")
+        try:
+            result = import_json(self.store, resolve_owner(owner_value), Path(file).read_bytes())
+        except PlaygroundError as exc:
+            raise gr.Error(str(exc)) from None
+        table, ids = self.rows(owner_value, search)
+        return table, ids, f"✅ Imported {len(result.conversation_ids)} conversation(s)."
+
+    # The browser's copy (on a Space, whose disk does not survive a restart)
+
+    def browser_copy(self, owner_value: Any) -> str | None:
+        """The visitor's latest conversations as a JSON export, to keep in their browser."""
+        try:
+            owner = resolve_owner(owner_value)
+        except InvalidIdentityError:
+            return None
+        ids = [c.id for c in self.store.list_conversations(owner, limit=BROWSER_COPY_LIMIT)]
+        return export_json(self.store, owner, ids, include_images=False) if ids else None
+
+    def restore(self, owner_value: Any, copy: str | None) -> None:
+        """After a restart the store is empty: bring the visitor's conversations back from the browser."""
+        try:
+            owner = resolve_owner(owner_value)
+        except InvalidIdentityError:
+            return
+        if copy and not self.store.list_conversations(owner, limit=1):
+            try:
+                import_json(self.store, owner, copy)
+            except PlaygroundError:
+                return
+
+    def build(self, owner: gr.BrowserState, instruct: InstructUI, tabs: gr.Tabs) -> None:
+        gr.Markdown(
+            "Your conversations, kept on this server for this browser. Nobody else can see them. "
+            "Incognito conversations are never written."
+        )
+        ids, selected = gr.State([]), gr.State(None)
+        with gr.Row():
+            search = gr.Textbox(label="Search", placeholder="words in a title or a message", scale=4,
+                                elem_id="history-search")  # fmt: skip
+            refresh = gr.Button("Refresh", scale=1, elem_id="history-refresh")
+        table = gr.Dataframe(headers=HEADERS, interactive=False, elem_id="history-list", wrap=True)
+        status = gr.Markdown(elem_id="history-status")
+        with gr.Row():
+            open_btn = gr.Button("Continue this conversation", variant="primary", elem_id="history-open")
+            title = gr.Textbox(label="New title", scale=2)
+            rename = gr.Button("Rename")
+            delete = gr.Button("Delete", variant="stop", elem_id="history-delete")
+        with gr.Row():
+            exports = {k: gr.Button(label, size="sm") for k, label in (
+                ("md", "Export this (Markdown)"), ("json", "Export this (JSON)"),
+                ("all-md", "Export all (Markdown)"), ("all-json", "Export all (JSON)"))}  # fmt: skip
+        download = gr.File(label="Export", interactive=False, elem_id="history-export")
+        preview = gr.Markdown(elem_id="history-preview")
+        with gr.Accordion("Import and delete", open=False):
+            upload = gr.File(label="Import a JSON export", file_types=[".json"], type="filepath")
+            confirm = gr.Checkbox(False, label="I want to delete all my conversations")
+            wipe = gr.Button("Delete my data", variant="stop")
+
+        listing = {"fn": self.refresh, "inputs": [owner, search], "outputs": [table, ids], "api_name": False}
+        refresh.click(**listing)
+        search.submit(**listing)
+        tabs.select(**listing)
+        table.select(self.select, [ids, owner], [selected, preview], api_name=False)
+        open_btn.click(self.open, [selected, owner], [instruct.conversation, instruct.conversation_id,
+                       instruct.chatbot, instruct.meter, instruct.notice, tabs], api_name=False)  # fmt: skip
+        rename.click(self.rename, [selected, title, owner, search], [table, ids, status], api_name=False)
+        delete.click(self.delete, [selected, owner, search], [table, ids, status], api_name=False)
+        wipe.click(self.delete_all, [confirm, owner, search], [table, ids, status], api_name=False)
+        upload.upload(self.import_file, [upload, owner, search], [table, ids, status], api_name=False)
+        for kind, button in exports.items():
+            button.click(lambda s, o, k=kind: self.export(k, s, o), [selected, owner], download, api_name=False)
