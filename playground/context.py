@@ -33,7 +33,9 @@ class AppContext:
         )
         chat = ChatService(registry)
         history = open_history(settings)
-        return cls(settings, catalog, registry, chat, load_prompts(), history, ConversationService(chat, history))
+        return cls(
+            settings, catalog, registry, chat, load_prompts(), history, ConversationService(chat, history)
+        )
 
     def close(self) -> None:
         self.registry.close_all()

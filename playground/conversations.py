@@ -22,8 +22,16 @@ class ConversationService:
         self.chat = chat
         self.store = store
 
-    def ask(self, owner: str, conversation_id: str | None, question: str, model_id: str, *,
-            tab: str = "instruct", edit: bool = False) -> str:  # fmt: skip
+    def ask(
+        self,
+        owner: str,
+        conversation_id: str | None,
+        question: str,
+        model_id: str,
+        *,
+        tab: str = "instruct",
+        edit: bool = False,
+    ) -> str:
         """Write the question (or replace the last one, dropping what followed); the conversation id."""
         if conversation_id is None:
             title = " ".join(question.split())[:TITLE_LENGTH] or "New conversation"
@@ -41,17 +49,21 @@ class ConversationService:
         if questions:
             self.store.edit_last_question(owner, conversation_id, questions[-1].text)
 
-    def record(self, owner: str, conversation_id: str | None, prepared: Prepared,
-               stream: Iterator[Chunk]) -> Iterator[Chunk]:  # fmt: skip
+    def record(
+        self, owner: str, conversation_id: str | None, prepared: Prepared, stream: Iterator[Chunk]
+    ) -> Iterator[Chunk]:
         """Pass the stream through, saving the answer at once, then at most once a second, then its end."""
         if conversation_id is None:
             yield from stream
             return
         spec = prepared.spec
         recorder = self.store.start_answer(
-            owner, conversation_id, model=spec.id, engine=spec.provider,
+            owner,
+            conversation_id,
+            model=spec.id,
+            engine=spec.provider,
             parameters=prepared.options.model_dump(mode="json"),
-        )  # fmt: skip
+        )
         text = ""
         try:
             for chunk in stream:

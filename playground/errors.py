@@ -106,9 +106,7 @@ class UnreachableError(ProviderError):
 
 
 @contextlib.contextmanager
-def map_errors(
-    mapping: dict[type[BaseException], type[PlaygroundError]], message: str
-) -> Iterator[None]:
+def map_errors(mapping: dict[type[BaseException], type[PlaygroundError]], message: str) -> Iterator[None]:
     """Translate foreign exceptions to ours, at one choke point (as httpx's map_exceptions)."""
     try:
         yield

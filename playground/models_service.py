@@ -45,6 +45,8 @@ class ModelManager:
             raise PlaygroundError("Deleting models is turned off on this public deployment.")
         removed = store.delete_local(self.models_dir, name)
         for model in self.ctx.registry.loaded():
-            if str(removed.path) in str(model.spec.extra.get("path", "")) or model.spec.source in removed.name.replace("--", "/"):
+            if str(removed.path) in str(
+                model.spec.extra.get("path", "")
+            ) or model.spec.source in removed.name.replace("--", "/"):
                 self.ctx.registry.unload(model.spec.id)
         return removed

@@ -15,7 +15,16 @@ from .providers.local import path_spec
 from .types import Availability, Capability, ModelSpec
 
 # Where a bare catalog key (no "@provider") resolves when several providers serve it.
-PREFERENCE = ("onnx", "transformers", "ollama", "openai-compatible", "azure-openai", "azure-ai", "nvidia", "github")
+PREFERENCE = (
+    "onnx",
+    "transformers",
+    "ollama",
+    "openai-compatible",
+    "azure-openai",
+    "azure-ai",
+    "nvidia",
+    "github",
+)
 
 
 @dataclass(frozen=True)
@@ -107,6 +116,7 @@ class Registry:
 
     def _evict(self, keep: str) -> None:
         """Close least recently used local models until the loaded ones fit the budget."""
+
         def used() -> int:
             return sum(m.spec.size_bytes for m in self._loaded.values())
 

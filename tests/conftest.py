@@ -14,10 +14,10 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from playground.context import AppContext  # noqa: E402
-from playground.providers.local import embedded  # noqa: E402
-from playground.settings import Settings  # noqa: E402
-from tests.support import MODELS_DIR, make_settings  # noqa: E402
+from playground.context import AppContext
+from playground.providers.local import embedded
+from playground.settings import Settings
+from tests.support import MODELS_DIR, make_settings
 
 
 @pytest.fixture(scope="session")
@@ -58,8 +58,14 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:  # type: i
         if os.environ.get("CI") == "true":
             pytest.fail("Chromium is missing in CI: `make test` should have installed it with apt-get.")
         pytest.skip("browser tests need Chromium: run `make test` as root, or apt-get install chromium")
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"]  # fmt: skip
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ]
     return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": args}
 
 

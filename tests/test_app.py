@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import time
+
 import pytest
 from gradio_client import Client
 
 from playground.context import AppContext
 from tests.support import QUESTION
 
-OPTIONS = {"temperature": 0, "top_p": 1, "top_k": 0, "max_new_tokens": 48, "repetition_penalty": 1,
-           "seed": -1, "stop": ""}  # fmt: skip
+OPTIONS = {
+    "temperature": 0,
+    "top_p": 1,
+    "top_k": 0,
+    "max_new_tokens": 48,
+    "repetition_penalty": 1,
+    "seed": -1,
+    "stop": "",
+}
 
 
 def chat(client: Client, question: str, model: str = "smollm2-135m-instruct@onnx", **options: object):  # type: ignore[no-untyped-def]
@@ -30,7 +38,7 @@ def test_api_streams_a_real_answer(app_url: str, model: str) -> None:
 
 def test_api_reports_a_clear_error(app_url: str) -> None:
     client = Client(app_url, verbose=False)
-    with pytest.raises(Exception, match="download 2.4 GB"):
+    with pytest.raises(Exception, match=r"download 2\.4 GB"):
         chat(client, QUESTION, "phi-3.5-mini@onnx").result()
     with pytest.raises(Exception, match="greater than maximum"):
         chat(client, QUESTION, temperature=5).result()
@@ -41,8 +49,13 @@ def test_api_reports_a_clear_error(app_url: str) -> None:
 def test_cancel_stops_the_engine(app_url: str, ctx: AppContext) -> None:
     stats = ctx.registry.get("smollm2-135m-instruct@onnx").stats  # type: ignore[attr-defined]
     client = Client(app_url, verbose=False)
-    job = chat(client, "Write a very long story about a lighthouse keeper.", temperature=0.8, seed=5,
-               max_new_tokens=3000)  # fmt: skip
+    job = chat(
+        client,
+        "Write a very long story about a lighthouse keeper.",
+        temperature=0.8,
+        seed=5,
+        max_new_tokens=3000,
+    )
     deadline = time.monotonic() + 60
     while len(job.outputs()) < 5 and time.monotonic() < deadline:
         time.sleep(0.05)

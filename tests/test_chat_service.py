@@ -24,7 +24,10 @@ def test_nonsense_parameters_get_a_clear_message() -> None:
 def long_conversation(turns: int) -> list[Message]:
     messages = [Message("system", "You are terse.")]
     for i in range(turns):
-        messages += [Message("user", f"Question {i}: " + "tell me more " * 20), Message("assistant", "ok " * 30)]
+        messages += [
+            Message("user", f"Question {i}: " + "tell me more " * 20),
+            Message("assistant", "ok " * 30),
+        ]
     return [*messages, Message("user", "And finally, what is the capital of France?")]
 
 

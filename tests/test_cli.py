@@ -17,10 +17,20 @@ from tests.support import QUESTION, ROOT
 
 
 def cli(settings: Settings, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PLAYGROUND_DATA_DIR": str(settings.data_dir),
-           "PLAYGROUND_MODELS_DIR": str(settings.models_dir)}  # fmt: skip
-    return subprocess.run([sys.executable, "-m", "playground", *args], capture_output=True, text=True,
-                          env=env, cwd=ROOT, timeout=timeout, check=False)  # fmt: skip
+    env = {
+        **os.environ,
+        "PLAYGROUND_DATA_DIR": str(settings.data_dir),
+        "PLAYGROUND_MODELS_DIR": str(settings.models_dir),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "playground", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def test_models_json_lists_every_model_with_a_unique_id(settings: Settings) -> None:
@@ -38,8 +48,20 @@ def test_models_json_lists_every_model_with_a_unique_id(settings: Settings) -> N
 
 @pytest.mark.parametrize("engine", ["onnx", "transformers"])
 def test_chat_json_answers_with_metrics(settings: Settings, engine: str) -> None:
-    result = cli(settings, "chat", "-m", "smollm2-135m-instruct", "-p", engine, "--temperature", "0",
-                 "--max-new-tokens", "40", "--json", QUESTION)  # fmt: skip
+    result = cli(
+        settings,
+        "chat",
+        "-m",
+        "smollm2-135m-instruct",
+        "-p",
+        engine,
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "40",
+        "--json",
+        QUESTION,
+    )
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert "Paris" in out["text"]
@@ -75,13 +97,29 @@ def test_errors_are_one_clear_line(settings: Settings, args: list[str], message:
 
 
 def test_ctrl_c_stops_and_keeps_the_partial_answer(settings: Settings) -> None:
-    env = {**os.environ, "PLAYGROUND_DATA_DIR": str(settings.data_dir),
-           "PLAYGROUND_MODELS_DIR": str(settings.models_dir)}  # fmt: skip
+    env = {
+        **os.environ,
+        "PLAYGROUND_DATA_DIR": str(settings.data_dir),
+        "PLAYGROUND_MODELS_DIR": str(settings.models_dir),
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "playground", "chat", "--max-new-tokens", "3000", "--seed", "3",
-         "Write a very long story about a lighthouse keeper."],  # fmt: skip
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "playground",
+            "chat",
+            "--max-new-tokens",
+            "3000",
+            "--seed",
+            "3",
+            "Write a very long story about a lighthouse keeper.",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     assert proc.stdout is not None
     first = proc.stdout.read(40)  # the answer has started streaming
     proc.send_signal(signal.SIGINT)

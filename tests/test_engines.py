@@ -7,7 +7,6 @@ import pytest
 from playground.context import AppContext
 from playground.options import GenerationOptions
 from playground.types import Chunk, FinishReason, Message, Metrics
-
 from tests.support import QUESTION
 
 ENGINES = ["smollm2-135m-instruct@onnx", "smollm2-135m-instruct@transformers"]
@@ -64,7 +63,9 @@ def test_transformers_stream_equals_non_streamed_greedy(ctx: AppContext) -> None
 def test_max_new_tokens_gives_length(ctx: AppContext, model_id: str) -> None:
     model = ctx.registry.get(model_id)
     options = GenerationOptions(temperature=0, max_new_tokens=5)
-    _, metrics = collect(list(model.stream([Message("user", "Tell me a long story about a dragon.")], options)))
+    _, metrics = collect(
+        list(model.stream([Message("user", "Tell me a long story about a dragon.")], options))
+    )
     assert metrics.completion_tokens == 5
     assert metrics.finish_reason == FinishReason.LENGTH
 

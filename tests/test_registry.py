@@ -28,8 +28,18 @@ def test_ids_are_unique_and_carry_the_provider(ctx: AppContext) -> None:
 
 def test_catalog_has_the_phi_family() -> None:
     keys = {e.key for e in load_catalog()}
-    assert {"phi-3-mini-4k", "phi-3-mini-128k", "phi-3-medium-4k", "phi-3.5-mini", "phi-3.5-vision",
-            "phi-3.5-moe", "phi-4", "phi-4-mini", "phi-4-multimodal", "smollm2-135m-instruct"} <= keys  # fmt: skip
+    assert {
+        "phi-3-mini-4k",
+        "phi-3-mini-128k",
+        "phi-3-medium-4k",
+        "phi-3.5-mini",
+        "phi-3.5-vision",
+        "phi-3.5-moe",
+        "phi-4",
+        "phi-4-mini",
+        "phi-4-multimodal",
+        "smollm2-135m-instruct",
+    } <= keys
     moe = next(e for e in load_catalog() if e.key == "phi-3.5-moe")
     assert moe.params_active == "6.6B" and moe.experts == 16 and moe.experts_active == 2
 

@@ -39,16 +39,18 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                 history.build(owner, instruct, tabs)
             with gr.Tab("Models", id="models"):
                 build_models_tab(ctx)
-        loaded = demo.load(ensure_owner, owner, owner, api_name=False)
+        loaded = demo.load(ensure_owner, owner, owner, api_visibility="private")
         if ctx.settings.browser_history:
             copy = gr.BrowserState(None, storage_key=BROWSER_COPY_KEY, secret=secret)
-            loaded.then(history.restore, [owner, copy], None, api_name=False)
+            loaded.then(history.restore, [owner, copy], None, api_visibility="private")
             for event in instruct.answered:
-                event.then(history.browser_copy, owner, copy, api_name=False)
+                event.then(history.browser_copy, owner, copy, api_visibility="private")
     return demo
 
 
-def launch(settings: Settings, *, host: str | None = None, port: int | None = None, share: bool = False) -> None:
+def launch(
+    settings: Settings, *, host: str | None = None, port: int | None = None, share: bool = False
+) -> None:
     """Build and serve the app; blocks until interrupted."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     ctx = AppContext.create(settings)

@@ -67,25 +67,39 @@ class HistoryTab:
         except PlaygroundError as exc:
             raise gr.Error(str(exc)) from None
         turns = [self._turn(m) for m in conversation.messages]
-        return turns, selected, to_chatbot(turns), "", f"ℹ Continuing “{conversation.title}”.", gr.Tabs(
-            selected="instruct"
+        return (
+            turns,
+            selected,
+            to_chatbot(turns),
+            "",
+            f"ℹ Continuing “{conversation.title}”.",
+            gr.Tabs(selected="instruct"),
         )
 
     def _turn(self, message: Any) -> Turn:
         turn: Turn = {"role": message.role, "content": message.text}
         if message.role == "assistant":
-            turn.update(model=message.model, model_name=message.model.split("@")[0],
-                        engine=ENGINE_LABELS.get(message.engine, message.engine), metrics=message.metrics,
-                        finish=str(message.finish_reason) if message.finish_reason else "interrupted")  # fmt: skip
+            turn.update(
+                model=message.model,
+                model_name=message.model.split("@")[0],
+                engine=ENGINE_LABELS.get(message.engine, message.engine),
+                metrics=message.metrics,
+                finish=str(message.finish_reason) if message.finish_reason else "interrupted",
+            )
         return turn
 
     def rename(self, selected: str | None, title: str, owner_value: Any, search: str) -> tuple[Any, ...]:
-        return self._act(lambda o: self.store.rename_conversation(o, self._need(selected), title),
-                         owner_value, search, "Renamed.")  # fmt: skip
+        return self._act(
+            lambda o: self.store.rename_conversation(o, self._need(selected), title),
+            owner_value,
+            search,
+            "Renamed.",
+        )
 
     def delete(self, selected: str | None, owner_value: Any, search: str) -> tuple[Any, ...]:
-        return self._act(lambda o: self.store.delete_conversation(o, self._need(selected)),
-                         owner_value, search, "Deleted.")  # fmt: skip
+        return self._act(
+            lambda o: self.store.delete_conversation(o, self._need(selected)), owner_value, search, "Deleted."
+        )
 
     def delete_all(self, confirmed: bool, owner_value: Any, search: str) -> tuple[Any, ...]:
         if not confirmed:
@@ -159,8 +173,9 @@ class HistoryTab:
         )
         ids, selected = gr.State([]), gr.State(None)
         with gr.Row():
-            search = gr.Textbox(label="Search", placeholder="words in a title or a message", scale=4,
-                                elem_id="history-search")  # fmt: skip
+            search = gr.Textbox(
+                label="Search", placeholder="words in a title or a message", scale=4, elem_id="history-search"
+            )
             refresh = gr.Button("Refresh", scale=1, elem_id="history-refresh")
         table = gr.Dataframe(headers=HEADERS, interactive=False, elem_id="history-list", wrap=True)
         status = gr.Markdown(elem_id="history-status")
@@ -170,9 +185,15 @@ class HistoryTab:
             rename = gr.Button("Rename")
             delete = gr.Button("Delete", variant="stop", elem_id="history-delete")
         with gr.Row():
-            exports = {k: gr.Button(label, size="sm") for k, label in (
-                ("md", "Export this (Markdown)"), ("json", "Export this (JSON)"),
-                ("all-md", "Export all (Markdown)"), ("all-json", "Export all (JSON)"))}  # fmt: skip
+            exports = {
+                k: gr.Button(label, size="sm")
+                for k, label in (
+                    ("md", "Export this (Markdown)"),
+                    ("json", "Export this (JSON)"),
+                    ("all-md", "Export all (Markdown)"),
+                    ("all-json", "Export all (JSON)"),
+                )
+            }
         download = gr.File(label="Export", interactive=False, elem_id="history-export")
         preview = gr.Markdown(elem_id="history-preview")
         with gr.Accordion("Import and delete", open=False):
@@ -180,16 +201,41 @@ class HistoryTab:
             confirm = gr.Checkbox(False, label="I want to delete all my conversations")
             wipe = gr.Button("Delete my data", variant="stop")
 
-        listing = {"fn": self.refresh, "inputs": [owner, search], "outputs": [table, ids], "api_name": False}
+        listing: dict[str, Any] = {
+            "fn": self.refresh,
+            "inputs": [owner, search],
+            "outputs": [table, ids],
+            "api_visibility": "private",
+        }
         refresh.click(**listing)
         search.submit(**listing)
         tabs.select(**listing)
-        table.select(self.select, [ids, owner], [selected, preview], api_name=False)
-        open_btn.click(self.open, [selected, owner], [instruct.conversation, instruct.conversation_id,
-                       instruct.chatbot, instruct.meter, instruct.notice, tabs], api_name=False)  # fmt: skip
-        rename.click(self.rename, [selected, title, owner, search], [table, ids, status], api_name=False)
-        delete.click(self.delete, [selected, owner, search], [table, ids, status], api_name=False)
-        wipe.click(self.delete_all, [confirm, owner, search], [table, ids, status], api_name=False)
-        upload.upload(self.import_file, [upload, owner, search], [table, ids, status], api_name=False)
+        table.select(self.select, [ids, owner], [selected, preview], api_visibility="private")
+        open_btn.click(
+            self.open,
+            [selected, owner],
+            [
+                instruct.conversation,
+                instruct.conversation_id,
+                instruct.chatbot,
+                instruct.meter,
+                instruct.notice,
+                tabs,
+            ],
+            api_visibility="private",
+        )
+        rename.click(
+            self.rename, [selected, title, owner, search], [table, ids, status], api_visibility="private"
+        )
+        delete.click(self.delete, [selected, owner, search], [table, ids, status], api_visibility="private")
+        wipe.click(self.delete_all, [confirm, owner, search], [table, ids, status], api_visibility="private")
+        upload.upload(
+            self.import_file, [upload, owner, search], [table, ids, status], api_visibility="private"
+        )
         for kind, button in exports.items():
-            button.click(lambda s, o, k=kind: self.export(k, s, o), [selected, owner], download, api_name=False)
+            button.click(
+                lambda s, o, k=kind: self.export(k, s, o),
+                [selected, owner],
+                download,
+                api_visibility="private",
+            )

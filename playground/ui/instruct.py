@@ -68,10 +68,23 @@ class InstructTab:
 
     # Streaming an answer
 
-    async def respond(self, conversation: list[Turn], conversation_id: str | None, owner_value: Any,
-                      incognito: bool, model_id: str, system_prompt: str, temperature: float, top_p: float,
-                      top_k: int, max_new_tokens: int, repetition_penalty: float, seed: float | None,
-                      stop: str, request: gr.Request) -> AsyncIterator[tuple[Any, ...]]:  # fmt: skip
+    async def respond(
+        self,
+        conversation: list[Turn],
+        conversation_id: str | None,
+        owner_value: Any,
+        incognito: bool,
+        model_id: str,
+        system_prompt: str,
+        temperature: float,
+        top_p: float,
+        top_k: int,
+        max_new_tokens: int,
+        repetition_penalty: float,
+        seed: float | None,
+        stop: str,
+        request: gr.Request,
+    ) -> AsyncIterator[tuple[Any, ...]]:
         """Step two: stream the answer to the last question, keeping whatever arrives."""
         if not conversation or conversation[-1]["role"] != "user":
             return
@@ -84,9 +97,13 @@ class InstructTab:
             question = conversation[-1]
             if not incognito:
                 state.conversation_id = await asyncio.to_thread(
-                    self.ctx.conversations.ask, owner, conversation_id, question["content"], model_id,
+                    self.ctx.conversations.ask,
+                    owner,
+                    conversation_id,
+                    question["content"],
+                    model_id,
                     edit=bool(question.get("edit")),
-                )  # fmt: skip
+                )
             prepared = await asyncio.to_thread(
                 self.ctx.chat.prepare, model_id, render.to_messages(conversation, system_prompt), options
             )
@@ -97,8 +114,9 @@ class InstructTab:
         state.start(prepared.spec, prepared.notice)
         state.meter = render.context_meter(prepared.prompt_tokens, prepared.spec.context_window)
         yield state.outputs(streaming=True)
-        stream = self.ctx.conversations.record(owner, state.conversation_id, prepared,
-                                               self.ctx.chat.stream(prepared))  # fmt: skip
+        stream = self.ctx.conversations.record(
+            owner, state.conversation_id, prepared, self.ctx.chat.stream(prepared)
+        )
         try:
             async for batch in ThreadedStream(stream, stop=stop_event):
                 apply(state.turn, batch)
@@ -123,8 +141,9 @@ class InstructTab:
 
     # Small actions
 
-    def regenerate(self, conversation: list[Turn], conversation_id: str | None,
-                   owner_value: Any) -> tuple[list[Turn], Chat]:  # fmt: skip
+    def regenerate(
+        self, conversation: list[Turn], conversation_id: str | None, owner_value: Any
+    ) -> tuple[list[Turn], Chat]:
         """Forget the last answer (on the page and in the history) so the question is answered again."""
         while conversation and conversation[-1]["role"] == "assistant":
             conversation = conversation[:-1]
@@ -173,13 +192,24 @@ class InstructTab:
 
     # The plain API endpoint
 
-    async def api_chat(self, question: str, model_id: str, system_prompt: str, temperature: float,
-                       top_p: float, top_k: int, max_new_tokens: int, repetition_penalty: float,
-                       seed: float | None, stop: str) -> AsyncIterator[str]:  # fmt: skip
+    async def api_chat(
+        self,
+        question: str,
+        model_id: str,
+        system_prompt: str,
+        temperature: float,
+        top_p: float,
+        top_k: int,
+        max_new_tokens: int,
+        repetition_penalty: float,
+        seed: float | None,
+        stop: str,
+    ) -> AsyncIterator[str]:
         """Stream one answer as cumulative text; stateless and never written to the history."""
         try:
-            options = widgets.options_from(temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed,
-                                           stop)  # fmt: skip
+            options = widgets.options_from(
+                temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, stop
+            )
             messages = render.to_messages([{"role": "user", "content": question}], system_prompt)
             prepared = await asyncio.to_thread(self.ctx.chat.prepare, model_id, messages, options)
             text = ""
@@ -195,16 +225,29 @@ class InstructTab:
         """Lay out the tab, then wire its events (in one place, at the bottom)."""
         ctx = self.ctx
         choices = widgets.model_choices(ctx.registry)
-        default = widgets.DEFAULT_MODEL if any(v == widgets.DEFAULT_MODEL for _, v in choices) else choices[0][1]
+        default = (
+            widgets.DEFAULT_MODEL if any(v == widgets.DEFAULT_MODEL for _, v in choices) else choices[0][1]
+        )
         conversation, conversation_id, editing = gr.State([]), gr.State(None), gr.State(False)
         with gr.Row():
             with gr.Column(scale=3):
-                chatbot = gr.Chatbot(elem_id="instruct-chat", height=480, buttons=["copy", "copy_all"],
-                                     show_label=False, placeholder="Ask the model anything.")  # fmt: skip
+                chatbot = gr.Chatbot(
+                    elem_id="instruct-chat",
+                    height=480,
+                    buttons=["copy", "copy_all"],
+                    show_label=False,
+                    placeholder="Ask the model anything.",
+                )
                 notice = gr.Markdown(elem_id="instruct-notice")
                 with gr.Row():
-                    question = gr.Textbox(elem_id="instruct-input", show_label=False, scale=6, lines=1,
-                                          max_lines=8, placeholder="Type a message, Enter to send")  # fmt: skip
+                    question = gr.Textbox(
+                        elem_id="instruct-input",
+                        show_label=False,
+                        scale=6,
+                        lines=1,
+                        max_lines=8,
+                        placeholder="Type a message, Enter to send",
+                    )
                     send = gr.Button("Send", variant="primary", scale=1, elem_id="instruct-send")
                     stop_btn = gr.Button("Stop", variant="stop", scale=1, elem_id="instruct-stop")
                 with gr.Row():
@@ -214,7 +257,9 @@ class InstructTab:
                     show = gr.Button("Show prompt", size="sm", elem_id="instruct-show-prompt")
                 with gr.Row():
                     meter = gr.Markdown(elem_id="instruct-meter")
-                    incognito = gr.Checkbox(False, label="Incognito (not saved)", elem_id="instruct-incognito")
+                    incognito = gr.Checkbox(
+                        False, label="Incognito (not saved)", elem_id="instruct-incognito"
+                    )
                 with gr.Accordion("Prompt as the engine receives it", open=False) as prompt_box:
                     prompt_view = gr.Code(language=None, elem_id="instruct-prompt", interactive=False)
                 if ctx.prompts.examples:
@@ -227,33 +272,63 @@ class InstructTab:
                 with gr.Accordion("Parameters", open=True):
                     options = widgets.option_inputs("instruct").components
 
-        answer = {"fn": self.respond, "api_name": False, "concurrency_limit": 4,
-                  "inputs": [conversation, conversation_id, owner, incognito, model, system, *options],
-                  "outputs": [conversation, conversation_id, chatbot, meter, notice]}  # fmt: skip
-        ask = {"fn": add_question, "inputs": [question, conversation, editing], "api_name": False,
-               "outputs": [question, conversation, chatbot, editing], "queue": False}  # fmt: skip
+        answer: dict[str, Any] = {
+            "fn": self.respond,
+            "api_visibility": "private",
+            "concurrency_limit": 4,
+            "inputs": [conversation, conversation_id, owner, incognito, model, system, *options],
+            "outputs": [conversation, conversation_id, chatbot, meter, notice],
+        }
+        ask: dict[str, Any] = {
+            "fn": add_question,
+            "inputs": [question, conversation, editing],
+            "api_visibility": "private",
+            "outputs": [question, conversation, chatbot, editing],
+            "queue": False,
+        }
         answered = [
             question.submit(**ask).then(**answer),
             send.click(**ask).then(**answer),
-            regenerate.click(self.regenerate, [conversation, conversation_id, owner], [conversation, chatbot],
-                             api_name=False).then(**answer),
-        ]  # fmt: skip
-        stop_btn.click(self.stop, None, None, queue=False, api_name=False)
-        edit.click(self.edit_last, conversation, [question, conversation, chatbot, editing], queue=False,
-                   api_name=False)  # fmt: skip
-        new.click(self.new_conversation, None, [conversation, conversation_id, chatbot, meter, notice, editing],
-                  queue=False, api_name=False)  # fmt: skip
-        show.click(self.show_prompt, [conversation, question, model, system], prompt_view,
-                   api_name=False).then(lambda: gr.Accordion(open=True), None, prompt_box)  # fmt: skip
-        model.change(self.describe_model, model, [card, meter], queue=False, api_name=False)
-        presets.change(self.preset, presets, system, queue=False, api_name=False)
+            regenerate.click(
+                self.regenerate,
+                [conversation, conversation_id, owner],
+                [conversation, chatbot],
+                api_visibility="private",
+            ).then(**answer),
+        ]
+        stop_btn.click(self.stop, None, None, queue=False, api_visibility="private")
+        edit.click(
+            self.edit_last,
+            conversation,
+            [question, conversation, chatbot, editing],
+            queue=False,
+            api_visibility="private",
+        )
+        new.click(
+            self.new_conversation,
+            None,
+            [conversation, conversation_id, chatbot, meter, notice, editing],
+            queue=False,
+            api_visibility="private",
+        )
+        show.click(
+            self.show_prompt, [conversation, question, model, system], prompt_view, api_visibility="private"
+        ).then(lambda: gr.Accordion(open=True), None, prompt_box)
+        model.change(self.describe_model, model, [card, meter], queue=False, api_visibility="private")
+        presets.change(self.preset, presets, system, queue=False, api_visibility="private")
         self._build_api([model, system, *options])
         return InstructUI(conversation, conversation_id, chatbot, meter, notice, model, answered)
 
     def _build_api(self, settings_inputs: list[Any]) -> None:
         """`/chat`: a plain endpoint for scripts, tests and benchmarks, streaming the cumulative text."""
-        question, answer, trigger = gr.Textbox(visible=False), gr.Textbox(visible=False), gr.Button(visible=False)
-        trigger.click(self.api_chat, [question, *settings_inputs], answer, api_name="chat", concurrency_limit=4)
+        question, answer, trigger = (
+            gr.Textbox(visible=False),
+            gr.Textbox(visible=False),
+            gr.Button(visible=False),
+        )
+        trigger.click(
+            self.api_chat, [question, *settings_inputs], answer, api_name="chat", concurrency_limit=4
+        )
 
 
 @dataclass
@@ -267,8 +342,15 @@ class _Answer:
     notice: str = ""
 
     def start(self, spec: Any, notice: str) -> None:
-        self.turn = {"role": "assistant", "content": "", "model": spec.id, "model_name": spec.name,
-                     "engine": spec.engine_label, "metrics": None, "finish": None}  # fmt: skip
+        self.turn = {
+            "role": "assistant",
+            "content": "",
+            "model": spec.id,
+            "model_name": spec.name,
+            "engine": spec.engine_label,
+            "metrics": None,
+            "finish": None,
+        }
         self.conversation = [*self.conversation, self.turn]
         self.notice = f"ℹ {notice}" if notice else ""
 
@@ -277,4 +359,3 @@ class _Answer:
             self.notice = notice
         chat = render.to_chatbot(self.conversation, streaming=streaming)
         return self.conversation, self.conversation_id, chat, self.meter, self.notice
-

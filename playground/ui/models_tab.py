@@ -23,8 +23,17 @@ def catalog_rows(ctx: AppContext) -> list[list[str]]:
         spec = row.spec
         params = spec.params_total + (f" ({spec.params_active} active)" if spec.params_active else "")
         ready = "yes" if row.availability.available else "no"
-        rows.append([spec.id, spec.name, spec.engine_label, params, f"{spec.context_window:,}", ready,
-                     row.availability.reason])  # fmt: skip
+        rows.append(
+            [
+                spec.id,
+                spec.name,
+                spec.engine_label,
+                params,
+                f"{spec.context_window:,}",
+                ready,
+                row.availability.reason,
+            ]
+        )
     return rows
 
 
@@ -33,10 +42,18 @@ def local_rows(manager: ModelManager) -> list[list[str]]:
 
 
 def downloadable(ctx: AppContext) -> list[str]:
-    return [r.spec.id for r in ctx.registry.rows() if not r.availability.available and "download" in r.availability.reason]
+    return [
+        r.spec.id
+        for r in ctx.registry.rows()
+        if not r.availability.available and "download" in r.availability.reason
+    ]
 
 
-def download(ctx: AppContext, model_id: str | None, progress: gr.Progress = gr.Progress()) -> tuple[str, list[list[str]], list[list[str]]]:  # noqa: B008
+def download(
+    ctx: AppContext,
+    model_id: str | None,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008
+) -> tuple[str, list[list[str]], list[list[str]]]:
     """Download a catalog model from the Hub, showing a progress bar."""
     manager = ModelManager(ctx)
     if not model_id:
@@ -59,7 +76,12 @@ def delete(ctx: AppContext, name: str) -> tuple[str, list[list[str]], list[list[
     return message, catalog_rows(ctx), local_rows(manager)
 
 
-def convert(ctx: AppContext, src: str, name: str, progress: gr.Progress = gr.Progress()) -> tuple[str, list[list[str]]]:  # noqa: B008
+def convert(
+    ctx: AppContext,
+    src: str,
+    name: str,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008
+) -> tuple[str, list[list[str]]]:
     """Convert a local folder or GGUF file to an ONNX Runtime GenAI int4 model under converted/."""
     manager = ModelManager(ctx)
     if ctx.settings.public:
@@ -87,7 +109,9 @@ def build(ctx: AppContext) -> None:
         choice = gr.Dropdown(downloadable(ctx), label="Download from the Hugging Face Hub", scale=3)
         fetch = gr.Button("Download", scale=1, interactive=not ctx.settings.public)
     gr.Markdown("### On this machine")
-    local = gr.Dataframe(local_rows(manager), headers=LOCAL_HEADERS, interactive=False, elem_id="models-local")
+    local = gr.Dataframe(
+        local_rows(manager), headers=LOCAL_HEADERS, interactive=False, elem_id="models-local"
+    )
     with gr.Row():
         doomed = gr.Textbox(label="Delete a local model (its name)", scale=3)
         remove = gr.Button("Delete", variant="stop", scale=1, interactive=not ctx.settings.public)
@@ -96,9 +120,11 @@ def build(ctx: AppContext) -> None:
             src = gr.Textbox(label="Hugging Face folder or .gguf file on this machine")
             name = gr.Textbox(label="Name of the converted model")
             run = gr.Button("Convert")
-        run.click(partial(convert, ctx), [src, name], [status, local], api_name=False)
+        run.click(partial(convert, ctx), [src, name], [status, local], api_visibility="private")
     refresh = gr.Button("Refresh", size="sm")
 
-    fetch.click(partial(download, ctx), choice, [status, catalog, local], api_name=False)
-    remove.click(partial(delete, ctx), doomed, [status, catalog, local], api_name=False)
-    refresh.click(lambda: (catalog_rows(ctx), local_rows(manager)), None, [catalog, local], api_name=False)
+    fetch.click(partial(download, ctx), choice, [status, catalog, local], api_visibility="private")
+    remove.click(partial(delete, ctx), doomed, [status, catalog, local], api_visibility="private")
+    refresh.click(
+        lambda: (catalog_rows(ctx), local_rows(manager)), None, [catalog, local], api_visibility="private"
+    )

@@ -48,7 +48,11 @@ def to_chatbot(conversation: list[Turn], *, streaming: bool = False) -> list[dic
             if turn.get("finish") is None:
                 turn = {**turn, "finish": "cancelled"}
             shown.append(
-                {"role": "assistant", "content": "", "metadata": {"title": metrics_line(turn), "status": "done"}}
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "metadata": {"title": metrics_line(turn), "status": "done"},
+                }
             )
     return shown
 
@@ -56,7 +60,9 @@ def to_chatbot(conversation: list[Turn], *, streaming: bool = False) -> list[dic
 def to_messages(conversation: list[Turn], system_prompt: str) -> list[Message]:
     """What the model is sent: the system prompt, then every question and answer."""
     messages = [Message("system", system_prompt.strip())] if system_prompt.strip() else []
-    messages += [Message(t["role"], t["content"]) for t in conversation if t["content"] or t["role"] == "user"]
+    messages += [
+        Message(t["role"], t["content"]) for t in conversation if t["content"] or t["role"] == "user"
+    ]
     return messages
 
 

@@ -31,7 +31,13 @@ def model_card(spec: ModelSpec, registry: Registry) -> str:
     size = f"{spec.params_total} parameters" if spec.params_total else ""
     if spec.params_active:
         size += f" ({spec.params_active} active)"
-    facts = [f"**{spec.name}**", spec.family, size, f"{spec.context_window:,}-token window", spec.engine_label]
+    facts = [
+        f"**{spec.name}**",
+        spec.family,
+        size,
+        f"{spec.context_window:,}-token window",
+        spec.engine_label,
+    ]
     status = "✅ ready" if state.available else f"⛔ not ready: {state.reason}"
     return " · ".join(f for f in facts if f) + f"\n\n{status}"
 
@@ -48,19 +54,41 @@ def option_inputs(prefix: str) -> OptionInputs:
     d = GenerationOptions()
     return OptionInputs(
         [
-            gr.Slider(0, 2, value=d.temperature, step=0.05, label="Temperature", info="0 = greedy",
-                      elem_id=f"{prefix}-temperature"),
+            gr.Slider(
+                0,
+                2,
+                value=d.temperature,
+                step=0.05,
+                label="Temperature",
+                info="0 = greedy",
+                elem_id=f"{prefix}-temperature",
+            ),
             gr.Slider(0.05, 1, value=d.top_p, step=0.05, label="Top-p", elem_id=f"{prefix}-top-p"),
-            gr.Slider(0, 200, value=d.top_k, step=1, label="Top-k", info="0 = off", elem_id=f"{prefix}-top-k"),
-            gr.Slider(16, 4096, value=d.max_new_tokens, step=16, label="Max new tokens",
-                      elem_id=f"{prefix}-max-new-tokens"),
-            gr.Slider(0.8, 1.5, value=d.repetition_penalty, step=0.01, label="Repetition penalty",
-                      elem_id=f"{prefix}-repetition-penalty"),
+            gr.Slider(
+                0, 200, value=d.top_k, step=1, label="Top-k", info="0 = off", elem_id=f"{prefix}-top-k"
+            ),
+            gr.Slider(
+                16,
+                4096,
+                value=d.max_new_tokens,
+                step=16,
+                label="Max new tokens",
+                elem_id=f"{prefix}-max-new-tokens",
+            ),
+            gr.Slider(
+                0.8,
+                1.5,
+                value=d.repetition_penalty,
+                step=0.01,
+                label="Repetition penalty",
+                elem_id=f"{prefix}-repetition-penalty",
+            ),
             gr.Number(value=-1, precision=0, label="Seed", info="-1 = random", elem_id=f"{prefix}-seed"),
-            gr.Textbox(label="Stop sequences", info="one per line", lines=2, max_lines=4,
-                       elem_id=f"{prefix}-stop"),
+            gr.Textbox(
+                label="Stop sequences", info="one per line", lines=2, max_lines=4, elem_id=f"{prefix}-stop"
+            ),
         ]
-    )  # fmt: skip
+    )
 
 
 def options_from(*values: object) -> GenerationOptions:

@@ -54,7 +54,9 @@ class _LocalProvider:
         if repo and is_downloaded(self.models_dir, repo):
             return Availability.ok()
         size = f" {human_size(spec.size_bytes)}" if spec.size_bytes else ""
-        return Availability.no(f"download{size} from {repo} (Models tab, or `python -m playground download {spec.id}`)")
+        return Availability.no(
+            f"download{size} from {repo} (Models tab, or `python -m playground download {spec.id}`)"
+        )
 
     def _require(self, spec: ModelSpec) -> None:
         state = self.availability(spec)
@@ -97,7 +99,9 @@ class TransformersProvider(_LocalProvider):
             if path.suffix == ".gguf":
                 return TransformersModel(spec, path.parent, gguf_file=path.name)
             return TransformersModel(spec, path, trust_remote_code=remote)
-        return TransformersModel(spec, hub_dir(self.models_dir, str(spec.extra["repo"])), trust_remote_code=remote)
+        return TransformersModel(
+            spec, hub_dir(self.models_dir, str(spec.extra["repo"])), trust_remote_code=remote
+        )
 
 
 def path_spec(path: Path, provider: str | None = None) -> ModelSpec:
@@ -108,7 +112,9 @@ def path_spec(path: Path, provider: str | None = None) -> ModelSpec:
     if provider == "onnx" and not (path / "genai_config.json").is_file():
         raise ModelUnavailableError(f"{path} is not an ONNX Runtime GenAI folder (no genai_config.json).")
     if provider == "transformers" and not (path.suffix == ".gguf" or (path / "config.json").is_file()):
-        raise ModelUnavailableError(f"{path} is neither a transformers folder (config.json) nor a .gguf file.")
+        raise ModelUnavailableError(
+            f"{path} is neither a transformers folder (config.json) nor a .gguf file."
+        )
     return ModelSpec(
         id=f"{path}@{provider}",
         name=path.name,
@@ -122,7 +128,10 @@ def path_spec(path: Path, provider: str | None = None) -> ModelSpec:
 def _context_of(path: Path) -> int:
     import json
 
-    for name, keys in (("genai_config.json", ("model", "context_length")), ("config.json", ("max_position_embeddings",))):
+    for name, keys in (
+        ("genai_config.json", ("model", "context_length")),
+        ("config.json", ("max_position_embeddings",)),
+    ):
         config = path / name
         if config.is_file():
             data = json.loads(config.read_text())

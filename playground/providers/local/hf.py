@@ -71,9 +71,9 @@ class TransformersModel:
             kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
             if gguf_file:
                 kwargs["gguf_file"] = gguf_file
-            self._tokenizer = AutoTokenizer.from_pretrained(str(path), **kwargs)
-            self._model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, **kwargs)
-            self._model.to(self.device).eval()
+            self._tokenizer: Any = AutoTokenizer.from_pretrained(str(path), **kwargs)
+            model: Any = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, **kwargs)
+            self._model: Any = model.to(self.device).eval()
         except Exception as exc:  # OSError, ValueError, ImportError...: all "cannot load"
             raise ModelLoadError(f"transformers could not load {path}: {exc}") from exc
         eos = self._model.generation_config.eos_token_id
@@ -115,9 +115,7 @@ class TransformersModel:
         if options.greedy:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         else:
-            kwargs.update(
-                temperature=options.temperature, top_p=options.top_p, top_k=options.top_k or None
-            )
+            kwargs.update(temperature=options.temperature, top_p=options.top_p, top_k=options.top_k or None)
         return kwargs
 
     def _events(self, messages: Sequence[Message], options: GenerationOptions) -> Iterator[str | Finish]:
@@ -146,8 +144,14 @@ class TransformersModel:
             stop.set()
             worker.join(timeout=30)
 
-    def _run(self, inputs: Any, streamer: _TokenQueue, kwargs: dict[str, Any], seed: int | None,
-             errors: list[BaseException]) -> None:  # fmt: skip
+    def _run(
+        self,
+        inputs: Any,
+        streamer: _TokenQueue,
+        kwargs: dict[str, Any],
+        seed: int | None,
+        errors: list[BaseException],
+    ) -> None:
         import torch
 
         try:
@@ -161,8 +165,9 @@ class TransformersModel:
         finally:
             self.stats.end()
 
-    def _decode(self, streamer: _TokenQueue, stop: threading.Event, options: GenerationOptions,
-                prompt_len: int) -> Iterator[str | Finish]:  # fmt: skip
+    def _decode(
+        self, streamer: _TokenQueue, stop: threading.Event, options: GenerationOptions, prompt_len: int
+    ) -> Iterator[str | Finish]:
         ids: list[int] = []
         shown = ""
         stopper = StopMatcher(options.stop)

@@ -54,9 +54,7 @@ def download(
 
     patterns = [f"{subfolder}/*"] if subfolder else None
     try:
-        snapshot_download(
-            repo, local_dir=target, allow_patterns=patterns, token=token, tqdm_class=_Reporting
-        )
+        snapshot_download(repo, local_dir=target, allow_patterns=patterns, token=token, tqdm_class=_Reporting)
     except LocalEntryNotFoundError:
         raise DownloadError(
             f"Cannot reach the Hugging Face Hub to download {repo}: check the network "
