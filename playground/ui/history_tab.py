@@ -35,17 +35,17 @@ class HistoryTab:
         self.ctx = ctx
         self.store = ctx.history
 
-    def rows(self, owner_value: Any, search: str = "") -> tuple[list[list[Any]], list[str]]:
+    def rows(self, owner_value: Any, search: str | None = "") -> tuple[list[list[Any]], list[str]]:
         """The visitor's conversations (newest first) and their ids, in the same order."""
         try:
             owner = resolve_owner(owner_value)
         except InvalidIdentityError:
             return [], []
-        found = self.store.list_conversations(owner, search=search.strip() or None, limit=200)
+        found = self.store.list_conversations(owner, search=(search or "").strip() or None, limit=200)
         table = [[c.title, c.model, c.updated_utc[:19].replace("T", " "), c.message_count] for c in found]
         return table, [c.id for c in found]
 
-    def refresh(self, owner_value: Any, search: str) -> tuple[list[list[Any]], list[str]]:
+    def refresh(self, owner_value: Any, search: str | None) -> tuple[list[list[Any]], list[str]]:
         return self.rows(owner_value, search)
 
     def select(self, ids: list[str], owner_value: Any, event: gr.SelectData) -> tuple[str | None, str]:
@@ -194,7 +194,7 @@ class HistoryTab:
                     ("all-json", "Export all (JSON)"),
                 )
             }
-        download = gr.File(label="Export", interactive=False, elem_id="history-export")
+        download = gr.File(label="Export", interactive=False, elem_id="history-export", height=80)
         preview = gr.Markdown(elem_id="history-preview")
         with gr.Accordion("Import and delete", open=False):
             upload = gr.File(label="Import a JSON export", file_types=[".json"], type="filepath")
