@@ -30,6 +30,7 @@ class AppContext:
         registry = Registry(
             build_providers(settings, catalog),
             cache_budget_bytes=int(settings.model_cache_mb * 1e6),
+            allow_paths=not settings.public,
         )
         chat = ChatService(registry)
         history = open_history(settings)

@@ -36,8 +36,11 @@ class ModelRow:
 class Registry:
     """Lookup, lazy load (once, even under concurrent first requests), and a small LRU cache."""
 
-    def __init__(self, providers: Sequence[Provider], *, cache_budget_bytes: int = 8 * 10**9) -> None:
+    def __init__(
+        self, providers: Sequence[Provider], *, cache_budget_bytes: int = 8 * 10**9, allow_paths: bool = True
+    ) -> None:
         self.providers = {p.name: p for p in providers}
+        self.allow_paths = allow_paths
         self.cache_budget_bytes = cache_budget_bytes
         self.loads: Counter[str] = Counter()
         self._loaded: OrderedDict[str, ChatModel] = OrderedDict()
@@ -77,6 +80,8 @@ class Registry:
         if same_key:
             return min(same_key, key=_preference)
         if _looks_like_path(ref):
+            if not self.allow_paths:
+                raise UnknownModelError("This is a public deployment: pick a model from the list.")
             return self._path_spec(Path(ref), provider)
         close = difflib.get_close_matches(ref, list(by_id) + [s.id.split("@")[0] for s in specs], n=3)
         hint = f" Did you mean {', '.join(dict.fromkeys(close))}?" if close else ""

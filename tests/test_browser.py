@@ -46,12 +46,14 @@ def test_stop_ends_the_engine_and_keeps_the_partial_answer(page: Page, app_url: 
     stats = ctx.registry.get("smollm2-135m-instruct@onnx").stats  # type: ignore[attr-defined]
     open_tab(page, app_url)
     set_slider(page, "max-new-tokens", "4096")
+    set_slider(page, "temperature", "0")  # greedy: this story runs to the token limit
     page.fill("#instruct-input textarea", "Write a very long story about a lighthouse keeper and the sea.")
     page.click("#instruct-send")
     expect(page.locator(BOT).first).to_contain_text(" ", timeout=60_000)
     deadline = time.monotonic() + 30
     while stats.running == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert stats.running == 1, "the engine is generating when Stop is pressed"
     page.click("#instruct-stop")
     deadline = time.monotonic() + 15
     while stats.running and time.monotonic() < deadline:

@@ -12,6 +12,7 @@ from ..settings import Settings
 from .history_tab import HistoryTab, ensure_owner
 from .instruct import InstructTab
 from .models_tab import build as build_models_tab
+from .providers_tab import ProvidersTab
 
 TITLE = "SLM Playground"
 INTRO = (
@@ -39,6 +40,8 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                 history.build(owner, instruct, tabs)
             with gr.Tab("Models", id="models"):
                 build_models_tab(ctx)
+            with gr.Tab("Providers", id="providers"):
+                ProvidersTab(ctx).build(instruct.model)
         loaded = demo.load(ensure_owner, owner, owner, api_visibility="private")
         if ctx.settings.browser_history:
             copy = gr.BrowserState(None, storage_key=BROWSER_COPY_KEY, secret=secret)
@@ -53,6 +56,8 @@ def launch(
 ) -> None:
     """Build and serve the app; blocks until interrupted."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if settings.trace_stream:  # per-update timings of every stream (bench/app_vs_engine.py reads them)
+        logging.getLogger("playground.trace").setLevel(logging.DEBUG)
     ctx = AppContext.create(settings)
     demo = build_app(ctx)
     demo.queue(default_concurrency_limit=4)

@@ -9,6 +9,7 @@ from typing import Any
 
 import gradio as gr
 
+from ..codegen import snippet
 from ..context import AppContext
 from ..errors import PlaygroundError
 from ..history import resolve_owner
@@ -73,6 +74,7 @@ class InstructTab:
         conversation: list[Turn],
         conversation_id: str | None,
         owner_value: Any,
+        keys: dict[str, str],
         incognito: bool,
         model_id: str,
         system_prompt: str,
@@ -104,8 +106,10 @@ class InstructTab:
                     model_id,
                     edit=bool(question.get("edit")),
                 )
+            messages = render.to_messages(conversation, system_prompt)
+            key = self.session_key(keys, model_id)
             prepared = await asyncio.to_thread(
-                self.ctx.chat.prepare, model_id, render.to_messages(conversation, system_prompt), options
+                self.ctx.chat.prepare, model_id, messages, options, api_key=key
             )
         except PlaygroundError as exc:
             gr.Warning(str(exc))
@@ -138,6 +142,47 @@ class InstructTab:
     def stop(self, request: gr.Request) -> None:
         """Stop the visitor's running answer: the engine stops at its next token."""
         self.signals.stop(request.session_hash)
+
+    # A visitor's own key, and the code that reproduces a request
+
+    def session_key(self, keys: dict[str, str], model_id: str) -> str | None:
+        """The key this visitor typed for the model's provider, if any."""
+        try:
+            return keys.get(self.ctx.registry.resolve(model_id).provider)
+        except PlaygroundError:
+            return None
+
+    def set_key(self, key: str, model_id: str, keys: dict[str, str]) -> tuple[str, dict[str, str], str]:
+        """Keep a typed key in this session's server-side state; the box is emptied at once."""
+        try:
+            spec = self.ctx.registry.resolve(model_id)
+        except PlaygroundError as exc:
+            return "", keys, f"⚠ {exc}"
+        if spec.extra.get("api_key_env") is None:
+            return "", keys, f"{spec.engine_label} needs no key."
+        keys = {k: v for k, v in keys.items() if k != spec.provider}
+        if key.strip():
+            keys[spec.provider] = key.strip()
+        providers = ", ".join(sorted(keys)) or "none"
+        return "", keys, f"🔑 Your own keys, for this session only: {providers}."
+
+    def get_code(
+        self, conversation: list[Turn], pending: str, model_id: str, system_prompt: str, *values: Any
+    ) -> gr.Code:
+        """A runnable script, in the provider's own SDK, that sends this conversation with these settings."""
+        turns = [*conversation, {"role": "user", "content": pending}] if pending.strip() else conversation
+        try:
+            spec = self.ctx.registry.resolve(model_id)
+            options = widgets.options_from(*values)
+            model_dir = None
+            if spec.provider == "onnx":
+                model_dir = self.ctx.registry.providers["onnx"].folder(spec)  # type: ignore[attr-defined]
+            language, code = snippet(
+                spec, render.to_messages(turns, system_prompt), options, model_dir=model_dir
+            )
+        except PlaygroundError as exc:
+            return gr.Code(f"# {exc}", language="python")
+        return gr.Code(code, language=language)  # type: ignore[arg-type]
 
     # Small actions
 
@@ -229,6 +274,7 @@ class InstructTab:
             widgets.DEFAULT_MODEL if any(v == widgets.DEFAULT_MODEL for _, v in choices) else choices[0][1]
         )
         conversation, conversation_id, editing = gr.State([]), gr.State(None), gr.State(False)
+        keys = gr.State({})  # provider -> a key this visitor typed; server-side, never sent to the page
         with gr.Row():
             with gr.Column(scale=3):
                 chatbot = gr.Chatbot(
@@ -260,6 +306,11 @@ class InstructTab:
                     incognito = gr.Checkbox(
                         False, label="Incognito (not saved)", elem_id="instruct-incognito"
                     )
+                with gr.Accordion("Get code", open=False):
+                    code_btn = gr.Button(
+                        "Write the code for this request", size="sm", elem_id="instruct-get-code"
+                    )
+                    code_view = gr.Code(language="python", elem_id="instruct-code", interactive=False)
                 with gr.Accordion("Prompt as the engine receives it", open=False) as prompt_box:
                     prompt_view = gr.Code(language=None, elem_id="instruct-prompt", interactive=False)
                 if ctx.prompts.examples:
@@ -267,6 +318,14 @@ class InstructTab:
             with gr.Column(scale=2):
                 model = gr.Dropdown(choices, value=default, label="Model", elem_id="instruct-model")
                 card = gr.Markdown(widgets.model_card(ctx.registry.resolve(default), ctx.registry))
+                with gr.Accordion("Your own API key (this session only)", open=False):
+                    key_box = gr.Textbox(
+                        type="password",
+                        show_label=False,
+                        placeholder="Key for the selected model's provider, then Enter",
+                        elem_id="instruct-key",
+                    )
+                    key_status = gr.Markdown(elem_id="instruct-key-status")
                 presets = gr.Dropdown(list(ctx.prompts.system), value=None, label="System prompt preset")
                 system = gr.Textbox(label="System prompt", lines=3, elem_id="instruct-system")
                 with gr.Accordion("Parameters", open=True):
@@ -276,7 +335,7 @@ class InstructTab:
             "fn": self.respond,
             "api_visibility": "private",
             "concurrency_limit": 4,
-            "inputs": [conversation, conversation_id, owner, incognito, model, system, *options],
+            "inputs": [conversation, conversation_id, owner, keys, incognito, model, system, *options],
             "outputs": [conversation, conversation_id, chatbot, meter, notice],
         }
         ask: dict[str, Any] = {
@@ -314,6 +373,15 @@ class InstructTab:
         show.click(
             self.show_prompt, [conversation, question, model, system], prompt_view, api_visibility="private"
         ).then(lambda: gr.Accordion(open=True), None, prompt_box)
+        key_box.submit(
+            self.set_key, [key_box, model, keys], [key_box, keys, key_status], api_visibility="private"
+        )
+        code_btn.click(
+            self.get_code,
+            [conversation, question, model, system, *options],
+            code_view,
+            api_visibility="private",
+        )
         model.change(self.describe_model, model, [card, meter], queue=False, api_visibility="private")
         presets.change(self.preset, presets, system, queue=False, api_visibility="private")
         self._build_api([model, system, *options])

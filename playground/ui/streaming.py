@@ -4,16 +4,29 @@ The engine never waits for the web server: it keeps generating while the loop se
 update, and whatever piled up meanwhile goes out as one update. When the consumer goes away (Stop
 closes the handler), the producer leaves its loop at the next item and closes the stream in its own
 thread, which runs the engine's own cleanup (the `finally` of the provider's generator).
+
+With the `playground.trace` logger at DEBUG (PLAYGROUND_TRACE_STREAM=1), each stream logs when the
+engine produced an item, when the event loop took a batch, and when the handler asked for the next
+batch (that is, when Gradio had finished sending the previous update on its way), on the
+system-wide monotonic clock, so a client on the same machine can line its own times up with them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+TRACE = logging.getLogger("playground.trace")
+
+
+def _trace(event: str, stream: int, count: int) -> None:
+    TRACE.debug("%s %x %.6f %d", event, stream, time.monotonic(), count)
 
 
 class _Done:
@@ -36,6 +49,7 @@ class ThreadedStream(Generic[T]):
         self._iterator = iterator
         self._stop = stop or threading.Event()
         self.finished = threading.Event()
+        self._traced = TRACE.isEnabledFor(logging.DEBUG)
 
     def _produce(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[object]) -> None:
         def send(item: object) -> None:
@@ -45,7 +59,9 @@ class ThreadedStream(Generic[T]):
                 self._stop.set()
 
         try:
-            for item in self._iterator:
+            for count, item in enumerate(self._iterator, 1):
+                if self._traced:
+                    _trace("engine", id(self), count)
                 send(item)
                 if self._stop.is_set():
                     break
@@ -63,21 +79,30 @@ class ThreadedStream(Generic[T]):
         queue: asyncio.Queue[object] = asyncio.Queue()
         threading.Thread(target=self._produce, args=(loop, queue), daemon=True, name="stream").start()
         try:
-            while True:
+            batch: list[T]
+            end: _Done | _Failed | None = None
+            while end is None:
                 items = [await queue.get()]
                 while not queue.empty():
                     items.append(queue.get_nowait())
-                batch: list[T] = []
-                for item in items:
-                    if isinstance(item, _Failed):
-                        if batch:
-                            yield batch
-                        raise item.error
-                    if isinstance(item, _Done):
-                        if batch:
-                            yield batch
-                        return
-                    batch.append(item)  # type: ignore[arg-type]
-                yield batch
+                batch, end = _split(items)
+                if batch:
+                    if self._traced:
+                        _trace("batch", id(self), len(batch))
+                    yield batch
+                    if self._traced:
+                        _trace("resumed", id(self), len(batch))
+            if isinstance(end, _Failed):
+                raise end.error
         finally:
             self._stop.set()
+
+
+def _split(items: list[object]) -> tuple[list[T], _Done | _Failed | None]:
+    """The items before the end of the stream, and that end (None while the stream goes on)."""
+    batch: list[T] = []
+    for item in items:
+        if isinstance(item, _Done | _Failed):
+            return batch, item
+        batch.append(item)  # type: ignore[arg-type]
+    return batch, None
