@@ -29,7 +29,9 @@ class ProvidersTab:
         self.ctx = ctx
 
     def rows(self, refresh: bool = False) -> list[list[str]]:
-        return [status_row(s) for s in provider_statuses(self.ctx.registry.providers.values(), refresh=refresh)]
+        return [
+            status_row(s) for s in provider_statuses(self.ctx.registry.providers.values(), refresh=refresh)
+        ]
 
     def refresh(self, model_id: str) -> tuple[list[list[str]], gr.Dropdown]:
         """Ask every endpoint again for its models, and update the model pickers with what changed."""
