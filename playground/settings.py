@@ -78,6 +78,7 @@ class Settings:
     history_max_count: int | None = None
     browser_history: bool = False
     space_id: str | None = None
+    oauth: bool = False
     trace_stream: bool = False
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -118,6 +119,7 @@ class Settings:
             history_max_count=_count(env, "PLAYGROUND_HISTORY_MAX_COUNT"),
             browser_history=_flag(env, "PLAYGROUND_BROWSER_HISTORY") or bool(env.get("SPACE_ID")),
             space_id=env.get("SPACE_ID") or None,
+            oauth=bool(env.get("SPACE_ID") and env.get("OAUTH_CLIENT_ID")),
             trace_stream=_flag(env, "PLAYGROUND_TRACE_STREAM"),
             env=env,
         )

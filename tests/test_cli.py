@@ -86,6 +86,8 @@ def test_chat_streams_plain_text(settings: Settings) -> None:
         (["chat", "-m", "phi-3.5-mini@onnx", "hi"], "download 2.4 GB"),
         (["convert", "/nonexistent/folder", "/tmp/out"], "Nothing to convert"),
         (["local", "--delete", "nothing-here"], "No local model named"),
+        (["download", "phi-3.5-mini@onnx"], "Cannot reach the Hugging Face Hub"),
+        (["download", "smollm2-135m-instruct@onnx"], "nothing to download"),
     ],
 )
 def test_errors_are_one_clear_line(settings: Settings, args: list[str], message: str) -> None:

@@ -17,9 +17,11 @@ def ask(page: Page, question: str) -> None:
     box = page.locator("#instruct-max-new-tokens input[type=number]")
     box.fill("16")
     box.press("Enter")
+    before = page.locator(BOT).count()
     page.fill("#instruct-input textarea", question)
     page.press("#instruct-input textarea", "Enter")
-    expect(page.locator(BOT).last).to_contain_text("tokens", timeout=60_000)  # the metrics line: done
+    expect(page.locator(BOT)).to_have_count(before + 2, timeout=60_000)  # the answer and its metrics line
+    expect(page.locator(BOT).last).to_contain_text("tokens", timeout=60_000)
 
 
 def history_rows(page: Page) -> str:

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from ..settings import Settings
-from .identity import BROWSER_STATE_KEY, browser_owner, new_browser_id, oauth_owner, resolve_owner
+from .identity import (
+    BROWSER_STATE_KEY,
+    browser_owner,
+    check_owner_id,
+    new_browser_id,
+    oauth_owner,
+    resolve_owner,
+)
 from .recorder import AnswerRecorder
 from .records import Battle, Conversation, ConversationSummary, StoredMessage, Vote
 from .store import HistoryStore
@@ -18,6 +25,7 @@ __all__ = [
     "StoredMessage",
     "Vote",
     "browser_owner",
+    "check_owner_id",
     "new_browser_id",
     "oauth_owner",
     "open_history",

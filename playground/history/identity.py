@@ -48,3 +48,10 @@ def oauth_owner(username: str) -> str:
 def resolve_owner(browser_value: object, username: str | None = None) -> str:
     """The signed-in user when there is one, else the browser's id."""
     return oauth_owner(username) if username else browser_owner(browser_value)
+
+
+def check_owner_id(value: object) -> str:
+    """An owner id as resolve_owner made it (a browser id or `hf:<user>`); InvalidIdentityError if not."""
+    if isinstance(value, str) and value.startswith("hf:"):
+        return oauth_owner(value.removeprefix("hf:"))
+    return browser_owner(value)

@@ -9,7 +9,7 @@ import gradio as gr
 from ..context import AppContext
 from ..history import BROWSER_STATE_KEY
 from ..settings import Settings
-from .history_tab import HistoryTab, ensure_owner
+from .history_tab import HistoryTab, identify
 from .instruct import InstructTab
 from .models_tab import build as build_models_tab
 from .providers_tab import ProvidersTab
@@ -30,8 +30,12 @@ def build_app(ctx: AppContext) -> gr.Blocks:
     """The whole page: one builder per tab, each given the shared context and the visitor's id."""
     secret = ctx.settings.browser_secret
     with gr.Blocks(title=TITLE, fill_width=True) as demo:
-        owner = gr.BrowserState(None, storage_key=BROWSER_STATE_KEY, secret=secret)
-        gr.Markdown(f"# {TITLE}\n{INTRO}")
+        browser_id = gr.BrowserState(None, storage_key=BROWSER_STATE_KEY, secret=secret)
+        owner = gr.State(None)  # who this session is, set on page load; server-side, never from a request
+        with gr.Row():
+            gr.Markdown(f"# {TITLE}\n{INTRO}")
+            if ctx.settings.oauth:
+                gr.LoginButton(scale=0)
         history = HistoryTab(ctx)
         with gr.Tabs() as tabs:
             with gr.Tab("Instruct", id="instruct"):
@@ -42,7 +46,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                 build_models_tab(ctx)
             with gr.Tab("Providers", id="providers"):
                 ProvidersTab(ctx).build(instruct.model)
-        loaded = demo.load(ensure_owner, owner, owner, api_visibility="private")
+        loaded = demo.load(identify, browser_id, [browser_id, owner], api_visibility="private")
         if ctx.settings.browser_history:
             copy = gr.BrowserState(None, storage_key=BROWSER_COPY_KEY, secret=secret)
             loaded.then(history.restore, [owner, copy], None, api_visibility="private")

@@ -10,7 +10,7 @@ import gradio as gr
 
 from ..context import AppContext
 from ..errors import InvalidIdentityError, PlaygroundError
-from ..history import browser_owner, new_browser_id, resolve_owner
+from ..history import browser_owner, check_owner_id, new_browser_id, resolve_owner
 from ..history.export import export_json, export_markdown, import_json
 from ..types import ENGINE_LABELS
 from .instruct import InstructUI
@@ -20,12 +20,23 @@ HEADERS = ["Title", "Model", "Updated (UTC)", "Messages"]
 BROWSER_COPY_LIMIT = 30  # conversations kept in the browser's copy (localStorage holds a few MB)
 
 
-def ensure_owner(value: Any) -> str:
-    """On page load: the visitor's id from the browser, or a new one on a first visit."""
+def ensure_browser_id(value: Any) -> str:
+    """The visitor's id from the browser, or a new one on a first visit."""
     try:
         return browser_owner(value)
     except InvalidIdentityError:
         return new_browser_id()
+
+
+def identify(browser_value: Any, profile: gr.OAuthProfile | None) -> tuple[str, str]:
+    """On page load: keep (or make) the browser's id; the session's owner is the signed-in user if any.
+
+    The owner goes to a server-side gr.State, which no later request can set: every history handler
+    reads it from there.
+    """
+    browser_id = ensure_browser_id(browser_value)
+    username = profile.username if profile is not None else None
+    return browser_id, resolve_owner(browser_id, username)
 
 
 class HistoryTab:
@@ -38,7 +49,7 @@ class HistoryTab:
     def rows(self, owner_value: Any, search: str | None = "") -> tuple[list[list[Any]], list[str]]:
         """The visitor's conversations (newest first) and their ids, in the same order."""
         try:
-            owner = resolve_owner(owner_value)
+            owner = check_owner_id(owner_value)
         except InvalidIdentityError:
             return [], []
         found = self.store.list_conversations(owner, search=(search or "").strip() or None, limit=200)
@@ -54,7 +65,7 @@ class HistoryTab:
         if not isinstance(row, int) or not 0 <= row < len(ids):
             return None, ""
         try:
-            return ids[row], export_markdown(self.store, resolve_owner(owner_value), [ids[row]])
+            return ids[row], export_markdown(self.store, check_owner_id(owner_value), [ids[row]])
         except PlaygroundError as exc:
             return None, f"⚠ {exc}"
 
@@ -63,7 +74,7 @@ class HistoryTab:
         if not selected:
             raise gr.Error("Pick a conversation in the list first.")
         try:
-            conversation = self.store.get_conversation(resolve_owner(owner_value), selected)
+            conversation = self.store.get_conversation(check_owner_id(owner_value), selected)
         except PlaygroundError as exc:
             raise gr.Error(str(exc)) from None
         turns = [self._turn(m) for m in conversation.messages]
@@ -108,7 +119,7 @@ class HistoryTab:
 
     def _act(self, action: Any, owner_value: Any, search: str, done: str) -> tuple[Any, ...]:
         try:
-            action(resolve_owner(owner_value))
+            action(check_owner_id(owner_value))
         except PlaygroundError as exc:
             raise gr.Error(str(exc)) from None
         table, ids = self.rows(owner_value, search)
@@ -122,7 +133,7 @@ class HistoryTab:
 
     def export(self, kind: str, selected: str | None, owner_value: Any) -> str:
         """Write an export file for download: the selected conversation, or all ('all-md', 'all-json')."""
-        owner = resolve_owner(owner_value)
+        owner = check_owner_id(owner_value)
         ids = None if kind.startswith("all") else [self._need(selected)]
         if kind.endswith("json"):
             text, suffix = export_json(self.store, owner, ids), ".json"
@@ -137,7 +148,7 @@ class HistoryTab:
         if not file:
             raise gr.Error("Choose a JSON export to import.")
         try:
-            result = import_json(self.store, resolve_owner(owner_value), Path(file).read_bytes())
+            result = import_json(self.store, check_owner_id(owner_value), Path(file).read_bytes())
         except PlaygroundError as exc:
             raise gr.Error(str(exc)) from None
         table, ids = self.rows(owner_value, search)
@@ -148,7 +159,7 @@ class HistoryTab:
     def browser_copy(self, owner_value: Any) -> str | None:
         """The visitor's latest conversations as a JSON export, to keep in their browser."""
         try:
-            owner = resolve_owner(owner_value)
+            owner = check_owner_id(owner_value)
         except InvalidIdentityError:
             return None
         ids = [c.id for c in self.store.list_conversations(owner, limit=BROWSER_COPY_LIMIT)]
@@ -157,7 +168,7 @@ class HistoryTab:
     def restore(self, owner_value: Any, copy: str | None) -> None:
         """After a restart the store is empty: bring the visitor's conversations back from the browser."""
         try:
-            owner = resolve_owner(owner_value)
+            owner = check_owner_id(owner_value)
         except InvalidIdentityError:
             return
         if copy and not self.store.list_conversations(owner, limit=1):
@@ -166,7 +177,7 @@ class HistoryTab:
             except PlaygroundError:
                 return
 
-    def build(self, owner: gr.BrowserState, instruct: InstructUI, tabs: gr.Tabs) -> None:
+    def build(self, owner: gr.State, instruct: InstructUI, tabs: gr.Tabs) -> None:
         gr.Markdown(
             "Your conversations, kept on this server for this browser. Nobody else can see them. "
             "Incognito conversations are never written."

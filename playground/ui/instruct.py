@@ -12,7 +12,7 @@ import gradio as gr
 from ..codegen import snippet
 from ..context import AppContext
 from ..errors import PlaygroundError
-from ..history import resolve_owner
+from ..history import check_owner_id
 from ..types import Chunk
 from . import render, widgets
 from .render import Turn
@@ -94,7 +94,7 @@ class InstructTab:
         values = (temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, stop)
         state = _Answer(conversation, conversation_id)
         try:
-            owner = resolve_owner(owner_value)
+            owner = check_owner_id(owner_value)
             options = widgets.options_from(*values)
             question = conversation[-1]
             if not incognito:
@@ -194,7 +194,7 @@ class InstructTab:
             conversation = conversation[:-1]
         if conversation_id is not None:
             try:
-                self.ctx.conversations.forget_last_answer(resolve_owner(owner_value), conversation_id)
+                self.ctx.conversations.forget_last_answer(check_owner_id(owner_value), conversation_id)
             except PlaygroundError as exc:
                 gr.Warning(str(exc))
         return conversation, render.to_chatbot(conversation)
@@ -266,7 +266,7 @@ class InstructTab:
 
     # Layout and events
 
-    def build(self, owner: gr.BrowserState) -> InstructUI:
+    def build(self, owner: gr.State) -> InstructUI:
         """Lay out the tab, then wire its events (in one place, at the bottom)."""
         ctx = self.ctx
         choices = widgets.model_choices(ctx.registry)
