@@ -15,6 +15,13 @@ from .types import Chunk, FinishReason, Message, Metrics
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
+FINISH_NOTES = {
+    FinishReason.CANCELLED: "[stopped]",
+    FinishReason.INTERRUPTED: "[interrupted: the connection or the engine died mid-answer; above is what arrived]",
+    FinishReason.LENGTH: "[reached --max-new-tokens]",
+}
+EXIT_CODES = {FinishReason.CANCELLED: 130, FinishReason.INTERRUPTED: 1, FinishReason.ERROR: 1}
+
 
 def _context(settings: Settings):  # type: ignore[no-untyped-def]
     from .context import AppContext
@@ -68,12 +75,12 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     text, metrics = _consume(ctx.chat.stream(prepared), echo=not args.json)
     if args.json:
         print(json.dumps({"model": prepared.spec.id, "text": text, "metrics": _metrics_json(metrics)}))
-    elif metrics.finish_reason == FinishReason.CANCELLED:
-        print("\n[stopped]", file=sys.stderr)
     else:
         print()
+        if metrics.finish_reason in FINISH_NOTES:
+            print(FINISH_NOTES[metrics.finish_reason], file=sys.stderr)
     ctx.close()
-    return 130 if metrics.finish_reason == FinishReason.CANCELLED else 0
+    return EXIT_CODES.get(metrics.finish_reason, 0)
 
 
 def _consume(stream, *, echo: bool) -> tuple[str, Metrics]:  # type: ignore[no-untyped-def]
