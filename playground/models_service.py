@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from .errors import PlaygroundError
 from .providers.local import store
+from .types import ModelSpec
 
 if TYPE_CHECKING:
     from .context import AppContext
@@ -45,8 +46,15 @@ class ModelManager:
             raise PlaygroundError("Deleting models is turned off on this public deployment.")
         removed = store.delete_local(self.models_dir, name)
         for model in self.ctx.registry.loaded():
-            if str(removed.path) in str(
-                model.spec.extra.get("path", "")
-            ) or model.spec.source in removed.name.replace("--", "/"):
+            if self._uses(model.spec, removed):
                 self.ctx.registry.unload(model.spec.id)
         return removed
+
+    def _uses(self, spec: ModelSpec, removed: store.LocalModel) -> bool:
+        """Whether a loaded model was read from the folder just deleted."""
+        path, repo = spec.extra.get("path"), spec.extra.get("repo")
+        if path:
+            return Path(str(path)).is_relative_to(removed.path)
+        if repo and spec.provider in ("onnx", "transformers"):
+            return store.hub_dir(self.models_dir, str(repo)) == removed.path
+        return bool(spec.extra.get("embedded")) and removed.kind == "embedded"

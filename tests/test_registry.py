@@ -9,7 +9,7 @@ import pytest
 
 from playground.catalog import load_catalog
 from playground.context import AppContext
-from playground.errors import ModelUnavailableError, UnknownModelError
+from playground.errors import ModelUnavailableError, PlaygroundError, UnknownModelError
 from playground.providers import build_providers
 from playground.registry import Registry
 from playground.settings import Settings
@@ -103,3 +103,20 @@ def test_cache_budget_evicts_the_least_recently_used(settings: Settings) -> None
     registry.get("smollm2-135m-instruct@onnx")
     assert registry.loads["smollm2-135m-instruct@onnx"] == 2
     registry.close_all()
+
+
+def test_local_models_are_listed_with_their_size_and_deleted_by_name(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from playground.providers.local.store import delete_local, list_local
+
+    models = tmp_path / "models"
+    (models / "converted" / "mine").mkdir(parents=True)
+    (models / "converted" / "mine" / "model.onnx").write_bytes(b"x" * 1234)
+    (models / "hub" / "org--repo").mkdir(parents=True)
+    found = {m.name: m for m in list_local(models)}
+    assert found["mine"].size_bytes == 1234 and found["mine"].kind == "converted"
+    assert delete_local(models, "mine").name == "mine"
+    assert not (models / "converted" / "mine").exists()
+    with pytest.raises(PlaygroundError, match="No local model named"):
+        delete_local(models, "../../etc")

@@ -6,7 +6,6 @@ No thread: closing the generator (Stop, Ctrl-C) ends the loop, and with it the e
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,6 @@ class OnnxModel:
         template = self.folder / "chat_template.jinja"
         self._template = template.read_text() if template.is_file() else None
         self._eos = tuple(int(t) for t in self._tokenizer.eos_token_ids)
-        self._lock = threading.Lock()
 
     def render_prompt(self, messages: Sequence[Message]) -> str:
         payload = json.dumps([m.to_dict() for m in messages])
