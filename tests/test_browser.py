@@ -65,3 +65,13 @@ def test_stop_ends_the_engine_and_keeps_the_partial_answer(page: Page, app_url: 
     partial = page.locator(BOT).first.inner_text()
     assert len(partial) > 5
     expect(page.locator(BOT).nth(1)).to_contain_text("stopped", timeout=10_000)
+
+
+def test_get_code_writes_a_runnable_script_for_the_request(page: Page, app_url: str) -> None:
+    open_tab(page, app_url)
+    page.fill("#instruct-input textarea", QUESTION)
+    page.get_by_text("Get code").click()
+    page.click("#instruct-get-code")
+    code = page.locator("#instruct-code")
+    expect(code).to_contain_text("import onnxruntime_genai", timeout=15_000)
+    expect(code).to_contain_text("capital of France")
