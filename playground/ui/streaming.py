@@ -1,9 +1,18 @@
 """Run a blocking stream in its own thread and hand its items to the event loop in batches.
 
-The engine never waits for the web server: it keeps generating while the loop sends the previous
-update, and whatever piled up meanwhile goes out as one update. When the consumer goes away (Stop
-closes the handler), the producer leaves its loop at the next item and closes the stream in its own
-thread, which runs the engine's own cleanup (the `finally` of the provider's generator).
+Whatever piled up while the loop was busy goes out as one update, and updates after the first are at
+least MIN_INTERVAL_S apart: each update costs the web server a render, a diff and a send, on the same
+CPU as the engine. The first item and the end of the stream are never held back.
+
+The engine shares the GIL with the event loop, and ONNX Runtime GenAI keeps it for a whole token
+(12 ms here): left alone, the loop would get one turn per token, and one update, which takes Gradio
+some ten turns, would go out a hundred-odd milliseconds late. So after handing the loop a batch, the
+producer waits (at most CATCH_UP_S) until the loop is back waiting for the next one, update sent:
+the loop's work runs in one go, a millisecond or two, instead of in slices between tokens.
+
+When the consumer goes away (Stop closes the handler), the producer leaves its loop at the next item
+and closes the stream in its own thread, which runs the engine's own cleanup (the `finally` of the
+provider's generator).
 
 With the `playground.trace` logger at DEBUG (PLAYGROUND_TRACE_STREAM=1), each stream logs when the
 engine produced an item, when the event loop took a batch, and when the handler asked for the next
@@ -23,6 +32,8 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 TRACE = logging.getLogger("playground.trace")
+MIN_INTERVAL_S = 0.05  # between updates: 20 a second, a few tokens each (bench/app_vs_engine.py)
+CATCH_UP_S = 0.05  # the longest the engine waits for the loop to send an update
 
 
 def _trace(event: str, stream: int, count: int) -> None:
@@ -38,23 +49,103 @@ class _Failed:
         self.error = error
 
 
+class _Mailbox:
+    """Items from the producer thread, taken by the event loop all at once; and whether the loop has
+    caught up with them.
+
+    The loop is woken only when it is waiting (once per batch, not once per token), and during a
+    pause only by the end of the stream. "Caught up" means the loop is back waiting for items, with
+    whatever was ready before that (the update going out) done.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._items: list[object] = []
+        self._lock = threading.Lock()
+        self._waiter: asyncio.Future[None] | None = None
+        self._only_end = False
+        self._caught_up = threading.Event()
+
+    def put(self, item: object) -> None:
+        """From the producer thread. RuntimeError when the loop is gone."""
+        with self._lock:
+            self._items.append(item)
+            waiter = self._waiter
+            if waiter is not None and (not self._only_end or isinstance(item, _Done | _Failed)):
+                self._waiter = None
+                self._caught_up.clear()
+            else:
+                waiter = None
+        if waiter is not None:
+            self._loop.call_soon_threadsafe(_wake, waiter)
+
+    def wait_caught_up(self, timeout: float) -> None:
+        """From the producer thread: until the loop is back waiting for items, at most `timeout`."""
+        self._caught_up.wait(timeout)
+
+    def release(self) -> None:
+        """The consumer is gone: nobody to wait for."""
+        self._caught_up.set()
+
+    def _mark_caught_up(self, waiter: asyncio.Future[None]) -> None:
+        with self._lock:
+            if self._waiter is waiter:  # still waiting: no item has come meanwhile
+                self._caught_up.set()
+
+    async def take(self, not_before: float = 0.0) -> list[object]:
+        """Everything put so far: at once if something is there and `not_before` (loop time) has
+        passed; else when something comes, but not before `not_before` unless the stream ends."""
+        while True:
+            pause = not_before - self._loop.time()
+            with self._lock:
+                ended = any(isinstance(item, _Done | _Failed) for item in self._items[-1:])
+                if self._items and (pause <= 0 or ended):
+                    items, self._items = self._items, []
+                    self._caught_up.clear()
+                    return items
+                waiter = self._waiter = self._loop.create_future()
+                self._only_end = bool(self._items)
+            self._loop.call_soon(self._mark_caught_up, waiter)  # after the callbacks already ready
+            try:
+                await asyncio.wait_for(waiter, pause) if self._only_end else await waiter
+            except TimeoutError:
+                pass
+            finally:
+                with self._lock:
+                    self._waiter = None
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class ThreadedStream(Generic[T]):
     """`async for batch in ThreadedStream(iterator)`: lists of items, never empty.
 
     Setting `stop` (the Stop button) ends the stream at the next item: the producer closes the
     iterator and the consumer's loop ends normally, with everything received so far.
+    Batches after the first are at least `min_interval_s` apart (the end of the stream is never held
+    back): fewer updates for the web server to render and send while the engine shares the CPU.
     """
 
-    def __init__(self, iterator: Iterator[T], *, stop: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        iterator: Iterator[T],
+        *,
+        stop: threading.Event | None = None,
+        min_interval_s: float | None = None,
+    ) -> None:
         self._iterator = iterator
         self._stop = stop or threading.Event()
+        self._interval = MIN_INTERVAL_S if min_interval_s is None else min_interval_s
         self.finished = threading.Event()
         self._traced = TRACE.isEnabledFor(logging.DEBUG)
 
-    def _produce(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[object]) -> None:
+    def _produce(self, mailbox: _Mailbox) -> None:
         def send(item: object) -> None:
             try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
+                mailbox.put(item)
             except RuntimeError:  # the loop is gone: nobody is listening any more
                 self._stop.set()
 
@@ -65,6 +156,7 @@ class ThreadedStream(Generic[T]):
                 send(item)
                 if self._stop.is_set():
                     break
+                mailbox.wait_caught_up(CATCH_UP_S)
         except BaseException as exc:  # re-raised in the consumer
             send(_Failed(exc))
         finally:
@@ -76,26 +168,26 @@ class ThreadedStream(Generic[T]):
 
     async def __aiter__(self) -> AsyncIterator[list[T]]:
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[object] = asyncio.Queue()
-        threading.Thread(target=self._produce, args=(loop, queue), daemon=True, name="stream").start()
+        mailbox = _Mailbox(loop)
+        threading.Thread(target=self._produce, args=(mailbox,), daemon=True, name="stream").start()
         try:
             batch: list[T]
             end: _Done | _Failed | None = None
+            not_before = 0.0
             while end is None:
-                items = [await queue.get()]
-                while not queue.empty():
-                    items.append(queue.get_nowait())
-                batch, end = _split(items)
+                batch, end = _split(await mailbox.take(not_before))
                 if batch:
                     if self._traced:
                         _trace("batch", id(self), len(batch))
                     yield batch
                     if self._traced:
                         _trace("resumed", id(self), len(batch))
+                    not_before = loop.time() + self._interval
             if isinstance(end, _Failed):
                 raise end.error
         finally:
             self._stop.set()
+            mailbox.release()
 
 
 def _split(items: list[object]) -> tuple[list[T], _Done | _Failed | None]:
