@@ -1,0 +1,120 @@
+"""ThreadedStream: every item in order, in batches; the first item and the end never held back; the
+producer waits for the loop to send each update; errors, Stop and cleanup."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from playground.ui.streaming import ThreadedStream
+
+
+def collect(stream: ThreadedStream[int], busy_s: float = 0.0) -> list[list[int]]:
+    async def run() -> list[list[int]]:
+        batches = []
+        async for batch in stream:
+            batches.append(batch)
+            if busy_s:
+                await asyncio.sleep(busy_s)  # the web server sending the update
+        return batches
+
+    return asyncio.run(run())
+
+
+def test_every_item_arrives_in_order() -> None:
+    batches = collect(ThreadedStream(iter(range(50))))
+    assert [item for batch in batches for item in batch] == list(range(50))
+    assert all(batches)
+
+
+def test_the_producer_waits_for_each_update_to_go_out() -> None:
+    # Instant items would all pile up into one batch if the producer ran ahead of the loop.
+    batches = collect(ThreadedStream(iter(range(10)), min_interval_s=0), busy_s=0.001)
+    assert batches == [[i] for i in range(10)]
+
+
+def slow(count: int, pause_s: float) -> Iterator[int]:
+    for i in range(count):
+        time.sleep(pause_s)
+        yield i
+
+
+def test_updates_are_paced_but_the_first_item_is_not_held_back() -> None:
+    batches = collect(ThreadedStream(slow(20, 0.01), min_interval_s=0.2))
+    assert batches[0] == [0]
+    assert len(batches) < 10
+    assert [item for batch in batches for item in batch] == list(range(20))
+
+
+def test_the_end_of_the_stream_is_not_held_back() -> None:
+    start = time.monotonic()
+    batches = collect(ThreadedStream(iter([1, 2]), min_interval_s=30))
+    assert [item for batch in batches for item in batch] == [1, 2]
+    assert time.monotonic() - start < 10
+
+
+def failing() -> Iterator[int]:
+    yield 1
+    raise RuntimeError("engine died")
+
+
+def test_an_error_comes_after_the_items_before_it() -> None:
+    seen: list[int] = []
+
+    async def run() -> None:
+        async for batch in ThreadedStream(failing()):
+            seen.extend(batch)
+
+    with pytest.raises(RuntimeError, match="engine died"):
+        asyncio.run(run())
+    assert seen == [1]
+
+
+def test_stop_ends_the_stream_and_runs_the_engine_cleanup() -> None:
+    stop = threading.Event()
+    cleaned = threading.Event()
+
+    def endless() -> Iterator[int]:
+        try:
+            i = 0
+            while True:
+                time.sleep(0.005)
+                yield i
+                i += 1
+        finally:
+            cleaned.set()
+
+    async def run() -> list[int]:
+        seen: list[int] = []
+        async for batch in ThreadedStream(endless(), stop=stop):
+            seen.extend(batch)
+            if len(seen) >= 3:
+                stop.set()
+        return seen
+
+    seen = asyncio.run(run())
+    assert seen[:3] == [0, 1, 2]
+    assert cleaned.wait(10)
+
+
+def test_a_consumer_that_leaves_releases_the_producer() -> None:
+    cleaned = threading.Event()
+
+    def endless() -> Iterator[int]:
+        try:
+            while True:
+                time.sleep(0.005)
+                yield 0
+        finally:
+            cleaned.set()
+
+    async def run() -> None:
+        async for _ in ThreadedStream(endless()):
+            break  # Stop closes the handler: the async generator is closed
+
+    asyncio.run(run())
+    assert cleaned.wait(10)
