@@ -54,7 +54,7 @@ format: setup-dev
 	$(PY) -m ruff format . && $(PY) -m ruff check --fix .
 
 bench: setup-dev
-	$(PY) bench/run.py
+	PYTHONPATH=. $(PY) -m bench.run
 
 clean:
 	rm -rf $(VENV) .test-cache .pytest_cache .ruff_cache .mypy_cache
