@@ -6,11 +6,33 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
 
 import pytest
 
 from playground.ui.streaming import ThreadedStream
+
+T = TypeVar("T")
+
+
+def run_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run in a thread of its own: the browser tests leave an event loop running in this one."""
+    result: list[T] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(coroutine))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return result[0]
 
 
 def collect(stream: ThreadedStream[int], busy_s: float = 0.0) -> list[list[int]]:
@@ -22,7 +44,7 @@ def collect(stream: ThreadedStream[int], busy_s: float = 0.0) -> list[list[int]]
                 await asyncio.sleep(busy_s)  # the web server sending the update
         return batches
 
-    return asyncio.run(run())
+    return run_loop(run())
 
 
 def test_every_item_arrives_in_order() -> None:
@@ -70,7 +92,7 @@ def test_an_error_comes_after_the_items_before_it() -> None:
             seen.extend(batch)
 
     with pytest.raises(RuntimeError, match="engine died"):
-        asyncio.run(run())
+        run_loop(run())
     assert seen == [1]
 
 
@@ -96,7 +118,7 @@ def test_stop_ends_the_stream_and_runs_the_engine_cleanup() -> None:
                 stop.set()
         return seen
 
-    seen = asyncio.run(run())
+    seen = run_loop(run())
     assert seen[:3] == [0, 1, 2]
     assert cleaned.wait(10)
 
@@ -116,5 +138,5 @@ def test_a_consumer_that_leaves_releases_the_producer() -> None:
         async for _ in ThreadedStream(endless()):
             break  # Stop closes the handler: the async generator is closed
 
-    asyncio.run(run())
+    run_loop(run())
     assert cleaned.wait(10)
