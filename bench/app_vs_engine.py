@@ -153,24 +153,24 @@ def _line(run: Run) -> str:
             f"{f.rate:6.1f} tok/s  {f.tokens} tokens{same}{side}")  # fmt: skip
 
 
-def report(results: list[Run], runs: int, info: dict[str, str], loads: list[str]) -> str:
+def report(engine: str, results: list[Run], runs: int, info: dict[str, str], loads: list[str]) -> str:
     lines = [
-        "### Local engines: raw against through the app",
+        f"### {LABELS[engine]}: raw against through the app",
         "",
         *machine_lines(info, loads),
         f"- {runs} runs per row, alternating; medians. Greedy, prompt {QUESTION!r}, no system prompt.",
         "",
-        "| Engine | New tokens | Path | First token | Added | Decode | Of raw |",
-        "|---|---:|---|---:|---:|---:|---:|",
+        "| New tokens | Path | First token | Added | Decode | Of raw |",
+        "|---:|---|---:|---:|---:|---:|",
     ]
-    for (engine, tokens), rows in _groups(results).items():
+    for (_, tokens), rows in _groups(results).items():
         raw = rows["raw"]
         raw_ttft, raw_rate = median([r.figures.ttft_s for r in raw]), median([r.figures.rate for r in raw])
         for path in PATHS:
             ttft = median([r.figures.ttft_s for r in rows.get(path, [])])
             rate = median([r.figures.rate for r in rows.get(path, [])])
             added = "" if path == "raw" else f"{(ttft - raw_ttft) * 1000:+.0f} ms"
-            lines.append(f"| {LABELS[engine]} | {tokens} | {path} | {ttft * 1000:.0f} ms | {added} | "
+            lines.append(f"| {tokens} | {path} | {ttft * 1000:.0f} ms | {added} | "
                          f"{rate:.1f} tok/s | {pct(rate, raw_rate)} |")  # fmt: skip
     lines += ["", *_server_table(results), "", *_mismatches(results)]
     return "\n".join(lines)
@@ -180,11 +180,11 @@ def _server_table(results: list[Run]) -> list[str]:
     lines = [
         "Inside the app (from its stream trace, lined up with the `app` client's arrival times; medians):",
         "",
-        "| Engine | New tokens | Engine first token | First update done | Engine decode | Updates sent "
+        "| New tokens | Engine first token | First update done | Engine decode | Updates sent "
         "| Engine → loop | Gradio per update | → client | Engine → client | Updates |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for (engine, tokens), rows in _groups(results).items():
+    for (_, tokens), rows in _groups(results).items():
         sides = [r.server for r in rows.get("app", []) if r.server is not None]
         if not sides:
             continue
@@ -193,7 +193,7 @@ def _server_table(results: list[Run]) -> list[str]:
             return median([getattr(s, attr) for s in sides])
 
         lines.append(
-            f"| {LABELS[engine]} | {tokens} | {m('ttft_engine_s') * 1000:.0f} ms | "
+            f"| {tokens} | {m('ttft_engine_s') * 1000:.0f} ms | "
             f"{m('ttft_sent_s') * 1000:.0f} ms | {m('rate_engine'):.1f} tok/s | {m('rate_sent'):.1f} tok/s | "
             f"{m('hop_ms'):.2f} ms | {m('gradio_ms'):.2f} ms | {m('deliver_ms'):.2f} ms | {m('lag_ms'):.1f} ms "
             f"| {m('updates'):.0f} |"
@@ -231,24 +231,27 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser.add_argument("--no-trace", action="store_true", help="run the app without its stream trace")
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     args = parser.parse_args(argv)
-    info, loads = machine(), [load_average()]
+    sections = []
     with tempfile.TemporaryDirectory(prefix="bench-raw-") as data_dir:
         ctx = raw_context(args.models_dir, data_dir)
         try:
             with app_server(trace=not args.no_trace, models_dir=args.models_dir) as server:
                 bench = Bench(server, ctx)
                 try:
-                    results = measure(bench, args.engines, args.tokens, args.runs)
+                    for engine in args.engines:
+                        info, loads = machine(), [load_average()]
+                        results = measure(bench, [engine], args.tokens, args.runs)
+                        loads.append(load_average())
+                        markdown = report(engine, results, args.runs, info, loads)
+                        if args.write:
+                            write_section(f"app_vs_engine:{engine}", markdown)
+                        print(markdown, flush=True)
+                        sections.append(markdown)
                 finally:
                     bench.close()
         finally:
             ctx.close()
-    loads.append(load_average())
-    markdown = report(results, args.runs, info, loads)
-    if args.write:
-        write_section("app_vs_engine", markdown)
-    print(markdown)
-    return markdown
+    return "\n\n".join(sections)
 
 
 if __name__ == "__main__":

@@ -64,12 +64,14 @@ class Run:
 
 
 @contextmanager
-def openai_server() -> Iterator[AppServer]:
-    """`transformers serve` on the embedded model's folder; yields its /v1 base URL."""
+def openai_server(threads: int) -> Iterator[AppServer]:
+    """`transformers serve` on the embedded model's folder, with `threads` torch threads (0: torch's
+    default, one per core); yields its /v1 base URL."""
     port = free_port()
     command = [os.path.join(os.path.dirname(sys.executable), "transformers"), "serve", str(HF_FOLDER),
                "--port", str(port)]  # fmt: skip
-    with subprocess_server(command, f"http://127.0.0.1:{port}/health", {}, "openai") as server:
+    env = {"OMP_NUM_THREADS": str(threads)} if threads else {}
+    with subprocess_server(command, f"http://127.0.0.1:{port}/health", env, "openai") as server:
         yield AppServer(f"http://127.0.0.1:{port}/v1", server.log, server.process)
 
 
@@ -160,12 +162,13 @@ def measure(bench: Bench, lengths: Sequence[int], runs: int) -> list[Run]:
     return results
 
 
-def report(results: list[Run], runs: int, info: dict[str, str], loads: list[str]) -> str:
+def report(results: list[Run], runs: int, threads: int, info: dict[str, str], loads: list[str]) -> str:
     lines = [
         "### OpenAI-compatible server: direct against through the playground",
         "",
         *machine_lines(info, loads),
-        f"- `transformers serve` on the embedded SmolLM2-135M folder (float32, CPU); {runs} runs per row, "
+        f"- `transformers serve` on the embedded SmolLM2-135M folder (float32, CPU, "
+        f"{threads or 'one per core'} torch thread(s)); {runs} runs per row, "
         f"alternating; medians. Greedy, prompt {QUESTION!r}.",
         "",
         "| New tokens | Path | First token | Added | Decode | Of direct |",
@@ -215,10 +218,13 @@ def main(argv: Sequence[str] | None = None) -> str:
     )
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--tokens", type=int, nargs="+", default=[128])
+    parser.add_argument("--server-threads", type=int, default=1,
+                        help="torch threads of the server (0: one per core, which stalls whenever the "
+                        "app or the client is busy on a 2-core machine)")  # fmt: skip
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     args = parser.parse_args(argv)
     info, loads = machine(), [load_average()]
-    with openai_server() as upstream:
+    with openai_server(args.server_threads) as upstream:
         model_id = discovered_model(upstream.url)
         with app_server({"OPENAI_BASE_URL": upstream.url}) as app:
             bench = Bench(upstream.url, app, model_id)
@@ -227,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> str:
             finally:
                 bench.close()
     loads.append(load_average())
-    markdown = report(results, args.runs, info, loads)
+    markdown = report(results, args.runs, args.server_threads, info, loads)
     if args.write:
         write_section("openai_path", markdown)
     print(markdown)
