@@ -80,6 +80,8 @@ class Settings:
     space_id: str | None = None
     oauth: bool = False
     trace_stream: bool = False
+    engine_processes: bool = True
+    engine_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -121,5 +123,8 @@ class Settings:
             space_id=env.get("SPACE_ID") or None,
             oauth=bool(env.get("SPACE_ID") and env.get("OAUTH_CLIENT_ID")),
             trace_stream=_flag(env, "PLAYGROUND_TRACE_STREAM"),
+            engine_processes=env.get("PLAYGROUND_ENGINE_PROCESSES", "1").strip().lower()
+            not in {"0", "false", "no", "off"},
+            engine_workers=_count(env, "PLAYGROUND_ENGINE_WORKERS") or (os.cpu_count() or 1),
             env=env,
         )
