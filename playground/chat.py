@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from .errors import ModelUnavailableError, PromptTooLongError
+from .errors import ModelUnavailableError, PlaygroundError, PromptTooLongError, ProviderError
 from .options import GenerationOptions
 from .providers.base import ChatModel
 from .registry import Registry
@@ -73,6 +73,25 @@ def fit_to_window(
         )
 
 
+def engine_errors(spec: ModelSpec, stream: Iterator[Chunk]) -> Iterator[Chunk]:
+    """The one point where an engine's own exception (a ValueError, a MemoryError...) becomes ours,
+    so the page shows its message and the history records the answer as `error`, not `cancelled`."""
+    try:
+        yield from stream
+    except PlaygroundError:
+        raise
+    except Exception as exc:
+        detail = str(exc) or type(exc).__name__
+        raise ProviderError(
+            f"{spec.engine_label} failed on {spec.name}: {type(exc).__name__}: {detail}",
+            provider=spec.provider,
+        ) from exc
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+
+
 class ChatService:
     """Streams answers through the registry."""
 
@@ -119,7 +138,9 @@ class ChatService:
         return Prepared(model, fitted.messages, options, fitted.prompt_tokens, fitted.dropped, notice)
 
     def stream(self, prepared: Prepared) -> Iterator[Chunk]:
-        return prepared.model.stream(prepared.messages, prepared.options)
+        """The answer, with the model leased while it streams and every engine error made ours."""
+        stream = prepared.model.stream(prepared.messages, prepared.options)
+        return self.registry.leased(prepared.spec.id, engine_errors(prepared.spec, stream))
 
     def render_prompt(self, model_ref: str, messages: Sequence[Message]) -> tuple[str, int | None]:
         """The text the engine receives after the chat template, and its length in tokens."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .chat import ChatService, Prepared
-from .errors import PlaygroundError
 from .history import HistoryStore
 from .types import Chunk
 
@@ -72,8 +71,8 @@ class ConversationService:
                 if chunk.metrics is not None:
                     recorder.finish(chunk.metrics, text=text)
                 yield chunk
-        except PlaygroundError:
-            recorder.fail()
+        except Exception as exc:  # ours, or (in-process) an engine's own: an error, never "cancelled"
+            recorder.fail({"finish_reason": "error", "error": str(exc) or type(exc).__name__})
             raise
         finally:
             recorder.close()  # not finished by now: the stream was closed (Stop)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import difflib
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ModelUnavailableError, UnknownModelError
 from .providers.base import ChatModel, Provider
 from .providers.local import path_spec
-from .types import Availability, Capability, ModelSpec
+from .types import Availability, Capability, Chunk, ModelSpec
+
+LOCAL_ENGINES = ("onnx", "transformers")
 
 # Where a bare catalog key (no "@provider") resolves when several providers serve it.
 PREFERENCE = (
@@ -47,6 +50,7 @@ class Registry:
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._path_specs: dict[str, ModelSpec] = {}
+        self._leases: Counter[str] = Counter()
 
     def specs(self, capability: Capability | None = None) -> list[ModelSpec]:
         found = [s for p in self.providers.values() for s in p.specs()]
@@ -93,7 +97,7 @@ class Registry:
         return spec
 
     def get(self, ref: str | ModelSpec, provider: str | None = None) -> ChatModel:
-        """The loaded model for a reference; loads it on first use, once."""
+        """The loaded model for a reference; loads it on first use, once, within the memory budget."""
         spec = ref if isinstance(ref, ModelSpec) else self.resolve(ref, provider)
         with self._guard:
             model = self._loaded.get(spec.id)
@@ -108,28 +112,87 @@ class Registry:
             backend = self.providers.get(spec.provider)
             if backend is None:
                 raise ModelUnavailableError(f"Provider {spec.provider!r} is not configured.")
+            if _is_local(spec):
+                self._make_room(spec, spec.size_bytes)  # the catalog's estimate, before the load
             model = backend.load(spec)
+            if hasattr(model, "room"):
+                model.room = lambda size, model_id=spec.id: self._room_for_worker(model_id, size)
             with self._guard:
                 self.loads[spec.id] += 1
                 self._loaded[spec.id] = model
-                self._evict(keep=spec.id)
+            self._make_room(spec, 0)  # again, with the memory the load measured
             return model
 
     def loaded(self) -> list[ChatModel]:
         with self._guard:
             return list(self._loaded.values())
 
-    def _evict(self, keep: str) -> None:
-        """Close least recently used local models until the loaded ones fit the budget."""
+    # The memory budget and leases
 
-        def used() -> int:
-            return sum(m.spec.size_bytes for m in self._loaded.values())
+    @contextmanager
+    def lease(self, model_id: str) -> Iterator[None]:
+        """Hold a model while one of its answers streams: it is never evicted meanwhile."""
+        with self._guard:
+            self._leases[model_id] += 1
+        try:
+            yield
+        finally:
+            with self._guard:
+                self._leases[model_id] -= 1
+                if self._leases[model_id] <= 0:
+                    del self._leases[model_id]
 
-        for model_id in list(self._loaded):
-            if used() <= self.cache_budget_bytes:
-                break
-            if model_id != keep:
-                self._loaded.pop(model_id).close()
+    def leased(self, model_id: str, stream: Iterator[Chunk]) -> Iterator[Chunk]:
+        """The stream, with the model leased until it ends or is closed."""
+        with self.lease(model_id):
+            try:
+                yield from stream
+            finally:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+
+    def busy(self, model_id: str) -> bool:
+        with self._guard:
+            if self._leases.get(model_id):
+                return True
+            model = self._loaded.get(model_id)
+        return bool(getattr(model, "busy", False))
+
+    def used_bytes(self) -> int:
+        return sum(memory_of(m) for m in self.loaded())
+
+    def _make_room(self, incoming: ModelSpec, extra: int) -> None:
+        """Close idle local models, least recently used first, until `extra` more bytes fit the budget.
+
+        Models that are streaming are never closed; when only they stand in the way, the load is
+        refused with their names. A model larger than the whole budget still loads when it is alone.
+        """
+        while self.used_bytes() + extra > self.cache_budget_bytes:
+            with self._guard:
+                others = [m for i, m in self._loaded.items() if i != incoming.id and _is_local(m.spec)]
+            if not others:
+                return
+            idle = [m for m in others if not self.busy(m.spec.id)]
+            if not idle:
+                names = ", ".join(m.spec.id for m in others)
+                raise ModelUnavailableError(
+                    f"Not enough memory for {incoming.id} (budget {self.cache_budget_bytes / 1e6:,.0f} MB, "
+                    f"PLAYGROUND_MODEL_CACHE_MB) while {names} answer: ask again when they finish."
+                )
+            self.unload(idle[0].spec.id)
+
+    def _room_for_worker(self, model_id: str, size: int) -> bool:
+        """Whether a model may start one more worker of `size` bytes (closing idle models if needed)."""
+        with self._guard:
+            spec = self._loaded[model_id].spec if model_id in self._loaded else None
+        if spec is None:
+            return False
+        try:
+            self._make_room(spec, size)
+        except ModelUnavailableError:
+            return False
+        return self.used_bytes() + size <= self.cache_budget_bytes
 
     def unload(self, model_id: str) -> None:
         with self._guard:
@@ -142,6 +205,17 @@ class Registry:
             models, self._loaded = list(self._loaded.values()), OrderedDict()
         for model in models:
             model.close()
+
+
+def memory_of(model: ChatModel) -> int:
+    """What a loaded model holds: its workers' measured memory, or the catalog's estimate."""
+    measure = getattr(model, "memory_bytes", None)
+    measured = measure() if callable(measure) else 0
+    return int(measured) or (model.spec.size_bytes if _is_local(model.spec) else 0)
+
+
+def _is_local(spec: ModelSpec) -> bool:
+    return spec.provider in LOCAL_ENGINES
 
 
 def _preference(spec: ModelSpec) -> int:

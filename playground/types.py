@@ -44,6 +44,7 @@ class Metrics:
     total_s: float = 0.0
     finish_reason: FinishReason = FinishReason.STOP
     estimated: bool = False
+    note: str = ""  # why an answer ended early, in words (an engine process that died, for one)
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)

@@ -6,13 +6,14 @@ from ..catalog import CatalogEntry
 from ..settings import Settings
 from .base import Provider
 from .cloud import build_cloud_providers
-from .local import OnnxProvider, TransformersProvider
+from .local import EngineMode, OnnxProvider, TransformersProvider
 
 
 def build_providers(settings: Settings, catalog: list[CatalogEntry]) -> list[Provider]:
     """Every provider this configuration enables, local engines first; no network call is made here."""
+    mode = EngineMode(processes=settings.engine_processes, workers=settings.engine_workers)
     return [
-        OnnxProvider(catalog, settings.models_dir),
-        TransformersProvider(catalog, settings.models_dir),
+        OnnxProvider(catalog, settings.models_dir, mode),
+        TransformersProvider(catalog, settings.models_dir, mode),
         *build_cloud_providers(settings, catalog),
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
 
 from ...catalog import CatalogEntry
@@ -10,7 +11,10 @@ from ...errors import ModelUnavailableError
 from ...types import Availability, ModelSpec
 from ..base import ChatModel
 from . import embedded
+from .process import ProcessModel, default_threads
+from .protocol import Recipe
 from .store import hub_dir, human_size, is_downloaded, source_str
+from .worker import load_engine
 
 
 def _spec(entry: CatalogEntry, provider: str) -> ModelSpec:
@@ -30,13 +34,36 @@ def _spec(entry: CatalogEntry, provider: str) -> ModelSpec:
     )
 
 
+@dataclass(frozen=True)
+class EngineMode:
+    """Where local models run: worker processes (the default) or the app's own process."""
+
+    processes: bool = True
+    workers: int = 1
+    threads: int | None = None  # engine threads per worker; None: shared fairly between the workers
+
+    def worker_threads(self) -> int:
+        return self.threads or default_threads(self.workers)
+
+
 class _LocalProvider:
     name = ""
     package = ""
 
-    def __init__(self, catalog: list[CatalogEntry], models_dir: Path) -> None:
+    def __init__(self, catalog: list[CatalogEntry], models_dir: Path, mode: EngineMode | None = None) -> None:
         self.models_dir = models_dir
+        self.mode = mode or EngineMode(processes=False)
         self._specs = [_spec(e, self.name) for e in catalog if e.source(self.name) is not None]
+
+    def recipe(self, spec: ModelSpec) -> Recipe:
+        raise NotImplementedError
+
+    def load(self, spec: ModelSpec) -> ChatModel:
+        """In a worker process (or several), or in this process when the mode says so."""
+        recipe = self.recipe(spec)
+        if not self.mode.processes:
+            return load_engine(recipe, self.mode.threads)  # type: ignore[no-any-return]
+        return ProcessModel(recipe, max_workers=self.mode.workers, threads=self.mode.worker_threads())
 
     def specs(self) -> list[ModelSpec]:
         return list(self._specs)
@@ -76,32 +103,27 @@ class OnnxProvider(_LocalProvider):
         repo = str(spec.extra["repo"])
         return hub_dir(self.models_dir, repo) / str(spec.extra.get("subfolder", ""))
 
-    def load(self, spec: ModelSpec) -> ChatModel:
-        from .onnx import OnnxModel
-
+    def recipe(self, spec: ModelSpec) -> Recipe:
         self._require(spec)
-        return OnnxModel(spec, self.folder(spec))
+        return Recipe("onnx", spec, self.folder(spec))
 
 
 class TransformersProvider(_LocalProvider):
     name = "transformers"
     package = "transformers"
 
-    def load(self, spec: ModelSpec) -> ChatModel:
-        from .hf import TransformersModel
-
+    def recipe(self, spec: ModelSpec) -> Recipe:
         self._require(spec)
         remote = bool(spec.extra.get("trust_remote_code"))
         if spec.extra.get("embedded"):
-            return TransformersModel(spec, embedded.ensure_hf_folder(self.models_dir))
+            return Recipe("transformers", spec, embedded.ensure_hf_folder(self.models_dir))
         if "path" in spec.extra:
             path = Path(str(spec.extra["path"]))
             if path.suffix == ".gguf":
-                return TransformersModel(spec, path.parent, gguf_file=path.name)
-            return TransformersModel(spec, path, trust_remote_code=remote)
-        return TransformersModel(
-            spec, hub_dir(self.models_dir, str(spec.extra["repo"])), trust_remote_code=remote
-        )
+                return Recipe("transformers", spec, path.parent, gguf_file=path.name)
+            return Recipe("transformers", spec, path, trust_remote_code=remote)
+        repo = hub_dir(self.models_dir, str(spec.extra["repo"]))
+        return Recipe("transformers", spec, repo, trust_remote_code=remote)
 
 
 def path_spec(path: Path, provider: str | None = None) -> ModelSpec:
@@ -134,7 +156,13 @@ def _context_of(path: Path) -> int:
     ):
         config = path / name
         if config.is_file():
-            data = json.loads(config.read_text())
+            try:
+                data = json.loads(config.read_text(encoding="utf-8"))
+            except (OSError, ValueError, RecursionError) as exc:
+                raise ModelUnavailableError(
+                    f"{config} cannot be read as JSON ({exc}): repair it, or convert or download the "
+                    "model again."
+                ) from None
             for key in keys:
                 data = data.get(key, {}) if isinstance(data, dict) else {}
             if isinstance(data, int):

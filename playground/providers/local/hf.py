@@ -16,7 +16,7 @@ from typing import Any
 
 from ...errors import ModelLoadError, ProviderError
 from ...options import GenerationOptions
-from ...types import Chunk, Finish, Message, ModelSpec
+from ...types import Chunk, Finish, FinishReason, Message, ModelSpec
 from ..base import StopMatcher, finish_reason_for, timed
 from .chat_template import phi_format
 from .stats import EngineStats
@@ -32,6 +32,12 @@ def pick_device() -> tuple[str, Any]:
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return "cuda", dtype
     return "cpu", torch.float32
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())
 
 
 def leave_a_core_free() -> None:
@@ -74,15 +80,23 @@ class TransformersModel:
         *,
         gguf_file: str | None = None,
         trust_remote_code: bool = False,
+        threads: int | None = None,
+        stats: EngineStats | None = None,
     ) -> None:
         self.spec = spec
-        self.stats = EngineStats()
+        self.stats = stats or EngineStats()
         try:
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
             self.device, dtype = pick_device()
             if self.device == "cpu":
-                leave_a_core_free()
+                if threads:
+                    import torch
+
+                    torch.set_num_threads(threads)
+                else:
+                    leave_a_core_free()
+            self.threads = _torch_threads()
             kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
             if gguf_file:
                 kwargs["gguf_file"] = gguf_file
@@ -108,7 +122,7 @@ class TransformersModel:
         return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def stream(self, messages: Sequence[Message], options: GenerationOptions) -> Iterator[Chunk]:
-        return timed(self._events(messages, options))
+        return timed(self.events(messages, options))
 
     def _generate_kwargs(self, options: GenerationOptions, stop: threading.Event) -> dict[str, Any]:
         from transformers import StoppingCriteria, StoppingCriteriaList
@@ -133,13 +147,17 @@ class TransformersModel:
             kwargs.update(temperature=options.temperature, top_p=options.top_p, top_k=options.top_k or None)
         return kwargs
 
-    def _events(self, messages: Sequence[Message], options: GenerationOptions) -> Iterator[str | Finish]:
+    def events(
+        self, messages: Sequence[Message], options: GenerationOptions, cancel: threading.Event | None = None
+    ) -> Iterator[str | Finish]:
+        """About one event per generated token, then the Finish. Setting `cancel` (from another thread)
+        ends generate() at the next token (its StoppingCriteria sees it); so does closing the generator."""
         prompt = self.render_prompt(messages)
         inputs = self._tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
         prompt_len = int(inputs["input_ids"].shape[1])
         room = max(1, self.spec.context_window - prompt_len)
         options = options.model_copy(update={"max_new_tokens": min(options.max_new_tokens, room)})
-        stop = threading.Event()
+        stop = cancel or threading.Event()
         streamer = _TokenQueue()
         errors: list[BaseException] = []
         worker = threading.Thread(
@@ -203,6 +221,8 @@ class TransformersModel:
         yield "" if stopper.hit else stopper.flush()
         last = ids[-1] if ids else None
         reason = finish_reason_for(last, self._eos, len(ids), options.max_new_tokens)
+        if stop.is_set() and not stopper.hit:
+            reason = FinishReason.CANCELLED
         yield Finish(prompt_len, len(ids), reason)
 
     def close(self) -> None:

@@ -6,13 +6,14 @@ No thread: closing the generator (Stop, Ctrl-C) ends the loop, and with it the e
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from ...errors import ModelLoadError, ProviderError
 from ...options import GenerationOptions
-from ...types import Chunk, Finish, Message, ModelSpec
+from ...types import Chunk, Finish, FinishReason, Message, ModelSpec
 from ..base import StopMatcher, finish_reason_for, timed
 from .chat_template import phi_format
 from .stats import EngineStats
@@ -21,15 +22,21 @@ from .stats import EngineStats
 class OnnxModel:
     """One loaded ONNX Runtime GenAI model."""
 
-    def __init__(self, spec: ModelSpec, folder: Path) -> None:
+    def __init__(
+        self, spec: ModelSpec, folder: Path, *, threads: int | None = None, stats: EngineStats | None = None
+    ) -> None:
         self.spec = spec
         self.folder = Path(folder)
-        self.stats = EngineStats()
+        self.stats = stats or EngineStats()
+        self.threads = threads
         try:
             import onnxruntime_genai as og
 
             self._og = og
             config = og.Config(str(self.folder))
+            if threads:  # fixed at load: the engine's intra-op thread pool
+                options = {"session_options": {"intra_op_num_threads": threads, "inter_op_num_threads": 1}}
+                config.overlay(json.dumps({"model": {"decoder": options}}))
             self._model = og.Model(config)
             self._tokenizer = og.Tokenizer(self._model)
         except Exception as exc:  # the engine raises RuntimeError for everything
@@ -53,7 +60,7 @@ class OnnxModel:
         return len(self._tokenizer.encode(text))
 
     def stream(self, messages: Sequence[Message], options: GenerationOptions) -> Iterator[Chunk]:
-        return timed(self._events(messages, options))
+        return timed(self.events(messages, options))
 
     def _search_options(self, prompt_len: int, options: GenerationOptions) -> dict[str, Any]:
         search: dict[str, Any] = {
@@ -67,7 +74,12 @@ class OnnxModel:
             search["random_seed"] = options.seed
         return search
 
-    def _events(self, messages: Sequence[Message], options: GenerationOptions) -> Iterator[str | Finish]:
+    def events(
+        self, messages: Sequence[Message], options: GenerationOptions, cancel: threading.Event | None = None
+    ) -> Iterator[str | Finish]:
+        """One event per generated token (a delta, possibly empty), then the Finish. Setting `cancel`
+        (from another thread) ends the loop before the next token; so does closing the generator."""
+        cancel = cancel or threading.Event()
         og = self._og
         tokens = self._tokenizer.encode(self.render_prompt(messages))
         params = og.GeneratorParams(self._model)
@@ -81,7 +93,7 @@ class OnnxModel:
         self.stats.begin()
         try:
             generator.append_tokens(tokens)
-            while not generator.is_done() and not stopper.hit:
+            while not generator.is_done() and not stopper.hit and not cancel.is_set():
                 generator.generate_next_token()
                 last = int(generator.get_next_tokens()[0])
                 produced += 1
@@ -89,8 +101,10 @@ class OnnxModel:
                 yield stopper.push(stream.decode(last))
             yield stopper.flush() if not stopper.hit else ""
             reason = finish_reason_for(last, self._eos, produced, limit)
+            if cancel.is_set() and not stopper.hit:
+                reason = FinishReason.CANCELLED
             yield Finish(len(tokens), produced, reason)
-        except RuntimeError as exc:
+        except (RuntimeError, ValueError, MemoryError) as exc:
             raise ProviderError(f"ONNX Runtime GenAI failed: {exc}", provider="onnx") from exc
         finally:
             self.stats.end()
