@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
+import traceback
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
-from .errors import PlaygroundError
+from .errors import ConfigError, PlaygroundError
 from .options import GenerationOptions
-from .settings import Settings
+from .settings import Settings, _default_data_dir
+from .text import valid_bytes
 from .types import Chunk, FinishReason, Message, Metrics
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -21,6 +27,36 @@ FINISH_NOTES = {
     FinishReason.LENGTH: "[reached --max-new-tokens]",
 }
 EXIT_CODES = {FinishReason.CANCELLED: 130, FinishReason.INTERRUPTED: 1, FinishReason.ERROR: 1}
+MAX_MODEL_REF = 4096  # PATH_MAX: no model id or path is longer
+LOG_NAME = "cli-errors.log"
+
+
+def text_arg(value: str) -> str:
+    """Text from the command line as valid Unicode: bytes that are not UTF-8 (which Python keeps as
+    lone surrogates) become U+FFFD, and the rest is kept."""
+    return valid_bytes(os.fsencode(value))
+
+
+def model_ref(value: str) -> str:
+    """A model id, catalog key or path (kept as given: a path may hold any bytes), of a sane length."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("a model id, catalog key or path cannot be empty")
+    if len(value) > MAX_MODEL_REF:
+        raise argparse.ArgumentTypeError(
+            f"a model id or path is at most {MAX_MODEL_REF} characters, got {len(value)}: "
+            "`python -m playground models` lists the ids"
+        )
+    return value
+
+
+def port_arg(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number in 1-65535, got {value!r}")
+    return port
 
 
 def _context(settings: Settings):  # type: ignore[no-untyped-def]
@@ -156,8 +192,15 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one `error:` line (and the way to the help) instead of the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {_one_line(message)} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m playground", description=__doc__)
+    parser = Parser(prog="python -m playground", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     models = sub.add_parser("models", help="list every model with its availability")
@@ -165,16 +208,20 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(handler=cmd_models)
 
     chat = sub.add_parser("chat", help="stream one answer to stdout")
-    chat.add_argument("prompt")
-    chat.add_argument("-m", "--model", default="smollm2-135m-instruct", help="model id, catalog key or path")
-    chat.add_argument("-p", "--provider", help="narrow a catalog key to one provider or engine")
-    chat.add_argument("--system")
+    chat.add_argument("prompt", type=text_arg)
+    chat.add_argument(
+        "-m", "--model", type=model_ref, default="smollm2-135m-instruct", help="model id, catalog key or path"
+    )
+    chat.add_argument(
+        "-p", "--provider", type=text_arg, help="narrow a catalog key to one provider or engine"
+    )
+    chat.add_argument("--system", type=text_arg)
     chat.add_argument("--temperature", type=float)
     chat.add_argument("--top-p", type=float)
     chat.add_argument("--top-k", type=int)
     chat.add_argument("--repetition-penalty", type=float)
     chat.add_argument("--max-new-tokens", type=int)
-    chat.add_argument("--stop", action="append", help="a stop sequence (repeatable)")
+    chat.add_argument("--stop", type=text_arg, action="append", help="a stop sequence (repeatable)")
     chat.add_argument("--seed", type=int)
     chat.add_argument("--json", action="store_true", help="print one JSON object with text and metrics")
     chat.set_defaults(handler=cmd_chat)
@@ -186,11 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     convert.set_defaults(handler=cmd_convert)
 
     download = sub.add_parser("download", help="download a catalog model from the Hugging Face Hub")
-    download.add_argument("model")
+    download.add_argument("model", type=model_ref)
     download.set_defaults(handler=cmd_download)
 
     local = sub.add_parser("local", help="list (or delete) downloaded and converted models")
-    local.add_argument("--delete", metavar="NAME")
+    local.add_argument("--delete", type=text_arg, metavar="NAME")
     local.set_defaults(handler=cmd_local)
 
     prepare = sub.add_parser("prepare", help="convert the embedded model ahead of the first chat")
@@ -198,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="start the web playground")
     serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve.add_argument("--port", type=port_arg)
     serve.add_argument("--share", action="store_true")
     serve.set_defaults(handler=cmd_serve)
 
@@ -209,17 +256,60 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. A user's mistake (ours: PlaygroundError; the system's: OSError) is one
+    `error:` line; anything else is a bug: one line too, and its traceback goes to a log file."""
     from dotenv import load_dotenv
 
-    load_dotenv()
     args = build_parser().parse_args(argv)
+    settings: Settings | None = None
     try:
+        try:
+            load_dotenv()
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ConfigError(f"The .env file cannot be read ({exc}): fix it or remove it.") from None
         settings = Settings.from_env()
         handler: Handler = args.handler
         return handler(args, settings)
     except PlaygroundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(str(exc))
+    except OSError as exc:  # the machine said no: a missing file, permissions, a name too long, a full disk
+        return _fail(_os_error(exc))
     except KeyboardInterrupt:
         print("\n[stopped]", file=sys.stderr)
         return 130
+    except Exception as exc:  # an engine's or a library's error we did not translate: our bug
+        return _fail(_unexpected(exc, settings))
+
+
+def _fail(message: str) -> int:
+    print(f"error: {_one_line(message)}", file=sys.stderr)
+    return 1
+
+
+def _one_line(message: str, limit: int = 2000) -> str:
+    text = " ".join(message.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _os_error(exc: OSError) -> str:
+    what = exc.strerror or str(exc)
+    if exc.filename is not None:
+        name = os.fsdecode(exc.filename) if isinstance(exc.filename, bytes) else str(exc.filename)
+        name = name if len(name) <= 200 else name[:100] + "..." + name[-40:]
+        return f"{what}: {name!r}"
+    return what
+
+
+def _unexpected(exc: Exception, settings: Settings | None) -> str:
+    """Write the traceback to the log file; the one line that says where it is."""
+    summary = f"unexpected {type(exc).__name__}: {_one_line(str(exc), 300)}"
+    log = (settings.data_dir if settings is not None else _default_data_dir()) / "logs" / LOG_NAME
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a", encoding="utf-8", errors="backslashreplace") as f:
+            f.write(f"--- {datetime.now(UTC).isoformat(timespec='seconds')} {' '.join(sys.argv[1:2])}\n")
+            f.write("".join(traceback.format_exception(exc)))
+    except OSError:
+        logging.getLogger(__name__).exception("unexpected error (the log file %s cannot be written)", log)
+        return f"{summary} (this is a bug; its traceback is above)"
+    return f"{summary} (this is a bug: please report it with the traceback in {log})"

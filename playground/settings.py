@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 
@@ -15,25 +17,26 @@ def _default_data_dir() -> Path:
     return Path(base) / "slm-playground"
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
+def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    """A yes/no setting; a value that is neither (a typo such as `PLAYGROUND_PUBLIC=ture`) is refused."""
+    raw = env.get(name, "").strip().lower()
     if not raw:
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {raw!r}")
-    return value
+    if raw in _TRUE | _FALSE:
+        return raw in _TRUE
+    raise ConfigError(f"{name} must be 1 or 0 (or true/false, yes/no, on/off), got {_shown(raw)}")
 
 
-def _optional_positive(env: Mapping[str, str], name: str, *, integer: bool = False) -> float | None:
-    """A positive number, or None when unset (meaning: no limit)."""
+def _shown(raw: str) -> str:
+    """A value as an error message quotes it: at most 60 characters."""
+    return repr(raw if len(raw) <= 60 else raw[:57] + "...")
+
+
+def _parse(env: Mapping[str, str], name: str, *, integer: bool, unset_hint: str) -> float | None:
     raw = env.get(name, "").strip()
     if not raw:
         return None
@@ -41,20 +44,79 @@ def _optional_positive(env: Mapping[str, str], name: str, *, integer: bool = Fal
     try:
         value = int(raw) if integer else float(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be {kind}, got {raw!r}; leave it unset for no limit") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {raw!r}; leave it unset for no limit")
+        raise ConfigError(f"{name} must be {kind}, got {_shown(raw)}{unset_hint}") from None
+    if not math.isfinite(value):  # float("nan"), float("inf") parse, and then break every use
+        raise ConfigError(f"{name} must be a finite number, got {_shown(raw)}{unset_hint}")
     return value
 
 
-def _count(env: Mapping[str, str], name: str) -> int | None:
-    value = _optional_positive(env, name, integer=True)
+def _in_range(name: str, value: float, top: float, unset_hint: str) -> float:
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {value:g}{unset_hint}")
+    if value > top:
+        raise ConfigError(f"{name} must be at most {top:g}, got {value:g}{unset_hint}")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, default: float, top: float) -> float:
+    """A positive, finite number up to `top`; the default when unset."""
+    value = _parse(env, name, integer=False, unset_hint="")
+    return default if value is None else _in_range(name, value, top, "")
+
+
+def _optional_positive(
+    env: Mapping[str, str], name: str, top: float, *, integer: bool = False
+) -> float | None:
+    """A positive, finite number up to `top`, or None when unset (meaning: no limit)."""
+    hint = "; leave it unset for no limit"
+    value = _parse(env, name, integer=integer, unset_hint=hint)
+    return None if value is None else _in_range(name, value, top, hint)
+
+
+def _count(env: Mapping[str, str], name: str, top: int) -> int | None:
+    value = _optional_positive(env, name, top, integer=True)
     return None if value is None else int(value)
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a port number (1-65535), got {_shown(raw)}") from None
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{name} must be a port number (1-65535), got {port}")
+    return port
+
+
+def _host_port(env: Mapping[str, str], name: str) -> None:
+    """A `host[:port]` or URL setting (OLLAMA_HOST) whose port, when given, is a valid port number."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return
+    parts = urlsplit(raw if "://" in raw else f"http://{raw}")
+    try:
+        parts.port  # noqa: B018  (raises ValueError on a port that is not a number in 0-65535)
+    except ValueError:
+        raise ConfigError(
+            f"{name} must be host, host:port or http(s)://host:port with a port in 1-65535, got {_shown(raw)}"
+        ) from None
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:
     raw = env.get(name, "").strip()
     return Path(raw).expanduser() if raw else None
+
+
+# Upper bounds of the numeric settings: far above any sensible value, low enough that every use
+# (timedelta, int(bytes), socket timeouts) works.
+MAX_TIMEOUT_S = 86_400.0  # a day
+MAX_CACHE_MB = 16_777_216.0  # 16 TB
+MAX_AGE_DAYS = 36_500.0  # a century
+MAX_COUNT = 1_000_000_000
+MAX_WORKERS = 256
 
 
 @dataclass(frozen=True)
@@ -96,35 +158,30 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("PLAYGROUND_DATA_DIR") or _default_data_dir()).expanduser()
-        port_raw = env.get("GRADIO_SERVER_PORT", "7860")
-        try:
-            port = int(port_raw)
-        except ValueError:
-            raise ConfigError(f"GRADIO_SERVER_PORT must be a port number, got {port_raw!r}") from None
         endpoints = env.get("PLAYGROUND_ENDPOINTS")
         models_dir = env.get("PLAYGROUND_MODELS_DIR")
+        _host_port(env, "OLLAMA_HOST")
         return cls(
             data_dir=data_dir,
             public=_flag(env, "PLAYGROUND_PUBLIC"),
-            timeout_s=_number(env, "PLAYGROUND_TIMEOUT_S", 60.0),
+            timeout_s=_number(env, "PLAYGROUND_TIMEOUT_S", 60.0, top=MAX_TIMEOUT_S),
             hf_token=env.get("HF_TOKEN") or None,
-            model_cache_mb=_number(env, "PLAYGROUND_MODEL_CACHE_MB", 8192.0),
-            server_name=env.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-            server_port=port,
+            model_cache_mb=_number(env, "PLAYGROUND_MODEL_CACHE_MB", 8192.0, top=MAX_CACHE_MB),
+            server_name=env.get("GRADIO_SERVER_NAME", "").strip() or "127.0.0.1",
+            server_port=_port(env, "GRADIO_SERVER_PORT", 7860),
             browser_secret=env.get("PLAYGROUND_BROWSER_SECRET") or None,
             endpoints_file=Path(endpoints).expanduser() if endpoints else None,
             models_dir_override=Path(models_dir).expanduser() if models_dir else None,
             github_models=_flag(env, "PLAYGROUND_GITHUB_MODELS"),
-            discovery_timeout_s=_number(env, "PLAYGROUND_DISCOVERY_TIMEOUT_S", 3.0),
+            discovery_timeout_s=_number(env, "PLAYGROUND_DISCOVERY_TIMEOUT_S", 3.0, top=MAX_TIMEOUT_S),
             history_path_override=_path(env, "PLAYGROUND_HISTORY_DB"),
-            history_max_age_days=_optional_positive(env, "PLAYGROUND_HISTORY_MAX_AGE_DAYS"),
-            history_max_count=_count(env, "PLAYGROUND_HISTORY_MAX_COUNT"),
+            history_max_age_days=_optional_positive(env, "PLAYGROUND_HISTORY_MAX_AGE_DAYS", MAX_AGE_DAYS),
+            history_max_count=_count(env, "PLAYGROUND_HISTORY_MAX_COUNT", MAX_COUNT),
             browser_history=_flag(env, "PLAYGROUND_BROWSER_HISTORY") or bool(env.get("SPACE_ID")),
             space_id=env.get("SPACE_ID") or None,
             oauth=bool(env.get("SPACE_ID") and env.get("OAUTH_CLIENT_ID")),
             trace_stream=_flag(env, "PLAYGROUND_TRACE_STREAM"),
-            engine_processes=env.get("PLAYGROUND_ENGINE_PROCESSES", "1").strip().lower()
-            not in {"0", "false", "no", "off"},
-            engine_workers=_count(env, "PLAYGROUND_ENGINE_WORKERS") or (os.cpu_count() or 1),
+            engine_processes=_flag(env, "PLAYGROUND_ENGINE_PROCESSES", default=True),
+            engine_workers=_count(env, "PLAYGROUND_ENGINE_WORKERS", MAX_WORKERS) or (os.cpu_count() or 1),
             env=env,
         )

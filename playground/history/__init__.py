@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from ..settings import Settings
 from .identity import (
     BROWSER_STATE_KEY,
@@ -11,6 +13,7 @@ from .identity import (
     oauth_owner,
     resolve_owner,
 )
+from .integrity import DamagedDatabase, check_and_set_aside
 from .recorder import AnswerRecorder
 from .records import Battle, Conversation, ConversationSummary, StoredMessage, Vote
 from .store import HistoryStore
@@ -21,6 +24,7 @@ __all__ = [
     "Battle",
     "Conversation",
     "ConversationSummary",
+    "DamagedDatabase",
     "HistoryStore",
     "StoredMessage",
     "Vote",
@@ -33,9 +37,19 @@ __all__ = [
 ]
 
 
+log = logging.getLogger(__name__)
+
+
 def open_history(settings: Settings) -> HistoryStore:
-    """The app's store at start-up: migrated, interrupted answers marked, retention applied."""
+    """The app's store at start-up: checked, migrated, interrupted answers marked, retention applied.
+
+    A damaged file is kept aside and a fresh one starts (see integrity.py); `store.damage` says so.
+    """
+    damage = check_and_set_aside(settings.history_path)
+    if damage is not None:
+        log.error("%s", damage.message())
     store = HistoryStore(settings.history_path)
+    store.damage = damage
     store.recover_interrupted()
     store.apply_retention(max_age_days=settings.history_max_age_days, max_count=settings.history_max_count)
     return store

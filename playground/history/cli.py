@@ -8,6 +8,7 @@ import sys
 from ..errors import HistoryError
 from ..settings import Settings
 from .export import to_json, to_markdown
+from .integrity import quick_check
 from .records import Conversation
 from .store import HistoryStore
 
@@ -39,6 +40,13 @@ def _open(settings: Settings) -> HistoryStore:
     if not path.is_file():
         raise HistoryError(
             f"No history yet at {path}: chat in the playground first, or set PLAYGROUND_HISTORY_DB."
+        )
+    problem = quick_check(path)
+    if problem is not None:
+        raise HistoryError(
+            f"The history database {path} is damaged ({problem}): the playground sets it aside at its "
+            f"next start; to recover what can be read now, run `sqlite3 {path} .recover | sqlite3 "
+            "recovered.db` and point PLAYGROUND_HISTORY_DB at recovered.db."
         )
     return HistoryStore(path)
 

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import ImportFormatError
+from ..text import valid_bytes, valid_text
 from ..types import ENGINE_LABELS, FinishReason
 from .images import ImageFolder, is_image_ref
 from .records import Conversation, ConversationDraft, MessageDraft, StoredMessage
@@ -22,6 +23,7 @@ from .store import HistoryStore
 FORMAT: Literal["slm-playground-history"] = "slm-playground-history"
 VERSION: Literal[1] = 1
 MAX_IMPORT_BYTES = 64 * 1024 * 1024
+MAX_IMPORT_DEPTH = 32  # an export nests about 6 deep; parameters and metrics are flat
 
 
 class _Strict(BaseModel):
@@ -163,10 +165,21 @@ def parse_json(data: str | bytes) -> HistoryExport:
         raise ImportFormatError(
             f"The file is larger than {MAX_IMPORT_BYTES // 2**20} MB: export fewer conversations."
         )
+    if isinstance(data, bytes):
+        data = valid_bytes(data.removeprefix(b"\xef\xbb\xbf"))  # bytes that are not UTF-8 become U+FFFD
+    too_deep = ImportFormatError(
+        f"The file nests arrays or objects more than {MAX_IMPORT_DEPTH} levels deep, which no export "
+        "does: pick a file made by 'Export JSON'."
+    )
     try:
-        raw = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+        parsed = json.loads(data)
+    except RecursionError:  # the parser recurses: thousands of levels exhaust Python's stack
+        raise too_deep from None
+    except ValueError as exc:
         raise ImportFormatError(f"The file is not JSON ({exc}): pick a file made by 'Export JSON'.") from None
+    if _depth(parsed) > MAX_IMPORT_DEPTH:
+        raise too_deep
+    raw = _valid_strings(parsed)
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise ImportFormatError(
             "The file is not a playground history export: pick a file made by 'Export JSON'."
@@ -183,6 +196,31 @@ def parse_json(data: str | bytes) -> HistoryExport:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:5]
         )
         raise ImportFormatError(f"The export is damaged or edited by hand: {problems}.") from None
+
+
+def _depth(value: Any) -> int:
+    """How deep a parsed document's arrays and objects nest, measured without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def _valid_strings(value: Any) -> Any:
+    """Every string in a parsed document (keys too) as valid Unicode: a lone surrogate written as a
+    JSON escape ("\\ud800") becomes U+FFFD, the rest of the text is kept."""
+    if isinstance(value, str):
+        return valid_text(value)
+    if isinstance(value, list):
+        return [_valid_strings(item) for item in value]
+    if isinstance(value, dict):
+        return {valid_text(key): _valid_strings(item) for key, item in value.items()}
+    return value
 
 
 def import_json(store: HistoryStore, owner: str, data: str | bytes) -> ImportResult:

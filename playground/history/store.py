@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import ConversationNotFoundError, HistoryError, map_errors
 from ..types import FinishReason, Message, Metrics
 from .images import ImageFolder, is_image_ref
+from .integrity import DamagedDatabase
 from .migrations import migrate
 from .recorder import AnswerRecorder
 from .records import Battle, Conversation, ConversationDraft, ConversationSummary, MessageDraft, Vote
@@ -55,6 +56,7 @@ class HistoryStore:
     def __init__(self, path: Path | str, *, images_dir: Path | None = None) -> None:
         self.path = Path(path)
         self.images = ImageFolder(images_dir or self.path.parent / "images")
+        self.damage: DamagedDatabase | None = None  # set by open_history when the old file was set aside
         self._lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,11 @@ def load_endpoints(path: Path) -> list[EndpointSpec]:
         raise ConfigError(f"PLAYGROUND_ENDPOINTS names {path}, which does not exist.") from None
     except OSError as exc:
         raise ConfigError(f"PLAYGROUND_ENDPOINTS: cannot read {path}: {exc.strerror}.") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"PLAYGROUND_ENDPOINTS names {path}, which is not a text file (byte {exc.start} is not UTF-8): "
+            "point it at the TOML endpoints file (format in docs/providers.md)."
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}.") from None
     unknown = sorted(set(data) - {"endpoints"})
