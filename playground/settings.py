@@ -105,6 +105,19 @@ def _host_port(env: Mapping[str, str], name: str) -> None:
         ) from None
 
 
+def _secret(env: Mapping[str, str], name: str, shortest: int = 16) -> str | None:
+    """A signing key: long enough that nobody guesses it from the ids it signs."""
+    raw = env.get(name, "")
+    if not raw:
+        return None
+    if len(raw.strip()) < shortest:
+        raise ConfigError(
+            f"{name} must be at least {shortest} characters (it signs visitor ids); make one with "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
+    return raw
+
+
 def _path(env: Mapping[str, str], name: str) -> Path | None:
     raw = env.get(name, "").strip()
     return Path(raw).expanduser() if raw else None
@@ -169,7 +182,7 @@ class Settings:
             model_cache_mb=_number(env, "PLAYGROUND_MODEL_CACHE_MB", 8192.0, top=MAX_CACHE_MB),
             server_name=env.get("GRADIO_SERVER_NAME", "").strip() or "127.0.0.1",
             server_port=_port(env, "GRADIO_SERVER_PORT", 7860),
-            browser_secret=env.get("PLAYGROUND_BROWSER_SECRET") or None,
+            browser_secret=_secret(env, "PLAYGROUND_BROWSER_SECRET"),
             endpoints_file=Path(endpoints).expanduser() if endpoints else None,
             models_dir_override=Path(models_dir).expanduser() if models_dir else None,
             github_models=_flag(env, "PLAYGROUND_GITHUB_MODELS"),

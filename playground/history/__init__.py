@@ -7,6 +7,8 @@ import logging
 from ..settings import Settings
 from .identity import (
     BROWSER_STATE_KEY,
+    BROWSER_STORAGE_SECRET,
+    IdentityKey,
     browser_owner,
     check_owner_id,
     new_browser_id,
@@ -20,12 +22,14 @@ from .store import HistoryStore
 
 __all__ = [
     "BROWSER_STATE_KEY",
+    "BROWSER_STORAGE_SECRET",
     "AnswerRecorder",
     "Battle",
     "Conversation",
     "ConversationSummary",
     "DamagedDatabase",
     "HistoryStore",
+    "IdentityKey",
     "StoredMessage",
     "Vote",
     "browser_owner",

@@ -7,9 +7,9 @@ import logging
 import gradio as gr
 
 from ..context import AppContext
-from ..history import BROWSER_STATE_KEY
+from ..history import BROWSER_STATE_KEY, BROWSER_STORAGE_SECRET, IdentityKey
 from ..settings import Settings
-from .history_tab import HistoryTab, identify
+from .history_tab import HistoryTab, VisitorIdentity
 from .instruct import InstructTab
 from .models_tab import build as build_models_tab
 from .providers_tab import ProvidersTab
@@ -26,12 +26,18 @@ CSS = """
 BROWSER_COPY_KEY = "slm-playground-history-copy"
 
 
-def build_app(ctx: AppContext) -> gr.Blocks:
-    """The whole page: one builder per tab, each given the shared context and the visitor's id."""
-    secret = ctx.settings.browser_secret
+def build_app(ctx: AppContext, key: IdentityKey | None = None) -> gr.Blocks:
+    """The whole page: one builder per tab, each given the shared context and the visitor's id.
+
+    `key` signs visitor ids (default: PLAYGROUND_BROWSER_SECRET, or the key kept in the data folder);
+    it stays on the server. The BrowserStates' `secret` goes to the page, so it is a public constant.
+    """
+    settings = ctx.settings
+    identity = VisitorIdentity(key or IdentityKey.from_settings(settings.browser_secret, settings.data_dir))
     with gr.Blocks(title=TITLE, fill_width=True) as demo:
-        browser_id = gr.BrowserState(None, storage_key=BROWSER_STATE_KEY, secret=secret)
+        browser_id = gr.BrowserState(None, storage_key=BROWSER_STATE_KEY, secret=BROWSER_STORAGE_SECRET)
         owner = gr.State(None)  # who this session is, set on page load; server-side, never from a request
+        replaced = gr.State(False)  # the browser presented an id this server did not sign
         with gr.Row():
             gr.Markdown(f"# {TITLE}\n{INTRO}")
             if ctx.settings.oauth:
@@ -46,12 +52,14 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                 build_models_tab(ctx)
             with gr.Tab("Providers", id="providers"):
                 ProvidersTab(ctx).build(instruct.model)
-        loaded = demo.load(identify, browser_id, [browser_id, owner], api_visibility="private")
-        if ctx.settings.browser_history:
-            copy = gr.BrowserState(None, storage_key=BROWSER_COPY_KEY, secret=secret)
-            loaded.then(history.restore, [owner, copy], None, api_visibility="private")
+        loaded = demo.load(identity.load, browser_id, [browser_id, owner, replaced], api_visibility="private")
+        if settings.browser_history:
+            copy = gr.BrowserState(None, storage_key=BROWSER_COPY_KEY, secret=BROWSER_STORAGE_SECRET)
+            loaded.then(history.on_load, [owner, replaced, copy], history.notice, api_visibility="private")
             for event in instruct.answered:
                 event.then(history.browser_copy, owner, copy, api_visibility="private")
+        else:
+            loaded.then(history.on_load, [owner, replaced], history.notice, api_visibility="private")
     return demo
 
 

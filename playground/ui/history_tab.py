@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -10,33 +11,51 @@ import gradio as gr
 
 from ..context import AppContext
 from ..errors import InvalidIdentityError, PlaygroundError
-from ..history import browser_owner, check_owner_id, new_browser_id, resolve_owner
+from ..history import IdentityKey, check_owner_id, resolve_owner
 from ..history.export import export_json, export_markdown, import_json
 from ..types import ENGINE_LABELS
 from .instruct import InstructUI
 from .render import Turn, to_chatbot
 
+log = logging.getLogger(__name__)
 HEADERS = ["Title", "Model", "Updated (UTC)", "Messages"]
 BROWSER_COPY_LIMIT = 30  # conversations kept in the browser's copy (localStorage holds a few MB)
 
 
-def ensure_browser_id(value: Any) -> str:
-    """The visitor's id from the browser, or a new one on a first visit."""
+class VisitorIdentity:
+    """Who a page is, settled once on page load from the browser's signed id (and the signed-in user)."""
+
+    def __init__(self, key: IdentityKey) -> None:
+        self.key = key
+
+    def load(self, token: Any, profile: gr.OAuthProfile | None) -> tuple[str, str, bool]:
+        """Verify the browser's token, or issue a new one: (token for the browser, owner, replaced).
+
+        The owner goes to a server-side gr.State, which no later request can set: every history handler
+        reads it from there. `replaced` says a token was presented and refused: forged, or signed with
+        a key this server no longer has (a restart without PLAYGROUND_BROWSER_SECRET).
+        """
+        return identify(self.key, token, profile.username if profile is not None else None)
+
+
+def identify(key: IdentityKey, token: Any, username: str | None = None) -> tuple[str, str, bool]:
+    """(token, owner, replaced) for a page load; see VisitorIdentity.load."""
+    replaced = False
     try:
-        return browser_owner(value)
-    except InvalidIdentityError:
-        return new_browser_id()
+        browser_id = key.verify(token)
+    except InvalidIdentityError as exc:
+        replaced = token is not None
+        if replaced:  # one line, and never the value itself: it would be a usable id
+            log.info("visitor id refused on page load (%s); a new one was issued", exc)
+        token, browser_id = key.new_token()
+    return token, resolve_owner(browser_id, username), replaced
 
 
-def identify(browser_value: Any, profile: gr.OAuthProfile | None) -> tuple[str, str]:
-    """On page load: keep (or make) the browser's id; the session's owner is the signed-in user if any.
-
-    The owner goes to a server-side gr.State, which no later request can set: every history handler
-    reads it from there.
-    """
-    browser_id = ensure_browser_id(browser_value)
-    username = profile.username if profile is not None else None
-    return browser_id, resolve_owner(browser_id, username)
+def user_error(exc: PlaygroundError | str) -> gr.Error:
+    """A visitor's mistake: one line in the server log (no traceback), the message on the page."""
+    message = str(exc)
+    log.info("history: %s", message)
+    return gr.Error(message, print_exception=False)
 
 
 class HistoryTab:
@@ -72,11 +91,11 @@ class HistoryTab:
     def open(self, selected: str | None, owner_value: Any) -> tuple[Any, ...]:
         """Continue a past conversation in the Instruct tab."""
         if not selected:
-            raise gr.Error("Pick a conversation in the list first.")
+            raise user_error("Pick a conversation in the list first.")
         try:
             conversation = self.store.get_conversation(check_owner_id(owner_value), selected)
         except PlaygroundError as exc:
-            raise gr.Error(str(exc)) from None
+            raise user_error(exc) from None
         turns = [self._turn(m) for m in conversation.messages]
         return (
             turns,
@@ -114,21 +133,21 @@ class HistoryTab:
 
     def delete_all(self, confirmed: bool, owner_value: Any, search: str) -> tuple[Any, ...]:
         if not confirmed:
-            raise gr.Error("Tick the box to confirm: this deletes every conversation of this browser.")
+            raise user_error("Tick the box to confirm: this deletes every conversation of this browser.")
         return self._act(self.store.delete_owner_data, owner_value, search, "All your data was deleted.")
 
     def _act(self, action: Any, owner_value: Any, search: str, done: str) -> tuple[Any, ...]:
         try:
             action(check_owner_id(owner_value))
         except PlaygroundError as exc:
-            raise gr.Error(str(exc)) from None
+            raise user_error(exc) from None
         table, ids = self.rows(owner_value, search)
         return table, ids, f"✅ {done}"
 
     @staticmethod
     def _need(selected: str | None) -> str:
         if not selected:
-            raise gr.Error("Pick a conversation in the list first.")
+            raise user_error("Pick a conversation in the list first.")
         return selected
 
     def export(self, kind: str, selected: str | None, owner_value: Any) -> str:
@@ -146,11 +165,11 @@ class HistoryTab:
 
     def import_file(self, file: str | None, owner_value: Any, search: str) -> tuple[Any, ...]:
         if not file:
-            raise gr.Error("Choose a JSON export to import.")
+            raise user_error("Choose a JSON export to import.")
         try:
             result = import_json(self.store, check_owner_id(owner_value), Path(file).read_bytes())
         except PlaygroundError as exc:
-            raise gr.Error(str(exc)) from None
+            raise user_error(exc) from None
         table, ids = self.rows(owner_value, search)
         return table, ids, f"✅ Imported {len(result.conversation_ids)} conversation(s)."
 
@@ -165,17 +184,44 @@ class HistoryTab:
         ids = [c.id for c in self.store.list_conversations(owner, limit=BROWSER_COPY_LIMIT)]
         return export_json(self.store, owner, ids, include_images=False) if ids else None
 
-    def restore(self, owner_value: Any, copy: str | None) -> None:
-        """After a restart the store is empty: bring the visitor's conversations back from the browser."""
+    def restore(self, owner_value: Any, copy: str | None) -> int:
+        """After a restart the store is empty: bring the visitor's conversations back from the browser.
+
+        The copy is the visitor's own data from their own browser: whatever it holds can only land in
+        their own (empty) history. The number of conversations restored.
+        """
         try:
             owner = check_owner_id(owner_value)
         except InvalidIdentityError:
-            return
+            return 0
         if copy and not self.store.list_conversations(owner, limit=1):
             try:
-                import_json(self.store, owner, copy)
-            except PlaygroundError:
-                return
+                return len(import_json(self.store, owner, copy).conversation_ids)
+            except PlaygroundError as exc:
+                log.info("the browser's copy of a visitor's history was not restored: %s", exc)
+        return 0
+
+    def on_load(self, owner_value: Any, replaced: bool, copy: str | None = None) -> str:
+        """On page load: restore from the browser's copy where needed, and say what happened."""
+        notices: list[str] = []
+        damage = getattr(self.store, "damage", None)
+        if damage is not None:
+            notices.append(damage.public_notice() if self.ctx.settings.public else damage.message())
+        restored = self.restore(owner_value, copy)
+        if replaced:
+            notices.append(
+                "This server did not recognise this browser's visitor id (its signing key changed, for "
+                "example after a restart without PLAYGROUND_BROWSER_SECRET, or the id was altered), so "
+                "this browser has a new one. "
+                + (
+                    f"Your {restored} latest conversation(s) were restored from this browser's copy."
+                    if restored
+                    else "Conversations kept under the old id are not shown."
+                )
+            )
+        elif restored:
+            notices.append(f"Restored {restored} conversation(s) from this browser's copy.")
+        return "\n\n".join(f"ℹ {n}" for n in notices)
 
     def build(self, owner: gr.State, instruct: InstructUI, tabs: gr.Tabs) -> None:
         gr.Markdown(
@@ -190,6 +236,7 @@ class HistoryTab:
             refresh = gr.Button("Refresh", scale=1, elem_id="history-refresh")
         table = gr.Dataframe(headers=HEADERS, interactive=False, elem_id="history-list", wrap=True)
         status = gr.Markdown(elem_id="history-status")
+        self.notice = gr.Markdown(elem_id="history-notice")
         with gr.Row():
             open_btn = gr.Button("Continue this conversation", variant="primary", elem_id="history-open")
             title = gr.Textbox(label="New title", scale=2)
