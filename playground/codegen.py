@@ -1,19 +1,31 @@
-"""Get code: a runnable script making the same call in the provider's own SDK, key read from the environment.
+"""Get code: a runnable script making the same call with the provider's own SDK or engine.
 
-The script never contains a key: only the name of the variable that holds it.
+Generated code is code. Untrusted text (model names and ids as endpoints list them, endpoints, prompts,
+system prompts, stop sequences, header values, paths) reaches a script only through `literal`, which
+writes Python literals with repr(): never into a docstring, a comment or a name. Docstrings and the
+statements around the literals are fixed text. The cloud requests come from the builders the adapters
+send (`chat_request`, `complete_request`), the local ones mirror the engines' option mapping, so Get code
+and the wire cannot drift apart. A script never contains a key: only the name of the variable that holds it.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+import keyword
+import math
+import re
+import secrets
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from .options import GenerationOptions
+from .providers.cloud.azure_inference import complete_request
+from .providers.cloud.openai_compat import KEYLESS, chat_request
+from .providers.cloud.wire import MAX_STOPS
 from .types import Message, ModelSpec
 
 _OPENAI_KINDS = ("openai", "ollama")
-_KEYLESS = "none"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SAFE_WORD = re.compile(r"[A-Za-z0-9._/-]*")  # the only text a comment may quote (catalog repo names)
 
 
 def snippet(
@@ -23,45 +35,80 @@ def snippet(
     *,
     model_dir: str | Path | None = None,
 ) -> tuple[str, str]:
-    """(language, code) reproducing this request; `model_dir`: where a local ONNX model lies, if known."""
+    """(language, code) reproducing this request; `model_dir`: where a local model lies, if known."""
     kind = str(spec.extra.get("kind", ""))
     if spec.provider == "onnx":
         return "python", _onnx(spec, messages, options, model_dir)
     if spec.provider == "transformers":
-        return "python", _transformers(spec, messages, options)
+        return "python", _transformers(spec, messages, options, model_dir)
     if kind == "azure-ai":
         return "python", _azure(spec, messages, options)
     if kind in _OPENAI_KINDS:
         return "python", _openai(spec, messages, options)
-    return "text", f"# No code template for {spec.engine_label} ({spec.provider})."
+    return "text", "No code template for this provider."
 
 
-def _py(value: object) -> str:
-    """A Python literal (repr, not JSON: True and None, not true and null)."""
-    return repr(value)
+# Literals ----------------------------------------------------------------------------------------------
 
 
-def _messages_code(messages: Sequence[Message], *, vision: str) -> tuple[str, bool]:
-    """The messages as a Python literal; image paths become calls to data_url(path)."""
-    lines = ["messages = ["]
-    uses_images = False
-    for message in messages:
-        if not message.images:
-            lines.append(f"    {{'role': {message.role!r}, 'content': {message.content!r}}},")
-            continue
-        uses_images = True
-        urls = [f"data_url({image!r})" for image in message.images]
-        if vision == "img-tag":
-            tags = " + ".join(f"' <img src=\"' + {u} + '\" />'" for u in urls)
-            lines.append(f"    {{'role': {message.role!r}, 'content': {message.content!r} + {tags}}},")
-            continue
-        parts = [f"{{'type': 'text', 'text': {message.content!r}}}"] if message.content else []
-        for url in urls:
-            image_url = url if vision == "bare-string" else f"{{'url': {url}}}"
-            parts.append(f"{{'type': 'image_url', 'image_url': {image_url}}}")
-        lines.append(f"    {{'role': {message.role!r}, 'content': [{', '.join(parts)}]}},")
-    lines.append("]")
-    return "\n".join(lines), uses_images
+class _Literals:
+    """Writes values as Python literals; image URLs become `data_url(path)` calls, read when the script runs.
+
+    While a request is built, each image stands as a marker holding a random tag that no prompt can know.
+    """
+
+    def __init__(self) -> None:
+        tag = secrets.token_hex(8)
+        self._marker = f"\x00image-{tag}-{{}}\x00"
+        self._pattern = re.compile(f"\x00image-{tag}-(\\d+)\x00")
+        self.images: list[str] = []
+
+    def image_url(self, image: str, limit: int | None) -> str:
+        """Stands in for wire.data_url while a request is built."""
+        self.images.append(image)
+        return self._marker.format(len(self.images) - 1)
+
+    def __call__(self, value: object) -> str:
+        if isinstance(value, str):
+            return self._text(value)
+        if value is None or isinstance(value, bool | int):
+            return repr(value)
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise ValueError(f"not a finite number: {value!r}")
+            return repr(value)
+        if isinstance(value, list | tuple):
+            return "[" + ", ".join(self(v) for v in value) + "]"
+        if isinstance(value, Mapping):
+            return "{" + ", ".join(f"{self(k)}: {self(v)}" for k, v in value.items()) + "}"
+        raise TypeError(f"no literal for {type(value).__name__}")
+
+    def _text(self, text: str) -> str:
+        parts = self._pattern.split(text)
+        if len(parts) == 1:
+            return repr(text)
+        pieces = [
+            f"data_url({self.images[int(part)]!r})" if odd else repr(part)
+            for odd, part in ((i % 2 == 1, p) for i, p in enumerate(parts))
+            if odd or part
+        ]
+        return " + ".join(pieces)
+
+
+def _kwargs(literal: _Literals, params: Mapping[str, object], indent: str = "    ") -> str:
+    """Keyword arguments, one a line; the names are ours, checked to be plain identifiers."""
+    lines = []
+    for name, value in params.items():
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise ValueError(f"not a keyword argument name: {name!r}")
+        lines.append(f"{indent}{name}={literal(value)},\n")
+    return "".join(lines)
+
+
+def _list(literal: _Literals, name: str, items: Sequence[object]) -> str:
+    """`name = [...]` with one item a line."""
+    body = "".join(f"    {literal(item)},\n" for item in items)
+    return f"{name} = [\n{body}]\n"
 
 
 _DATA_URL = '''
@@ -71,179 +118,300 @@ def data_url(path):
     if path.startswith(("http://", "https://", "data:")):
         return path
     mime = mimetypes.guess_type(path)[0] or "image/png"
-    return f"data:{mime};base64," + base64.b64encode(open(path, "rb").read()).decode()
+    with open(path, "rb") as file:
+        return f"data:{mime};base64," + base64.b64encode(file.read()).decode()
+'''
+
+_PRINT_UNTIL_STOP = '''
+
+def print_until_stop(pieces, stop):
+    """Print streamed text up to the first stop sequence, holding back what could begin one."""
+    hold = max((len(s) for s in stop), default=1) - 1
+    text, shown = "", 0
+    for piece in pieces:
+        text += piece
+        cuts = [i for i in (text.find(s) for s in stop) if i >= 0]
+        if cuts:
+            print(text[shown : min(cuts)], end="", flush=True)
+            break
+        ready = max(shown, len(text) - hold)
+        print(text[shown:ready], end="", flush=True)
+        shown = ready
+    else:
+        print(text[shown:], end="")
+    print()
 '''
 
 
-def _params(options: GenerationOptions) -> dict[str, object]:
-    params: dict[str, object] = {
-        "temperature": options.temperature,
-        "top_p": options.top_p,
-        "max_tokens": options.max_new_tokens,
-    }
-    if options.seed is not None:
-        params["seed"] = options.seed
-    if options.stop:
-        params["stop"] = list(options.stop[:4])
-    return params
-
-
-def _kwargs(params: dict[str, object], indent: str = "    ") -> str:
-    return "".join(f"{indent}{key}={_py(value)},\n" for key, value in params.items())
+# Cloud: from the adapters' own request builders ----------------------------------------------------------
 
 
 def _key_expr(spec: ModelSpec) -> str:
     variable = spec.extra.get("api_key_env")
     if not variable:
-        return repr(_KEYLESS)
+        return repr(KEYLESS)
     if spec.extra.get("key_required", True):
-        return f"os.environ[{variable!r}]"
-    return f"os.environ.get({variable!r}, {_KEYLESS!r})"
+        return f"os.environ[{str(variable)!r}]"
+    return f"os.environ.get({str(variable)!r}, {KEYLESS!r})"
 
 
-def _headers_expr(spec: ModelSpec) -> str:
+def _header_value(value: str) -> str:
+    """A header value; each ${VAR} in it read from the environment when the script runs."""
+    parts = _ENV_REF.split(value)
+    exprs = [f"os.environ[{p!r}]" if i % 2 else repr(p) for i, p in enumerate(parts) if i % 2 or p]
+    return " + ".join(exprs) or "''"
+
+
+def _headers_expr(spec: ModelSpec, *, key_header: bool) -> str:
     headers = spec.extra.get("headers")
-    if not isinstance(headers, dict) or not headers:
-        return ""
     items = []
-    for name, value in headers.items():
-        text = str(value)
-        if text.startswith("${") and text.endswith("}"):
-            items.append(f"{name!r}: os.environ[{text[2:-1]!r}]")
-        else:
-            items.append(f"{name!r}: {text!r}")
-    return "{" + ", ".join(items) + "}"
+    if isinstance(headers, dict):
+        items = [f"{str(name)!r}: {_header_value(str(value))}" for name, value in headers.items()]
+    name = spec.extra.get("key_header")
+    if key_header and name and spec.extra.get("api_key_env"):
+        items.append(f"{str(name)!r}: {_key_expr(spec)}")
+    return "{" + ", ".join(items) + "}" if items else ""
+
+
+def _request_parts(
+    literal: _Literals, request: dict[str, object], options: GenerationOptions
+) -> tuple[str, str, str]:
+    """(imports, helper functions, `messages = [...]` and, where needed, `stop = [...]`)."""
+    messages = request.pop("messages")
+    assert isinstance(messages, list)
+    listing = _list(literal, "messages", messages)
+    helpers = _DATA_URL if literal.images else ""
+    if len(options.stop) > MAX_STOPS:  # the endpoint takes 4: the rest are applied here, as the adapter does
+        helpers += _PRINT_UNTIL_STOP
+        listing += f"stop = {literal(list(options.stop))}\n"
+    helpers += "\n" if helpers else ""
+    imports = "import base64\nimport mimetypes\nimport os\n" if literal.images else "import os\n"
+    return imports, helpers, listing
+
+
+def _printing(options: GenerationOptions, stream: str) -> str:
+    """The loop that prints the stream's text (cut at every stop sequence where the endpoint takes only 4)."""
+    if len(options.stop) > MAX_STOPS:
+        return (
+            "pieces = (\n"
+            f"    part.choices[0].delta.content\n"
+            f"    for part in {stream}\n"
+            "    if part.choices and part.choices[0].delta.content\n"
+            ")\n"
+            "print_until_stop(pieces, stop)\n"
+        )
+    return (
+        f"for part in {stream}:\n"
+        "    if part.choices and part.choices[0].delta.content:\n"
+        '        print(part.choices[0].delta.content, end="", flush=True)\n'
+        "print()\n"
+    )
 
 
 def _openai(spec: ModelSpec, messages: Sequence[Message], options: GenerationOptions) -> str:
-    vision = str(spec.extra.get("vision_format", "openai"))
-    body, images = _messages_code(messages, vision=vision)
-    headers = _headers_expr(spec)
+    literal = _Literals()
+    request = chat_request(
+        str(spec.extra.get("model", spec.source)),
+        messages,
+        options,
+        vision=spec.extra.get("vision_format", "openai"),  # type: ignore[arg-type]
+        extras=bool(spec.extra.get("sampling_extras")),
+        include_usage=False,
+        image_url=literal.image_url,
+    )
+    imports, helpers, listing = _request_parts(literal, request, options)
+    headers = _headers_expr(spec, key_header=True)
     header_line = f"    default_headers={headers},\n" if headers else ""
-    imports = "import base64\nimport mimetypes\nimport os\n" if images else "import os\n"
+    arguments = {"model": request.pop("model")}
     return (
-        f'"""{spec.name} on {spec.engine_label}, streamed with the openai SDK (pip install openai)."""\n\n'
-        f"{imports}\nfrom openai import OpenAI\n"
-        f"{_DATA_URL if images else ''}\n"
+        '"""Get code (SLM Playground): this conversation, streamed with the openai SDK (pip install openai)."""\n\n'
+        f"{imports}\nfrom openai import OpenAI\n{helpers}\n"
         "client = OpenAI(\n"
-        f"    base_url={str(spec.extra.get('base_url', ''))!r},\n"
+        f"    base_url={literal(str(spec.extra.get('base_url', '')))},\n"
         f"    api_key={_key_expr(spec)},\n"
         f"{header_line})\n\n"
-        f"{body}\n\n"
+        f"{listing}\n"
         "stream = client.chat.completions.create(\n"
-        f"    model={str(spec.extra.get('model', spec.source))!r},\n"
+        f"{_kwargs(literal, arguments)}"
         "    messages=messages,\n"
-        f"{_kwargs(_params(options))}"
-        "    stream=True,\n"
+        f"{_kwargs(literal, request)}"
         ")\n"
-        "for chunk in stream:\n"
-        "    if chunk.choices and chunk.choices[0].delta.content:\n"
-        '        print(chunk.choices[0].delta.content, end="", flush=True)\n'
-        "print()\n"
+        f"{_printing(options, 'stream')}"
     )
 
 
 def _azure(spec: ModelSpec, messages: Sequence[Message], options: GenerationOptions) -> str:
-    body, images = _messages_code(messages, vision=str(spec.extra.get("vision_format", "openai")))
-    imports = "import base64\nimport mimetypes\nimport os\n" if images else "import os\n"
-    headers = _headers_expr(spec)
+    literal = _Literals()
+    request = complete_request(
+        str(spec.extra.get("model", spec.source)),
+        messages,
+        options,
+        vision=spec.extra.get("vision_format", "openai"),  # type: ignore[arg-type]
+        extras=bool(spec.extra.get("sampling_extras")),
+        include_usage=False,
+        image_url=literal.image_url,
+    )
+    imports, helpers, listing = _request_parts(literal, request, options)
+    headers = _headers_expr(spec, key_header=False)
     header_line = f"    headers={headers},\n" if headers else ""
     version = spec.extra.get("api_version")
-    version_line = f"    api_version={str(version)!r},\n" if version else ""
+    version_line = f"    api_version={literal(str(version))},\n" if version else ""
+    arguments = {"model": request.pop("model")}
     return (
-        f'"""{spec.name} on {spec.engine_label}, streamed with azure-ai-inference '
+        '"""Get code (SLM Playground): this conversation, streamed with azure-ai-inference '
         '(pip install azure-ai-inference)."""\n\n'
         f"{imports}\n"
         "from azure.ai.inference import ChatCompletionsClient\n"
         "from azure.core.credentials import AzureKeyCredential\n"
-        f"{_DATA_URL if images else ''}\n"
+        f"{helpers}\n"
         "client = ChatCompletionsClient(\n"
-        f"    endpoint={str(spec.extra.get('base_url', ''))!r},\n"
+        f"    endpoint={literal(str(spec.extra.get('base_url', '')))},\n"
         f"    credential=AzureKeyCredential({_key_expr(spec)}),\n"
         f"{version_line})\n\n"
-        f"{body}\n\n"
+        f"{listing}\n"
         "response = client.complete(\n"
-        "    stream=True,\n"
-        f"    model={str(spec.extra.get('model', spec.source))!r},\n"
+        f"{_kwargs(literal, arguments)}"
         "    messages=messages,\n"
-        f"{_kwargs(_params(options))}"
+        f"{_kwargs(literal, request)}"
         f"{header_line}"
         ")\n"
-        "for update in response:\n"
-        "    if update.choices and update.choices[0].delta.content:\n"
-        '        print(update.choices[0].delta.content, end="", flush=True)\n'
-        "print()\n"
+        f"{_printing(options, 'response')}"
         "client.close()\n"
     )
 
 
-def _search(options: GenerationOptions) -> dict[str, object]:
-    """Sampling settings as the local engines pass them; top_k only where it filters (0 means off)."""
+# Local engines: the options exactly as the engines pass them -----------------------------------------------
+
+
+def onnx_search_options(options: GenerationOptions) -> dict[str, object]:
+    """OnnxModel's search options but max_length (which needs the prompt's length): sampling only when
+    not greedy, top_k passed as it is, the seed as random_seed."""
     search: dict[str, object] = {
         "do_sample": not options.greedy,
         "repetition_penalty": options.repetition_penalty,
     }
     if not options.greedy:
-        search.update(temperature=options.temperature, top_p=options.top_p)
-        if options.top_k:
-            search["top_k"] = options.top_k
+        search.update(temperature=options.temperature, top_p=options.top_p, top_k=options.top_k)
+    if options.seed is not None:
+        search["random_seed"] = options.seed
     return search
+
+
+def transformers_generate_kwargs(options: GenerationOptions) -> dict[str, object]:
+    """TransformersModel's generate() arguments but max_new_tokens, pad_token_id and the stopping
+    criteria (which need the model): the sampling settings cleared when greedy, top_k 0 as None."""
+    kwargs: dict[str, object] = {
+        "do_sample": not options.greedy,
+        "repetition_penalty": options.repetition_penalty,
+    }
+    if options.greedy:
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    else:
+        kwargs.update(temperature=options.temperature, top_p=options.top_p, top_k=options.top_k or None)
+    return kwargs
+
+
+def _download_hint(spec: ModelSpec) -> str:
+    """A comment saying how to fetch the model, only when every word of it is a plain catalog name."""
+    repo, subfolder = str(spec.extra.get("repo", "")), str(spec.extra.get("subfolder", ""))
+    if not repo or not _SAFE_WORD.fullmatch(repo) or not _SAFE_WORD.fullmatch(subfolder):
+        return ""
+    return f"# Download it first: hf download {repo} --include '{subfolder}/*', then set MODEL_DIR.\n"
 
 
 def _onnx(
     spec: ModelSpec, messages: Sequence[Message], options: GenerationOptions, model_dir: str | Path | None
 ) -> str:
+    literal = _Literals()
     folder = str(model_dir or spec.extra.get("path") or "path/to/the/onnx/model/folder")
-    chat = json.dumps([m.to_dict() for m in messages], ensure_ascii=False)
-    search = _search(options)
-    if options.seed is not None:
-        search["random_seed"] = options.seed
-    search_code = ", ".join(f"{k}={_py(v)}" for k, v in search.items())
-    where = ""
-    if not model_dir and "path" not in spec.extra and spec.extra.get("repo"):
-        pattern = f"{spec.extra.get('subfolder', '')}/*"
-        where = f"# Download it first: hf download {spec.extra['repo']} --include '{pattern}'\n"
+    where = "" if model_dir or "path" in spec.extra else _download_hint(spec)
+    chat = [m.to_dict() for m in messages]
+    stop = f"stop = {literal(list(options.stop))}\n"
     return (
-        f'"""{spec.name} with ONNX Runtime GenAI (pip install onnxruntime-genai)."""\n\n'
-        "import json\nimport os\n\nimport onnxruntime_genai as og\n\n"
+        '"""Get code (SLM Playground): this conversation with ONNX Runtime GenAI '
+        '(pip install onnxruntime-genai)."""\n\n'
+        "import json\nimport os\nfrom pathlib import Path\n\nimport onnxruntime_genai as og\n"
+        f"{_PRINT_UNTIL_STOP}\n\n"
         f"{where}"
-        f'model = og.Model(og.Config(os.environ.get("MODEL_DIR", {folder!r})))\n'
+        f'folder = os.environ.get("MODEL_DIR", {literal(folder)})\n'
+        "model = og.Model(og.Config(folder))\n"
         "tokenizer = og.Tokenizer(model)\n"
-        f"messages = {chat!r}\n"
-        "prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True)\n"
+        'template = Path(folder, "chat_template.jinja")\n'
+        f"{_list(literal, 'messages', chat)}"
+        f"{stop}\n"
+        "template_str = template.read_text() if template.is_file() else None\n"
+        "prompt = tokenizer.apply_chat_template(\n"
+        "    json.dumps(messages), template_str=template_str, add_generation_prompt=True\n"
+        ")\n"
         "tokens = tokenizer.encode(prompt)\n\n"
         "params = og.GeneratorParams(model)\n"
-        f"params.set_search_options(max_length=len(tokens) + {options.max_new_tokens}, {search_code})\n"
+        "params.set_search_options(\n"
+        f"    max_length=min(len(tokens) + {options.max_new_tokens!r}, {spec.context_window!r}),\n"
+        f"{_kwargs(literal, onnx_search_options(options))}"
+        ")\n"
         "generator = og.Generator(model, params)\n"
         "generator.append_tokens(tokens)\n"
-        "stream = tokenizer.create_stream()\n"
-        "while not generator.is_done():\n"
-        "    generator.generate_next_token()\n"
-        '    print(stream.decode(generator.get_next_tokens()[0]), end="", flush=True)\n'
-        "print()\n"
+        "stream = tokenizer.create_stream()\n\n\n"
+        "def pieces():\n"
+        "    while not generator.is_done():\n"
+        "        generator.generate_next_token()\n"
+        "        yield stream.decode(generator.get_next_tokens()[0])\n\n\n"
+        "print_until_stop(pieces(), stop)\n"
     )
 
 
-def _transformers(spec: ModelSpec, messages: Sequence[Message], options: GenerationOptions) -> str:
-    source = str(spec.extra.get("path") or spec.extra.get("repo") or spec.source or "path/to/model")
-    remote = bool(spec.extra.get("trust_remote_code"))
-    chat = [m.to_dict() for m in messages]
-    kwargs = {"max_new_tokens": options.max_new_tokens, **_search(options)}
-    seed = f"torch.manual_seed({options.seed})\n" if options.seed is not None else ""
+def _transformers(
+    spec: ModelSpec, messages: Sequence[Message], options: GenerationOptions, model_dir: str | Path | None
+) -> str:
+    literal = _Literals()
+    source = str(
+        model_dir or spec.extra.get("path") or spec.extra.get("repo") or spec.source or "path/to/model"
+    )
+    load: dict[str, object] = {"trust_remote_code": bool(spec.extra.get("trust_remote_code"))}
+    if source.endswith(".gguf"):
+        path = Path(source)
+        source, load = str(path.parent), {**load, "gguf_file": path.name}
+    seed = f"torch.manual_seed({options.seed!r})\n" if options.seed is not None else ""
     return (
-        f'"""{spec.name} with transformers (pip install transformers torch)."""\n\n'
-        "import torch\nfrom transformers import AutoModelForCausalLM, AutoTokenizer, TextStreamer\n\n"
-        f"source = {source!r}\n"
-        f"tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code={remote})\n"
-        f'model = AutoModelForCausalLM.from_pretrained(source, dtype="auto", trust_remote_code={remote})\n'
-        f"messages = {chat!r}\n"
-        "inputs = tokenizer.apply_chat_template(\n"
-        '    messages, add_generation_prompt=True, return_tensors="pt", return_dict=True\n'
-        ").to(model.device)\n"
-        f"{seed}"
-        "model.generate(\n"
-        "    **inputs,\n"
-        f"{_kwargs(kwargs)}"
-        "    streamer=TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True),\n"
+        '"""Get code (SLM Playground): this conversation with transformers '
+        '(pip install transformers torch)."""\n\n'
+        "import threading\n\nimport torch\n"
+        "from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer\n"
+        f"{_PRINT_UNTIL_STOP}\n\n"
+        "if torch.cuda.is_available():\n"
+        '    device, dtype = "cuda", torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16\n'
+        "else:\n"
+        '    device, dtype = "cpu", torch.float32\n'
+        f"source = {literal(source)}\n"
+        "tokenizer = AutoTokenizer.from_pretrained(\n"
+        "    source,\n"
+        f"{_kwargs(literal, load)}"
         ")\n"
+        "model = AutoModelForCausalLM.from_pretrained(\n"
+        "    source,\n"
+        "    dtype=dtype,\n"
+        f"{_kwargs(literal, load)}"
+        ").to(device)\n"
+        f"{_list(literal, 'messages', [m.to_dict() for m in messages])}"
+        f"stop = {literal(list(options.stop))}\n\n"
+        "prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)\n"
+        'inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(device)\n'
+        'prompt_length = int(inputs["input_ids"].shape[1])\n'
+        "eos = model.generation_config.eos_token_id\n"
+        "eos = eos if isinstance(eos, list) else [eos]\n"
+        "streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)\n"
+        f"{seed}"
+        "generation = dict(\n"
+        "    inputs,\n"
+        f"    max_new_tokens=min({options.max_new_tokens!r}, max(1, {spec.context_window!r} - prompt_length)),\n"
+        f"{_kwargs(literal, transformers_generate_kwargs(options))}"
+        "    pad_token_id=tokenizer.pad_token_id or eos[0],\n"
+        "    streamer=streamer,\n"
+        "    stop_strings=stop or None,\n"
+        "    tokenizer=tokenizer,\n"
+        ")\n"
+        "thread = threading.Thread(target=model.generate, kwargs=generation)\n"
+        "thread.start()\n"
+        "print_until_stop(streamer, stop)\n"
+        "thread.join()\n"
     )

@@ -1,5 +1,5 @@
 """A real HTTP server on 127.0.0.1 for what `transformers serve` cannot produce: 401, 404, 410, 429, 500,
-hangs and dropped streams. It records every request (method, path, headers, JSON body).
+hangs, dropped streams, stop sequences it ignores and text that is not valid Unicode. It records every request (method, path, headers, JSON body).
 
 The scenario is the first path segment: `http://127.0.0.1:<port>/<scenario>/v1`. A suffix after `~`
 (`r429~test-a`) gives a test its own request counter.
@@ -116,6 +116,12 @@ def chunk(text: str = "", finish: str | None = None, usage: dict[str, int] | Non
 
 
 ANSWER = ["The capital", " of France", " is Paris."]
+# Streams of their own, for scenarios named by the key: text with stop sequences in it (one split across two
+# chunks), and text with a lone surrogate (the JSON escape "\ud800", which decodes to one).
+STREAMS = {
+    "stops": ["Alpha beta", " SI", "X gamma FI", "VE delta"],
+    "surrogate": ["The capital \ud800", " of France", " is Paris."],
+}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -188,6 +194,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(429, {"error": {"message": "Rate limit reached"}}, {"Retry-After": "1"})
         elif kind == "q429":
             self._json(429, {"error": {"message": "Quota exceeded for today"}}, {"Retry-After": "3600"})
+        elif kind == "s400u":  # an error whose message holds a lone surrogate
+            self._json(400, {"error": {"message": "bad input \udc80 here"}})
         elif kind == "s500":
             self._json(500, {"error": {"message": "Internal failure"}})
         elif kind == "s503":
@@ -240,6 +248,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._event(chunk())
         if kind == "slow":
             self._slow(self.path.lstrip("/").partition("/")[0])
+            return
+        if kind in STREAMS:
+            for text in STREAMS[kind]:
+                self._event(chunk(text))
+            self._event(chunk(finish="stop"))
+            self._event("[DONE]")
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
             return
         for text in ANSWER[:2]:
             self._event(chunk(text))

@@ -175,7 +175,7 @@ def test_connection_refused_at_ollama_says_how_to_start_it(provider: Build) -> N
 
 
 def test_a_missing_key_fails_at_call_time_naming_the_variable(provider: Build, fake: FakeServer) -> None:
-    cloud = provider("nvidia", NVIDIA_BASE_URL=fake.url("nvidia"))
+    cloud = provider("nvidia", NVIDIA_BASE_URL=fake.url("nvidia~nokey"))
     spec = next(s for s in cloud.specs() if s.id == "phi-4-mini@nvidia")
     state = cloud.availability(spec)
     assert not state.available and state.needs_key
@@ -183,7 +183,7 @@ def test_a_missing_key_fails_at_call_time_naming_the_variable(provider: Build, f
     model = cloud.load(spec)  # a visitor may still bring a key: loading does not refuse
     error = _fails(model, AuthError)
     assert "set NVIDIA_API_KEY" in str(error)
-    assert fake.requests("nvidia") == [], "nothing was sent without a key"
+    assert fake.requests("nvidia~nokey") == [], "nothing was sent without a key"
 
 
 def test_an_old_server_that_rejects_stream_options_is_asked_again_without(

@@ -11,14 +11,39 @@ from typing import TYPE_CHECKING, Any
 
 from ...options import GenerationOptions
 from ...types import Message, ModelSpec
+from .endpoint import VisionFormat
 from .model import CloudModel, Connection, Delta, reason_text
 from .usage import TokenCounter
-from .wire import wire_messages, wire_params
+from .wire import ImageURL, split_params, wire_messages, wire_params
 
 if TYPE_CHECKING:
     from azure.ai.inference import ChatCompletionsClient
 
-_STANDARD = ("temperature", "top_p", "max_tokens", "seed", "stop")
+
+def complete_request(
+    model: str,
+    messages: Sequence[Message],
+    options: GenerationOptions,
+    *,
+    vision: VisionFormat,
+    extras: bool,
+    include_usage: bool,
+    image_url: ImageURL | None = None,
+) -> dict[str, Any]:
+    """The keyword arguments of ChatCompletionsClient.complete but the headers: what the adapter sends
+    and Get code writes."""
+    standard, model_extras = split_params(wire_params(options, extras=extras))
+    if include_usage:
+        model_extras["stream_options"] = {"include_usage": True}
+    kwargs: dict[str, Any] = {
+        "stream": True,
+        "model": model,
+        "messages": wire_messages(messages, vision, image_url=image_url),
+        **standard,
+    }
+    if model_extras:
+        kwargs["model_extras"] = model_extras
+    return kwargs
 
 
 def azure_client(connection: Connection, *, timeout_s: float | None = None) -> ChatCompletionsClient:
@@ -58,19 +83,15 @@ class AzureInferenceModel(CloudModel):
         self, messages: Sequence[Message], options: GenerationOptions, include_usage: bool
     ) -> dict[str, Any]:
         """The keyword arguments of ChatCompletionsClient.complete for this request."""
-        params = wire_params(options, extras=self.connection.endpoint.sampling_extras)
-        extras = {k: v for k, v in params.items() if k not in _STANDARD}
-        if include_usage:
-            extras["stream_options"] = {"include_usage": True}
-        vision = self.connection.endpoint.vision_format_for(self.model_id)
-        kwargs: dict[str, Any] = {
-            "stream": True,
-            "model": self.model_id,
-            "messages": wire_messages(messages, vision),
-            **{k: v for k, v in params.items() if k in _STANDARD},
-        }
-        if extras:
-            kwargs["model_extras"] = extras
+        endpoint = self.connection.endpoint
+        kwargs = complete_request(
+            self.model_id,
+            messages,
+            options,
+            vision=endpoint.vision_format_for(self.model_id),
+            extras=endpoint.sampling_extras,
+            include_usage=include_usage,
+        )
         if self.connection.headers:
             kwargs["headers"] = dict(self.connection.headers)
         return kwargs

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...errors import PlaygroundError
+from ...text import valid_text
 
 if TYPE_CHECKING:
     import httpx2
@@ -79,7 +80,8 @@ class Discovery:
 
 def openai_models(client: OpenAI, pattern: Callable[[str], bool]) -> list[Found]:
     """GET /models through the openai SDK, filtered."""
-    return [Found(m.id) for m in client.models.list().data if pattern(m.id)]
+    ids = (valid_text(str(m.id)) for m in client.models.list().data)
+    return [Found(i) for i in ids if pattern(i)]
 
 
 def ollama_tags(http: httpx2.Client, pattern: Callable[[str], bool]) -> list[Found]:
@@ -88,11 +90,10 @@ def ollama_tags(http: httpx2.Client, pattern: Callable[[str], bool]) -> list[Fou
     response.raise_for_status()
     found = []
     for item in response.json().get("models", []):
-        name = str(item.get("name") or item.get("model") or "")
+        name = valid_text(str(item.get("name") or item.get("model") or ""))
         details = item.get("details") or {}
         if name and pattern(name):
             size = int(item.get("size") or 0)
-            found.append(
-                Found(name, size, str(details.get("parameter_size", "")), str(details.get("family", "")))
-            )
+            params, family = (valid_text(str(details.get(k, ""))) for k in ("parameter_size", "family"))
+            found.append(Found(name, size, params, family))
     return found

@@ -1,7 +1,7 @@
 """The one choke point where the SDKs' and transports' errors become ours, in words a user can act on.
 
 Messages name the variable that holds a key, never the key: every text taken from a server passes
-through `redact` first.
+through `redact` first, which also makes it valid Unicode (a lone surrogate becomes U+FFFD).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from ...errors import (
     ServerError,
     UnreachableError,
 )
+from ...text import valid_text
 
 _CONTEXT_WORDS = (
     "context length",
@@ -60,10 +61,11 @@ class ErrorContext:
     available: Callable[[], Sequence[str]] | None = field(default=None, repr=False, compare=False)
 
     def redact(self, text: str) -> str:
+        """A server's text as a message may carry it: no secret in it, and valid Unicode."""
         for secret in self.secrets:
             if secret:
                 text = text.replace(secret, "***")
-        return text
+        return valid_text(text)
 
 
 @contextlib.contextmanager

@@ -113,6 +113,10 @@ def model_spec(
     }
     if endpoint.headers:
         extra["headers"] = endpoint.public_headers()
+    if endpoint.key_header:
+        extra["key_header"] = endpoint.key_header
+    if endpoint.sampling_extras:
+        extra["sampling_extras"] = True
     if endpoint.api_version:
         extra["api_version"] = endpoint.api_version
     if configured is not None and configured.tokenizer:

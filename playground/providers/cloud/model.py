@@ -1,4 +1,5 @@
-"""What every cloud model shares: the key, the bounded 429 retry, usage, and interrupted streams.
+"""What every cloud model shares: the key, the bounded 429 retry, usage, interrupted streams, every stop
+sequence (an OpenAI-compatible endpoint takes 4), and text made valid Unicode.
 
 An adapter only opens a stream and turns its chunks into Deltas; this module does the rest.
 """
@@ -14,8 +15,9 @@ from typing import Self
 
 from ...errors import PlaygroundError, ProviderError, RateLimitError
 from ...options import GenerationOptions
+from ...text import valid_text
 from ...types import Chunk, Finish, FinishReason, Message, ModelSpec
-from ..base import timed
+from ..base import StopMatcher, timed
 from .endpoint import EndpointSpec
 from .failures import ErrorContext, cloud_errors, missing_key
 from .usage import TokenCounter, rough_tokens
@@ -109,17 +111,19 @@ class CloudModel:
         if self.connection.needs_key:
             raise missing_key(ctx)
         deltas, close = self._open_with_retry(messages, options, ctx)
+        # The endpoint gets the first MAX_STOPS stop sequences; all of them are applied here.
+        stopper = StopMatcher(options.stop)
         parts: list[str] = []
         pieces = 0
         reason: str | None = None
         usage: tuple[int, int] | None = None
         try:
-            while True:
+            while not stopper.hit:
                 try:
                     with cloud_errors(ctx):
                         delta = next(deltas, None)
                 except PlaygroundError as exc:
-                    if not parts:
+                    if not pieces:
                         raise
                     log.warning("%s: stream of %s interrupted: %s", ctx.provider, ctx.model, exc)
                     reason = None
@@ -129,9 +133,16 @@ class CloudModel:
                 usage = delta.usage or usage
                 reason = delta.finish or reason
                 if delta.text:
-                    parts.append(delta.text)
                     pieces += 1
-                    yield delta.text
+                    shown = stopper.push(valid_text(delta.text))
+                    if shown:
+                        parts.append(shown)
+                        yield shown
+            if stopper.hit:
+                reason, usage = "stop", None  # we cut the answer: the server's counts are not for this text
+            elif rest := stopper.flush():
+                parts.append(rest)
+                yield rest
         finally:
             close()
         yield self._finish(messages, "".join(parts), pieces, reason, usage)

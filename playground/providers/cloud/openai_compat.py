@@ -8,16 +8,41 @@ from typing import TYPE_CHECKING, Any
 
 from ...options import GenerationOptions
 from ...types import Message, ModelSpec
+from .endpoint import VisionFormat
 from .model import CloudModel, Connection, Delta, reason_text
 from .usage import TokenCounter
-from .wire import wire_messages, wire_params
+from .wire import ImageURL, split_params, wire_messages, wire_params
 
 if TYPE_CHECKING:
     from openai import OpenAI
     from openai.types.chat import ChatCompletionChunk
 
 KEYLESS = "none"  # the SDK insists on a key; keyless servers ignore it
-_STANDARD = ("temperature", "top_p", "max_tokens", "seed", "stop")
+
+
+def chat_request(
+    model: str,
+    messages: Sequence[Message],
+    options: GenerationOptions,
+    *,
+    vision: VisionFormat,
+    extras: bool,
+    include_usage: bool,
+    image_url: ImageURL | None = None,
+) -> dict[str, Any]:
+    """The keyword arguments of chat.completions.create: what the adapter sends and Get code writes."""
+    standard, extra_body = split_params(wire_params(options, extras=extras))
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "messages": wire_messages(messages, vision, image_url=image_url),
+        "stream": True,
+        **standard,
+    }
+    if include_usage:
+        kwargs["stream_options"] = {"include_usage": True}
+    if extra_body:
+        kwargs["extra_body"] = extra_body
+    return kwargs
 
 
 def openai_client(connection: Connection, *, timeout_s: float | None = None) -> OpenAI:
@@ -57,20 +82,15 @@ class OpenAICompatModel(CloudModel):
         self, messages: Sequence[Message], options: GenerationOptions, include_usage: bool
     ) -> dict[str, Any]:
         """The keyword arguments of chat.completions.create for this request."""
-        params = wire_params(options, extras=self.connection.endpoint.sampling_extras)
-        extra_body = {k: v for k, v in params.items() if k not in _STANDARD}
-        vision = self.connection.endpoint.vision_format_for(self.model_id)
-        kwargs: dict[str, Any] = {
-            "model": self.model_id,
-            "messages": wire_messages(messages, vision),
-            "stream": True,
-            **{k: v for k, v in params.items() if k in _STANDARD},
-        }
-        if include_usage:
-            kwargs["stream_options"] = {"include_usage": True}
-        if extra_body:
-            kwargs["extra_body"] = extra_body
-        return kwargs
+        endpoint = self.connection.endpoint
+        return chat_request(
+            self.model_id,
+            messages,
+            options,
+            vision=endpoint.vision_format_for(self.model_id),
+            extras=endpoint.sampling_extras,
+            include_usage=include_usage,
+        )
 
     def _open(
         self, messages: Sequence[Message], options: GenerationOptions, include_usage: bool

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import mimetypes
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,20 +15,34 @@ from .endpoint import VisionFormat
 
 # NVIDIA's inline form takes at most this much base64 text; larger images are re-encoded smaller.
 INLINE_LIMIT = 180_000
-MAX_STOPS = 4
+MAX_STOPS = 4  # OpenAI's limit: the rest are applied by the playground (CloudModel)
+
+ImageURL = Callable[[str, int | None], str]
+"""How an image reference becomes the URL sent: (image, base64 size limit or None) -> URL."""
 
 
-def wire_messages(messages: Sequence[Message], vision: VisionFormat) -> list[dict[str, Any]]:
-    """Chat messages as JSON-ready dicts; images as `vision` says the model takes them."""
-    return [_message(m, vision) for m in messages]
+def wire_messages(
+    messages: Sequence[Message], vision: VisionFormat, *, image_url: ImageURL | None = None
+) -> list[dict[str, Any]]:
+    """Chat messages as JSON-ready dicts; images as `vision` says the model takes them.
+
+    `image_url` replaces reading the image files (Get code writes a call that reads them when run).
+    """
+    to_url = image_url or _inline
+    return [_message(m, vision, to_url) for m in messages]
 
 
-def _message(message: Message, vision: VisionFormat) -> dict[str, Any]:
+def _inline(image: str, limit: int | None) -> str:
+    return data_url(image, limit=limit)
+
+
+def _message(message: Message, vision: VisionFormat, to_url: ImageURL) -> dict[str, Any]:
     if not message.images:
         return {"role": message.role, "content": message.content}
     if vision == "none":
         raise InvalidOptionsError("This model does not take images: remove them, or pick a vision model.")
-    urls = [data_url(image, limit=INLINE_LIMIT if vision == "img-tag" else None) for image in message.images]
+    limit = INLINE_LIMIT if vision == "img-tag" else None
+    urls = [to_url(image, limit) for image in message.images]
     if vision == "img-tag":
         tags = " ".join(f'<img src="{url}" />' for url in urls)
         return {"role": message.role, "content": f"{message.content} {tags}".strip()}
@@ -70,7 +84,10 @@ def _shrink(raw: bytes, limit: int) -> bytes:
 
 
 def wire_params(options: GenerationOptions, *, extras: bool = False) -> dict[str, Any]:
-    """The OpenAI request parameters for our options; top_k and repetition_penalty only where allowed."""
+    """The OpenAI request parameters for our options; top_k and repetition_penalty only where allowed.
+
+    At most MAX_STOPS stop sequences are sent; the model applies all of them to the stream it reads.
+    """
     params: dict[str, Any] = {
         "temperature": options.temperature,
         "top_p": options.top_p,
@@ -86,3 +103,13 @@ def wire_params(options: GenerationOptions, *, extras: bool = False) -> dict[str
         if options.repetition_penalty != 1.0:
             params["repetition_penalty"] = options.repetition_penalty
     return params
+
+
+STANDARD = ("temperature", "top_p", "max_tokens", "seed", "stop")
+"""The parameters both SDKs take as arguments; the others travel as extra body fields."""
+
+
+def split_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the SDKs' own arguments, the extra body fields such as top_k and repetition_penalty)."""
+    standard = {k: v for k, v in params.items() if k in STANDARD}
+    return standard, {k: v for k, v in params.items() if k not in STANDARD}
