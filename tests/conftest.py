@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,3 +80,23 @@ def app_url(ctx: AppContext) -> Iterator[str]:
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1")
     yield url
     demo.close()
+
+
+@pytest.fixture(scope="session")
+def in_process(ctx: AppContext) -> Iterator[Callable[..., Any]]:
+    """The engine itself, loaded in the test's own process (as PLAYGROUND_ENGINE_PROCESSES=0 does), to
+    compare with what the app's worker processes produce or to reach the engine's internals."""
+    from playground.providers.local.worker import load_engine
+
+    loaded: dict[tuple[str, int | None], Any] = {}
+
+    def get(model_id: str, threads: int | None = None) -> Any:
+        if (model_id, threads) not in loaded:
+            spec = ctx.registry.resolve(model_id)
+            recipe = ctx.registry.providers[spec.provider].recipe(spec)  # type: ignore[attr-defined]
+            loaded[model_id, threads] = load_engine(recipe, threads)
+        return loaded[model_id, threads]
+
+    yield get
+    for model in loaded.values():
+        model.close()

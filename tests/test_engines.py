@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from playground.context import AppContext
@@ -30,11 +33,11 @@ def test_greedy_answer_names_paris(ctx: AppContext, model_id: str) -> None:
     assert metrics.tokens_per_s is not None and metrics.tokens_per_s > 0
 
 
-def test_onnx_stream_equals_non_streamed_greedy(ctx: AppContext) -> None:
+def test_onnx_stream_equals_non_streamed_greedy(in_process: Callable[..., Any]) -> None:
     """The streamed deltas add up to what the engine produces in one go."""
     import onnxruntime_genai as og
 
-    model = ctx.registry.get(ENGINES[0])
+    model = in_process(ENGINES[0])
     messages = [Message("user", "Name three colours.")]
     streamed, _ = collect(list(model.stream(messages, GREEDY)))
     tokens = model._tokenizer.encode(model.render_prompt(messages))
@@ -48,8 +51,8 @@ def test_onnx_stream_equals_non_streamed_greedy(ctx: AppContext) -> None:
     assert streamed.strip() == whole.replace("<|im_end|>", "").strip()
 
 
-def test_transformers_stream_equals_non_streamed_greedy(ctx: AppContext) -> None:
-    model = ctx.registry.get(ENGINES[1])
+def test_transformers_stream_equals_non_streamed_greedy(in_process: Callable[..., Any]) -> None:
+    model = in_process(ENGINES[1])
     messages = [Message("user", "Name three colours.")]
     streamed, _ = collect(list(model.stream(messages, GREEDY)))
     tok = model._tokenizer
