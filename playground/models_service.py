@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import PlaygroundError
 from .providers.local import store
+from .providers.local.process import WorkerInfo
+from .registry import memory_of
 from .types import ModelSpec
 
 if TYPE_CHECKING:
     from .context import AppContext
 
 Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    spec: ModelSpec
+    workers: list[WorkerInfo]
+    memory_bytes: int
+    busy: bool
+    max_workers: int
 
 
 class ModelManager:
@@ -49,6 +61,35 @@ class ModelManager:
             if self._uses(model.spec, removed):
                 self.ctx.registry.unload(model.spec.id)
         return removed
+
+    def loaded(self) -> list[LoadedModel]:
+        """The models in memory now, with their worker processes (none for in-process and cloud models)."""
+        rows = []
+        for model in self.ctx.registry.loaded():
+            describe = getattr(model, "describe", None)
+            workers = describe() if callable(describe) else []
+            rows.append(
+                LoadedModel(
+                    model.spec,
+                    workers,
+                    memory_of(model),
+                    self.ctx.registry.busy(model.spec.id),
+                    int(getattr(model, "max_workers", 0)),
+                )
+            )
+        return rows
+
+    def unload(self, model_id: str) -> str:
+        """End a loaded model's workers and return their memory; refused while it answers."""
+        if self.ctx.settings.public:
+            raise PlaygroundError("Unloading models is turned off on this public deployment.")
+        model_id = model_id.strip()
+        if model_id not in {m.spec.id for m in self.ctx.registry.loaded()}:
+            raise PlaygroundError(f"{model_id or 'That model'} is not loaded.")
+        if self.ctx.registry.busy(model_id):
+            raise PlaygroundError(f"{model_id} is answering now: stop it or wait, then unload.")
+        self.ctx.registry.unload(model_id)
+        return model_id
 
     def _uses(self, spec: ModelSpec, removed: store.LocalModel) -> bool:
         """Whether a loaded model was read from the folder just deleted."""

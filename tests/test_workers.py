@@ -240,3 +240,20 @@ def _prepared(context: AppContext, model_id: str, messages: list[Message]) -> An
 
 
 GreedyShort = GenerationOptions(temperature=0, max_new_tokens=40)
+
+
+def test_models_tab_lists_workers_and_unloads_them(tight: AppContext) -> None:
+    from playground.models_service import ModelManager
+    from playground.ui.models_tab import loaded_rows, unload
+
+    model = worker_model(tight, ONNX)
+    pids = [w.pid for w in model.workers()]
+    rows = loaded_rows(ModelManager(tight))
+    row = next(r for r in rows if r[0] == ONNX)
+    assert row[2] == "idle" and str(pids[0]) in row[4]
+    assert f"of up to {model.max_workers}" in row[4]
+    message, rows = unload(tight, ONNX)
+    assert message.startswith("⏏ Unloaded") and all(r[0] != ONNX for r in rows)
+    assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), 10)
+    message, _ = unload(tight, ONNX)
+    assert "is not loaded" in message

@@ -14,6 +14,7 @@ from ..providers.local.convert import convert_to_onnx
 from ..providers.local.store import human_size
 
 LOCAL_HEADERS = ["Name", "Kind", "Size", "Path"]
+LOADED_HEADERS = ["Id", "Engine", "State", "Memory", "Workers (process id · memory · load time · threads)"]
 CATALOG_HEADERS = ["Id", "Model", "Engine", "Parameters", "Context", "Ready", "Reason"]
 
 
@@ -39,6 +40,34 @@ def catalog_rows(ctx: AppContext) -> list[list[str]]:
 
 def local_rows(manager: ModelManager) -> list[list[str]]:
     return [[m.name, m.kind, human_size(m.size_bytes), str(m.path)] for m in manager.local()]
+
+
+def loaded_rows(manager: ModelManager) -> list[list[str]]:
+    rows = []
+    for loaded in manager.loaded():
+        workers = "; ".join(
+            f"{w.pid} · {human_size(w.memory_bytes)} · {w.load_s:.1f} s · {w.threads or 'default'}"
+            + (" · busy" if w.busy else "")
+            for w in loaded.workers
+        )
+        if loaded.max_workers:
+            workers = f"{len(loaded.workers)} of up to {loaded.max_workers}: {workers}"
+        else:
+            workers = "in the app's process"
+        state = "answering" if loaded.busy else "idle"
+        rows.append(
+            [loaded.spec.id, loaded.spec.engine_label, state, human_size(loaded.memory_bytes), workers]
+        )
+    return rows
+
+
+def unload(ctx: AppContext, model_id: str) -> tuple[str, list[list[str]]]:
+    manager = ModelManager(ctx)
+    try:
+        message = f"⏏ Unloaded {manager.unload(model_id)}: its processes ended and their memory is free."
+    except PlaygroundError as exc:
+        message = f"⚠ {exc}"
+    return message, loaded_rows(manager)
 
 
 def downloadable(ctx: AppContext) -> list[str]:
@@ -108,6 +137,20 @@ def build(ctx: AppContext) -> None:
     with gr.Row():
         choice = gr.Dropdown(downloadable(ctx), label="Download from the Hugging Face Hub", scale=3)
         fetch = gr.Button("Download", scale=1, interactive=not ctx.settings.public)
+    gr.Markdown(
+        "### Loaded now\n"
+        "Each local model runs in worker processes of its own (`PLAYGROUND_ENGINE_PROCESSES`), up to "
+        "`PLAYGROUND_ENGINE_WORKERS` per model, each answering one question at a time with its share of "
+        "the cores; the memory budget (`PLAYGROUND_MODEL_CACHE_MB`) counts what they hold."
+    )
+    loaded = gr.Dataframe(
+        loaded_rows(manager), headers=LOADED_HEADERS, interactive=False, wrap=True, elem_id="models-loaded"
+    )
+    if not ctx.settings.public:
+        with gr.Row():
+            unloading = gr.Textbox(label="Unload a model (its id)", scale=3, elem_id="models-unload-id")
+            eject = gr.Button("Unload", scale=1, elem_id="models-unload")
+        eject.click(partial(unload, ctx), unloading, [status, loaded], api_visibility="private")
     gr.Markdown("### On this machine")
     local = gr.Dataframe(
         local_rows(manager), headers=LOCAL_HEADERS, interactive=False, elem_id="models-local"
@@ -126,5 +169,8 @@ def build(ctx: AppContext) -> None:
     fetch.click(partial(download, ctx), choice, [status, catalog, local], api_visibility="private")
     remove.click(partial(delete, ctx), doomed, [status, catalog, local], api_visibility="private")
     refresh.click(
-        lambda: (catalog_rows(ctx), local_rows(manager)), None, [catalog, local], api_visibility="private"
+        lambda: (catalog_rows(ctx), local_rows(manager), loaded_rows(manager)),
+        None,
+        [catalog, local, loaded],
+        api_visibility="private",
     )
