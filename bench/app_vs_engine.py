@@ -2,7 +2,9 @@
 
 For each engine (ONNX Runtime GenAI int4 and transformers, on the embedded SmolLM2-135M) and each answer
 length, greedy, the same request goes three ways, rotated from round to round:
-- raw: the engine's stream() in this process, nothing else running;
+- raw: the engine's stream() in this process, nothing else running, with the thread count each of the
+  app's engine workers gets (cores / PLAYGROUND_ENGINE_WORKERS): the baseline the app is held to;
+- raw-all: the same with the engine's own default threads (all cores; transformers leaves one free);
 - app: `python -m playground serve` in a subprocess, its `/chat` API read by a hand-written client of
   Gradio's event stream (what the page does), timing each update as its bytes arrive;
 - gradio_client: the same API through `gradio_client.Client(url).submit(...)`, whose reader polls every
@@ -53,12 +55,14 @@ from bench.common import (
 from playground.context import AppContext
 from playground.options import GenerationOptions
 from playground.providers.base import ChatModel
+from playground.providers.local.process import default_threads
+from playground.providers.local.worker import load_engine
 from playground.settings import Settings
 from playground.types import Message
 
 ENGINES = {"onnx": "smollm2-135m-instruct@onnx", "transformers": "smollm2-135m-instruct@transformers"}
 LABELS = {"onnx": "ONNX Runtime GenAI int4", "transformers": "transformers float32"}
-PATHS = ("raw", "app", "gradio_client")
+PATHS = ("raw", "raw-all", "app", "gradio_client")
 
 
 @dataclass(frozen=True)
@@ -97,9 +101,17 @@ class Bench:
         self.client = Client(server.url, verbose=False)
         self.trace = TraceReader(server.log)
         self.reference: dict[tuple[str, int], tuple[str, int]] = {}
+        self._models: dict[tuple[str, bool], ChatModel] = {}
+        self.worker_threads = default_threads(Settings.from_env().engine_workers)
 
-    def model(self, engine: str) -> ChatModel:
-        return self.ctx.registry.get(self.ctx.registry.resolve(ENGINES[engine]))
+    def model(self, engine: str, all_cores: bool = False) -> ChatModel:
+        """The engine in this process (never a worker): the workers' thread count, or its default."""
+        key = (engine, all_cores)
+        if key not in self._models:
+            spec = self.ctx.registry.resolve(ENGINES[engine])
+            recipe = self.ctx.registry.providers[spec.provider].recipe(spec)  # type: ignore[attr-defined]
+            self._models[key] = load_engine(recipe, None if all_cores else self.worker_threads)
+        return self._models[key]
 
     def count(self, engine: str) -> Callable[[str], int]:
         model = self.model(engine)
@@ -111,6 +123,10 @@ class Bench:
             timeline, decoded = raw_timeline(self.model(engine), tokens)
             self.reference[(engine, tokens)] = (timeline.text, decoded)
             return Run(engine, tokens, path, figures(timeline, decoded, count), None, True)
+        if path == "raw-all":
+            timeline, decoded = raw_timeline(self.model(engine, all_cores=True), tokens)
+            same = timeline.text == self.reference[(engine, tokens)][0]
+            return Run(engine, tokens, path, figures(timeline, decoded, count), None, same)
         args = chat_args(QUESTION, ENGINES[engine], tokens)
         self.trace.new_events()  # drop anything logged between runs
         timeline = self.sse.chat(args) if path == "app" else gradio_client_chat(self.client, args)
@@ -125,6 +141,8 @@ class Bench:
     def close(self) -> None:
         self.sse.close()
         self.client.close()
+        for model in self._models.values():
+            model.close()
 
 
 def measure(bench: Bench, engines: Sequence[str], lengths: Sequence[int], runs: int) -> list[Run]:
@@ -134,7 +152,7 @@ def measure(bench: Bench, engines: Sequence[str], lengths: Sequence[int], runs: 
             bench.run(engine, tokens, "raw")  # warm up: load both sides, fill caches
             bench.run(engine, tokens, "app")
             for round_ in range(runs):
-                for path in PATHS[round_ % 3 :] + PATHS[: round_ % 3]:
+                for path in PATHS[round_ % len(PATHS) :] + PATHS[: round_ % len(PATHS)]:
                     run = bench.run(engine, tokens, path)
                     results.append(run)
                     print(_line(run), flush=True)
@@ -159,6 +177,9 @@ def report(engine: str, results: list[Run], runs: int, info: dict[str, str], loa
         "",
         *machine_lines(info, loads),
         f"- {runs} runs per row, alternating; medians. Greedy, prompt {QUESTION!r}, no system prompt.",
+        "- raw: the engine in the benchmark's own process with the threads of one app worker "
+        f"({_threads(results)}); raw-all: its default threads (all cores); app and gradio_client: "
+        "through the running app, whose engine runs in a worker process; 'Of raw' is against raw.",
         "",
         "| New tokens | Path | First token | Added | Decode | Of raw |",
         "|---:|---|---:|---:|---:|---:|",
@@ -174,6 +195,10 @@ def report(engine: str, results: list[Run], runs: int, info: dict[str, str], loa
                          f"{rate:.1f} tok/s | {pct(rate, raw_rate)} |")  # fmt: skip
     lines += ["", *_server_table(results), "", *_mismatches(results)]
     return "\n".join(lines)
+
+
+def _threads(results: list[Run]) -> str:
+    return f"{default_threads(Settings.from_env().engine_workers)} thread(s)"
 
 
 def _server_table(results: list[Run]) -> list[str]:
@@ -216,7 +241,11 @@ def _groups(results: list[Run]) -> dict[tuple[str, int], dict[str, list[Run]]]:
 
 
 def raw_context(models_dir: Path, data_dir: str) -> AppContext:
-    env = {"PLAYGROUND_MODELS_DIR": str(models_dir), "PLAYGROUND_DATA_DIR": data_dir}
+    env = {
+        "PLAYGROUND_MODELS_DIR": str(models_dir),
+        "PLAYGROUND_DATA_DIR": data_dir,
+        "PLAYGROUND_ENGINE_PROCESSES": "0",
+    }
     return AppContext.create(Settings.from_env({**os.environ, **env}))
 
 
