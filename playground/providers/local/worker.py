@@ -157,6 +157,9 @@ class _Worker:
 def main(conn: Connection, counters: SharedCounters) -> None:
     """The worker process's entry point (spawned: nothing is inherited but these arguments)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the app's to handle; it stops us by message
+    # No progress bars on the app's terminal from here (the page shows the load); and none of tqdm's
+    # cross-process locks, which a worker that is killed could not give back.
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     worker = _Worker(conn, counters)
     try:
         request = conn.recv()
