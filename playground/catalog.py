@@ -2,14 +2,49 @@
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from .errors import ConfigError
-from .types import Capability
+from .errors import ConfigError, InvalidOptionsError
+from .options import GenerationOptions
+from .types import Capability, ModelSpec
 
 CATALOG_PATH = Path(__file__).with_name("catalog.toml")
+
+
+SAMPLING_KEYS = ("temperature", "top_p", "top_k", "repetition_penalty")
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """The sampling values a model's authors recommend, and where they say so."""
+
+    source: str
+    note: str = ""
+    values: dict[str, float] = field(default_factory=dict, hash=False)
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> Sampling:
+        """From a [models.sampling] table; ValueError when a key or a value is not allowed."""
+        unknown = set(raw) - {*SAMPLING_KEYS, "source", "note"}
+        if unknown:
+            raise ValueError(f"unknown sampling keys {sorted(unknown)}")
+        source = raw.get("source")
+        if not isinstance(source, str) or not source.startswith("https://"):
+            raise ValueError("sampling needs a source: the https URL the values come from")
+        values = {k: raw[k] for k in SAMPLING_KEYS if k in raw}
+        try:
+            GenerationOptions.parse(**values)
+        except InvalidOptionsError as exc:
+            raise ValueError(str(exc)) from None
+        return cls(source, str(raw.get("note", "")), values)
+
+    def apply(self, options: GenerationOptions) -> GenerationOptions:
+        """These values wherever the caller gave none of its own."""
+        return options.with_defaults(self.values)
 
 
 @dataclass(frozen=True)
@@ -27,6 +62,7 @@ class CatalogEntry:
     experts: int = 0
     experts_active: int = 0
     sources: dict[str, dict[str, object]] = field(default_factory=dict, hash=False)
+    sampling: Sampling | None = None
 
     def source(self, provider: str) -> dict[str, object] | None:
         return self.sources.get(provider)
@@ -57,6 +93,7 @@ def load_catalog(path: Path = CATALOG_PATH) -> list[CatalogEntry]:
                     experts=int(raw.get("experts", 0)),
                     experts_active=int(raw.get("experts_active", 0)),
                     sources=dict(raw.get("sources", {})),
+                    sampling=Sampling.parse(raw["sampling"]) if "sampling" in raw else None,
                 )
             )
         except (KeyError, ValueError) as exc:
@@ -65,3 +102,15 @@ def load_catalog(path: Path = CATALOG_PATH) -> list[CatalogEntry]:
     if len(keys) != len(set(keys)):
         raise ConfigError(f"{path}: duplicate model keys")
     return entries
+
+
+@functools.cache
+def _entries_by_key() -> dict[str, CatalogEntry]:
+    return {e.key: e for e in load_catalog()}
+
+
+def sampling_for(spec: ModelSpec) -> Sampling | None:
+    """The recommended sampling of the catalog model a spec stands for (None for other models)."""
+    key = spec.extra.get("catalog")
+    entry = _entries_by_key().get(key) if isinstance(key, str) else None
+    return entry.sampling if entry is not None else None

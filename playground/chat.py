@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from .catalog import sampling_for
 from .errors import ModelUnavailableError, PlaygroundError, PromptTooLongError, ProviderError
 from .options import GenerationOptions
 from .providers.base import ChatModel
@@ -115,6 +116,9 @@ class ChatService:
     ) -> Prepared:
         """Resolve, load and fit. `api_key` is a visitor's own key for this request only (cloud models)."""
         model = self.registry.get(self.resolve(model_ref, provider, has_key=bool(api_key)))
+        sampling = sampling_for(model.spec)
+        if sampling is not None:  # the model's recommended values, where the caller set none
+            options = sampling.apply(options)
         with_key = getattr(model, "with_api_key", None)
         if api_key and with_key is not None:
             model = with_key(api_key)

@@ -35,6 +35,11 @@ class GenerationOptions(BaseModel):
     def greedy(self) -> bool:
         return self.temperature == 0.0
 
+    def with_defaults(self, values: dict[str, float]) -> GenerationOptions:
+        """These values for the fields the caller did not set (a model's recommended sampling)."""
+        unset = {k: v for k, v in values.items() if k not in self.model_fields_set}
+        return self.model_copy(update=unset) if unset else self
+
     @classmethod
     def parse(cls, **values: object) -> GenerationOptions:
         """Build from loose input (UI, CLI); None means default. Raises InvalidOptionsError."""

@@ -15,7 +15,7 @@ from ..history import IdentityKey, check_owner_id, resolve_owner
 from ..history.export import export_json, export_markdown, import_json
 from ..types import ENGINE_LABELS
 from .instruct import InstructUI
-from .render import Turn, to_chatbot
+from .render import Turn, safe_export, to_chatbot
 
 log = logging.getLogger(__name__)
 HEADERS = ["Title", "Model", "Updated (UTC)", "Messages"]
@@ -84,7 +84,7 @@ class HistoryTab:
         if not isinstance(row, int) or not 0 <= row < len(ids):
             return None, ""
         try:
-            return ids[row], export_markdown(self.store, check_owner_id(owner_value), [ids[row]])
+            return ids[row], safe_export(export_markdown(self.store, check_owner_id(owner_value), [ids[row]]))
         except PlaygroundError as exc:
             return None, f"⚠ {exc}"
 

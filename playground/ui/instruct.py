@@ -11,8 +11,9 @@ import gradio as gr
 
 from ..codegen import snippet
 from ..context import AppContext
-from ..errors import PlaygroundError
+from ..errors import InvalidOptionsError, PlaygroundError
 from ..history import check_owner_id
+from ..text import valid_text
 from ..types import Chunk
 from . import render, widgets
 from .render import Turn
@@ -37,6 +38,7 @@ class InstructUI:
 
 def add_question(text: str, conversation: list[Turn], editing: bool) -> tuple[str, list[Turn], Chat, bool]:
     """Step one of a submit: show the question at once and clear the box."""
+    text = valid_text(text or "")
     if not text.strip():
         return text, conversation, render.to_chatbot(conversation), editing
     conversation = [*settled(conversation), {"role": "user", "content": text, "edit": editing}]
@@ -66,6 +68,7 @@ class InstructTab:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self.signals = StopSignals()
+        self.default_model = widgets.default_model(ctx.registry)
 
     # Streaming an answer
 
@@ -91,7 +94,8 @@ class InstructTab:
         if not conversation or conversation[-1]["role"] != "user":
             return
         stop_event = self.signals.begin(request.session_hash)
-        values = (temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, stop)
+        system_prompt = valid_text(system_prompt or "")
+        values = (temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, valid_text(stop or ""))
         state = _Answer(conversation, conversation_id)
         try:
             owner = check_owner_id(owner_value)
@@ -113,7 +117,7 @@ class InstructTab:
             )
         except PlaygroundError as exc:
             gr.Warning(str(exc))
-            yield state.outputs(notice=f"⚠ {exc}")
+            yield state.outputs(notice=render.safe_markdown(f"⚠ {exc}"))
             return
         state.start(prepared.spec, prepared.notice)
         state.meter = render.context_meter(prepared.prompt_tokens, prepared.spec.context_window)
@@ -128,7 +132,7 @@ class InstructTab:
                     yield state.outputs(streaming=True)
         except PlaygroundError as exc:
             state.turn["finish"] = "error"
-            state.notice = f"⚠ {exc}"
+            state.notice = render.safe_markdown(f"⚠ {exc}")
             gr.Warning(str(exc))
         finally:
             self.signals.end(request.session_hash, stop_event)
@@ -157,7 +161,7 @@ class InstructTab:
         try:
             spec = self.ctx.registry.resolve(model_id)
         except PlaygroundError as exc:
-            return "", keys, f"⚠ {exc}"
+            return "", keys, render.safe_markdown(f"⚠ {exc}")
         if spec.extra.get("api_key_env") is None:
             return "", keys, f"{spec.engine_label} needs no key."
         keys = {k: v for k, v in keys.items() if k != spec.provider}
@@ -225,12 +229,19 @@ class InstructTab:
             return f"⚠ {exc}"
         return f"{prompt}\n\n--- {tokens} tokens ---" if tokens is not None else prompt
 
-    def describe_model(self, model_id: str) -> tuple[str, str]:
+    def describe_model(self, model_id: str) -> tuple[Any, ...]:
+        """The card, the meter, and the parameters set to the model's recommended sampling."""
         try:
             spec = self.ctx.registry.resolve(model_id)
         except PlaygroundError as exc:
-            return f"⚠ {exc}", ""
-        return widgets.model_card(spec, self.ctx.registry), render.context_meter(None, spec.context_window)
+            return (render.safe_markdown(f"⚠ {exc}"), "", *(gr.update() for _ in widgets.SAMPLING_FIELDS), "")
+        values = widgets.recommended(spec)
+        return (
+            render.safe_markdown(widgets.model_card(spec, self.ctx.registry)),
+            render.context_meter(None, spec.context_window),
+            *(getattr(values, name) for name in widgets.SAMPLING_FIELDS),
+            widgets.sampling_note(spec),
+        )
 
     def preset(self, name: str | None) -> str:
         return self.ctx.prompts.system.get(name or "", "")
@@ -240,22 +251,34 @@ class InstructTab:
     async def api_chat(
         self,
         question: str,
-        model_id: str,
-        system_prompt: str,
-        temperature: float,
-        top_p: float,
-        top_k: int,
-        max_new_tokens: int,
-        repetition_penalty: float,
-        seed: float | None,
-        stop: str,
+        model: str | None = None,
+        system_prompt: str | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        max_new_tokens: int | None = None,
+        repetition_penalty: float | None = None,
+        seed: int | None = None,
+        stop: str | None = None,
     ) -> AsyncIterator[str]:
-        """Stream one answer as cumulative text; stateless and never written to the history."""
+        """Stream one answer to `question` as cumulative text; stateless, never written to the history.
+
+        Every parameter but the question may be left out: the model is the embedded one, the sampling
+        values are the model's recommended ones (the catalog's), then the playground's defaults.
+        """
         try:
+            if not isinstance(question, str) or not question.strip():
+                raise InvalidOptionsError("Give a question: a non-empty string.")
+            texts = {"model": model, "system_prompt": system_prompt, "stop": stop}
+            for name, value in texts.items():
+                if value is not None and not isinstance(value, str):
+                    raise InvalidOptionsError(f"{name} must be a string, not {type(value).__name__}.")
             options = widgets.options_from(
-                temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, stop
+                temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, valid_text(stop or "")
             )
+            question, system_prompt = valid_text(question), valid_text(system_prompt or "")
             messages = render.to_messages([{"role": "user", "content": question}], system_prompt)
+            model_id = model or self.default_model
             prepared = await asyncio.to_thread(self.ctx.chat.prepare, model_id, messages, options)
             text = ""
             async for batch in ThreadedStream(self.ctx.chat.stream(prepared)):
@@ -270,9 +293,8 @@ class InstructTab:
         """Lay out the tab, then wire its events (in one place, at the bottom)."""
         ctx = self.ctx
         choices = widgets.model_choices(ctx.registry)
-        default = (
-            widgets.DEFAULT_MODEL if any(v == widgets.DEFAULT_MODEL for _, v in choices) else choices[0][1]
-        )
+        default = self.default_model
+        default_spec = ctx.registry.resolve(default)
         conversation, conversation_id, editing = gr.State([]), gr.State(None), gr.State(False)
         keys = gr.State({})  # provider -> a key this visitor typed; server-side, never sent to the page
         with gr.Row():
@@ -317,7 +339,7 @@ class InstructTab:
                     gr.Examples(ctx.prompts.examples, inputs=question, label="Try")
             with gr.Column(scale=2):
                 model = gr.Dropdown(choices, value=default, label="Model", elem_id="instruct-model")
-                card = gr.Markdown(widgets.model_card(ctx.registry.resolve(default), ctx.registry))
+                card = gr.Markdown(render.safe_markdown(widgets.model_card(default_spec, ctx.registry)))
                 with gr.Accordion("Your own API key (this session only)", open=False):
                     key_box = gr.Textbox(
                         type="password",
@@ -329,7 +351,9 @@ class InstructTab:
                 presets = gr.Dropdown(list(ctx.prompts.system), value=None, label="System prompt preset")
                 system = gr.Textbox(label="System prompt", lines=3, elem_id="instruct-system")
                 with gr.Accordion("Parameters", open=True):
-                    options = widgets.option_inputs("instruct").components
+                    parameters = widgets.option_inputs("instruct", widgets.recommended(default_spec))
+                    options = parameters.components
+                    sampling = gr.Markdown(widgets.sampling_note(default_spec), elem_id="instruct-sampling")
 
         answer: dict[str, Any] = {
             "fn": self.respond,
@@ -372,7 +396,7 @@ class InstructTab:
         )
         show.click(
             self.show_prompt, [conversation, question, model, system], prompt_view, api_visibility="private"
-        ).then(lambda: gr.Accordion(open=True), None, prompt_box)
+        ).then(self.open_box, None, prompt_box, api_visibility="private")
         key_box.submit(
             self.set_key, [key_box, model, keys], [key_box, keys, key_status], api_visibility="private"
         )
@@ -382,21 +406,43 @@ class InstructTab:
             code_view,
             api_visibility="private",
         )
-        model.change(self.describe_model, model, [card, meter], queue=False, api_visibility="private")
+        model.change(
+            self.describe_model,
+            model,
+            [card, meter, *parameters.sampling, sampling],
+            queue=False,
+            api_visibility="private",
+        )
         presets.change(self.preset, presets, system, queue=False, api_visibility="private")
-        self._build_api([model, system, *options])
+        self._build_api()
         return InstructUI(conversation, conversation_id, chatbot, meter, notice, model, answered)
 
-    def _build_api(self, settings_inputs: list[Any]) -> None:
-        """`/chat`: a plain endpoint for scripts, tests and benchmarks, streaming the cumulative text."""
-        question, answer, trigger = (
-            gr.Textbox(visible=False),
-            gr.Textbox(visible=False),
-            gr.Button(visible=False),
-        )
-        trigger.click(
-            self.api_chat, [question, *settings_inputs], answer, api_name="chat", concurrency_limit=4
-        )
+    @staticmethod
+    def open_box() -> gr.Accordion:
+        return gr.Accordion(open=True)
+
+    def _build_api(self) -> None:
+        """`/chat`: the endpoint for scripts, tests and benchmarks, streaming the cumulative text.
+
+        Its own hidden inputs, so that everything but the question has a default (the model's recommended
+        sampling when a value is left out), and a named result.
+        """
+        with gr.Column(visible=False):
+            inputs = [
+                gr.Textbox(label="question"),
+                gr.Textbox(self.default_model, label="model"),
+                gr.Textbox("", label="system_prompt"),
+                gr.Number(None, label="temperature"),
+                gr.Number(None, label="top_p"),
+                gr.Number(None, label="top_k"),
+                gr.Number(None, label="max_new_tokens"),
+                gr.Number(None, label="repetition_penalty"),
+                gr.Number(None, label="seed"),
+                gr.Textbox("", label="stop"),
+            ]
+            answer = gr.Textbox(label="answer")  # numbers stay unrounded: the options parser names a bad one
+            trigger = gr.Button()
+        trigger.click(self.api_chat, inputs, answer, api_name="chat", concurrency_limit=4)
 
 
 @dataclass
@@ -420,7 +466,7 @@ class _Answer:
             "finish": None,
         }
         self.conversation = [*self.conversation, self.turn]
-        self.notice = f"ℹ {notice}" if notice else ""
+        self.notice = render.safe_markdown(f"ℹ {notice}") if notice else ""
 
     def outputs(self, *, streaming: bool = False, notice: str | None = None) -> tuple[Any, ...]:
         if notice is not None:

@@ -6,12 +6,37 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from ..catalog import SAMPLING_KEYS, sampling_for
 from ..errors import InvalidOptionsError
 from ..options import GenerationOptions
 from ..registry import ModelRow, Registry
 from ..types import Capability, ModelSpec
 
 DEFAULT_MODEL = "smollm2-135m-instruct@onnx"
+SAMPLING_FIELDS = SAMPLING_KEYS  # the parameters a model's recommended sampling sets
+
+
+def default_model(registry: Registry) -> str:
+    """The embedded model where it is listed, else the first model."""
+    choices = model_choices(registry)
+    return DEFAULT_MODEL if any(v == DEFAULT_MODEL for _, v in choices) else choices[0][1]
+
+
+def recommended(spec: ModelSpec) -> GenerationOptions:
+    """The parameters to show for a model: its recommended sampling, else the playground's defaults."""
+    sampling = sampling_for(spec)
+    return sampling.apply(GenerationOptions()) if sampling is not None else GenerationOptions()
+
+
+def sampling_note(spec: ModelSpec) -> str:
+    """One line under the parameters: where the sampling values come from, with the link."""
+    sampling = sampling_for(spec)
+    if sampling is None:
+        return "Sampling: the playground's defaults (the catalog has no recommendation for this model)."
+    if not sampling.values:
+        return f"Sampling: the playground's defaults. {sampling.note} [Source]({sampling.source})"
+    values = ", ".join(f"{k.replace('_', '-')} {v}" for k, v in sampling.values.items())
+    return f"Sampling recommended for {spec.name}: {values}. [Source]({sampling.source})"
 
 
 def model_label(row: ModelRow) -> str:
@@ -48,10 +73,16 @@ class OptionInputs:
 
     components: list[gr.components.Component]
 
+    @property
+    def sampling(self) -> list[gr.components.Component]:
+        """The components a model's recommended sampling sets, in SAMPLING_FIELDS order."""
+        temperature, top_p, top_k, _, repetition_penalty, *_ = self.components
+        return [temperature, top_p, top_k, repetition_penalty]
 
-def option_inputs(prefix: str) -> OptionInputs:
+
+def option_inputs(prefix: str, initial: GenerationOptions | None = None) -> OptionInputs:
     """Temperature, top_p, top_k, max new tokens, repetition penalty, seed, stop sequences."""
-    d = GenerationOptions()
+    d = initial or GenerationOptions()
     return OptionInputs(
         [
             gr.Slider(
