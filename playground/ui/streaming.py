@@ -23,10 +23,12 @@ system-wide monotonic clock, so a client on the same machine can line its own ti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -198,3 +200,88 @@ def _split(items: list[object]) -> tuple[list[T], _Done | _Failed | None]:
             return batch, item
         batch.append(item)  # type: ignore[arg-type]
     return batch, None
+
+
+# Several streams folded into one page update per tick (the arena's two panes)
+
+
+class _PaneEnd(_Done):
+    def __init__(self, pane: str, error: BaseException | None = None) -> None:
+        self.pane = pane
+        self.error = error
+
+
+@dataclass
+class PaneUpdate(Generic[T]):
+    """What arrived since the last update: new items per pane, and the panes that ended (with their
+    error, or None)."""
+
+    items: dict[str, list[T]] = field(default_factory=dict)
+    ended: dict[str, BaseException | None] = field(default_factory=dict)
+
+
+class FoldedStreams(Generic[T]):
+    """`async for update in FoldedStreams({"a": stream_a, "b": stream_b}, stops=...)`: one update per tick.
+
+    Each stream runs in a producer thread of its own that never waits for the other, nor for the page:
+    a slow side never holds back the fast one, and neither engine waits on the other's rendering.
+    Whatever arrived from any side goes out as one update, at most one every `min_interval_s` (an end
+    is never held back). Setting a pane's stop event ends that pane alone (its stream is closed in its
+    own thread, which stops its engine); an error ends that pane alone and is reported in `ended`.
+    Leaving the loop early (the visitor left, or Stop both) stops every pane.
+    """
+
+    def __init__(
+        self,
+        streams: Mapping[str, Iterator[T]],
+        *,
+        stops: Mapping[str, threading.Event] | None = None,
+        min_interval_s: float | None = None,
+    ) -> None:
+        self._streams = dict(streams)
+        self._stops = {pane: (stops or {}).get(pane) or threading.Event() for pane in self._streams}
+        self._interval = MIN_INTERVAL_S if min_interval_s is None else min_interval_s
+
+    def _produce(self, pane: str, mailbox: _Mailbox) -> None:
+        stream, stop = self._streams[pane], self._stops[pane]
+        error: BaseException | None = None
+        try:
+            for item in stream:
+                mailbox.put((pane, item))
+                if stop.is_set():
+                    break
+        except BaseException as exc:  # reported with the pane's end (or the loop is gone)
+            error = exc
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
+                mailbox.put(_PaneEnd(pane, error))
+
+    async def __aiter__(self) -> AsyncIterator[PaneUpdate[T]]:
+        loop = asyncio.get_running_loop()
+        mailbox = _Mailbox(loop)
+        mailbox.release()  # producers never wait for the loop
+        for pane in self._streams:
+            threading.Thread(
+                target=self._produce, args=(pane, mailbox), daemon=True, name=f"pane-{pane}"
+            ).start()
+        open_panes = set(self._streams)
+        not_before = 0.0
+        try:
+            while open_panes:
+                update: PaneUpdate[T] = PaneUpdate()
+                for entry in await mailbox.take(not_before):
+                    if isinstance(entry, _PaneEnd):
+                        update.ended[entry.pane] = entry.error
+                        open_panes.discard(entry.pane)
+                    else:
+                        pane, item = entry  # type: ignore[misc]
+                        update.items.setdefault(pane, []).append(item)
+                if update.items or update.ended:
+                    yield update
+                    not_before = loop.time() + self._interval
+        finally:
+            for stop in self._stops.values():
+                stop.set()
