@@ -12,7 +12,7 @@ from .catalog import sampling_for
 from .errors import ModelUnavailableError, PlaygroundError, PromptTooLongError, ProviderError
 from .options import GenerationOptions
 from .providers.base import ChatModel
-from .registry import Registry
+from .registry import LOCAL_ENGINES, Registry
 from .types import Chunk, Message, ModelSpec
 
 
@@ -140,6 +140,16 @@ class ChatService:
             )
             options = options.model_copy(update={"max_new_tokens": fitted.max_new_tokens})
         return Prepared(model, fitted.messages, options, fitted.prompt_tokens, fitted.dropped, notice)
+
+    def loading_notice(self, model_ref: str, provider: str | None = None) -> str | None:
+        """ "Loading X on Y…" when asking this model now starts its engine (a local model not loaded yet)."""
+        try:
+            spec = self.registry.resolve(model_ref, provider)
+        except PlaygroundError:
+            return None  # prepare() will say what is wrong
+        if spec.provider not in LOCAL_ENGINES or self.registry.is_loaded(spec.id):
+            return None
+        return f"Loading {spec.name} on {spec.engine_label}… (first use: its engine starts in a process of its own)"
 
     def stream(self, prepared: Prepared) -> Iterator[Chunk]:
         """The answer, with the model leased while it streams and every engine error made ours."""

@@ -123,6 +123,10 @@ class Registry:
             self._make_room(spec, 0)  # again, with the memory the load measured
             return model
 
+    def is_loaded(self, model_id: str) -> bool:
+        with self._guard:
+            return model_id in self._loaded
+
     def loaded(self) -> list[ChatModel]:
         with self._guard:
             return list(self._loaded.values())

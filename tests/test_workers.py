@@ -257,3 +257,15 @@ def test_models_tab_lists_workers_and_unloads_them(tight: AppContext) -> None:
     assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), 10)
     message, _ = unload(tight, ONNX)
     assert "is not loaded" in message
+
+
+def test_the_page_is_told_when_a_model_is_loading(tmp_path: Path) -> None:
+    context = AppContext.create(make_settings(tmp_path))
+    try:
+        notice = context.chat.loading_notice(ONNX)
+        assert notice is not None and notice.startswith("Loading SmolLM2") and "ONNX Runtime GenAI" in notice
+        context.registry.get(ONNX)
+        assert context.chat.loading_notice(ONNX) is None
+        assert context.chat.loading_notice("no-such-model") is None  # prepare() says what is wrong
+    finally:
+        context.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,6 +113,10 @@ class InstructTab:
                 )
             messages = render.to_messages(conversation, system_prompt)
             key = self.session_key(keys, model_id)
+            loading = await asyncio.to_thread(self.ctx.chat.loading_notice, model_id)
+            if loading:
+                yield state.outputs(notice=f"⏳ {loading}")
+            started = time.perf_counter()
             prepared = await asyncio.to_thread(
                 self.ctx.chat.prepare, model_id, messages, options, api_key=key
             )
@@ -119,7 +124,11 @@ class InstructTab:
             gr.Warning(str(exc))
             yield state.outputs(notice=render.safe_markdown(f"⚠ {exc}"))
             return
-        state.start(prepared.spec, prepared.notice)
+        notice = prepared.notice
+        if loading:
+            loaded = f"{prepared.spec.name} loaded in {time.perf_counter() - started:.1f} s."
+            notice = f"{loaded} {notice}".strip()
+        state.start(prepared.spec, notice)
         state.meter = render.context_meter(prepared.prompt_tokens, prepared.spec.context_window)
         yield state.outputs(streaming=True)
         stream = self.ctx.conversations.record(
