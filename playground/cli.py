@@ -17,7 +17,7 @@ from .errors import ConfigError, PlaygroundError
 from .options import GenerationOptions
 from .settings import Settings, _default_data_dir
 from .text import valid_bytes
-from .types import Chunk, FinishReason, Message, Metrics
+from .types import Capability, Chunk, ExpertRecord, FinishReason, Message, Metrics
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -108,9 +108,13 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     prepared = ctx.chat.prepare(args.model, messages, options, provider=args.provider)
     if prepared.notice:
         print(prepared.notice, file=sys.stderr)
-    text, metrics = _consume(ctx.chat.stream(prepared), echo=not args.json)
+    experts: list[ExpertRecord] = []
+    text, metrics = _consume(ctx.chat.stream(prepared), echo=not args.json, experts=experts)
     if args.json:
-        print(json.dumps({"model": prepared.spec.id, "text": text, "metrics": _metrics_json(metrics)}))
+        result = {"model": prepared.spec.id, "text": text, "metrics": _metrics_json(metrics)}
+        if experts or Capability.MOE in prepared.spec.capabilities:
+            result["experts"] = [record.to_dict() for record in experts]  # per token, per layer
+        print(json.dumps(result))
     else:
         print()
         if metrics.finish_reason in FINISH_NOTES:
@@ -119,13 +123,18 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_CODES.get(metrics.finish_reason, 0)
 
 
-def _consume(stream, *, echo: bool) -> tuple[str, Metrics]:  # type: ignore[no-untyped-def]
-    """Print deltas as they come; Ctrl-C closes the stream (stopping the engine) and keeps the text."""
+def _consume(  # type: ignore[no-untyped-def]
+    stream, *, echo: bool, experts: list[ExpertRecord] | None = None
+) -> tuple[str, Metrics]:
+    """Print deltas as they come; Ctrl-C closes the stream (stopping the engine) and keeps the text.
+    An MoE model's per-token expert records go to `experts` when given."""
     parts: list[str] = []
     metrics: Metrics | None = None
     try:
         for chunk in stream:
             assert isinstance(chunk, Chunk)
+            if chunk.experts is not None and experts is not None:
+                experts.append(chunk.experts)
             if chunk.text:
                 parts.append(chunk.text)
                 if echo:

@@ -53,11 +53,55 @@ class Metrics:
 
 
 @dataclass(frozen=True)
+class LayerRoute:
+    """Where one token went in one mixture-of-experts layer: the chosen experts, best first.
+
+    weights: what the model multiplied each expert's output by (Phi-MoE's sparsemixer can give
+    exactly 1.0); probs: the softmax of the router's scores over all experts, taken at the chosen ones.
+    """
+
+    experts: tuple[int, ...]
+    weights: tuple[float, ...]
+    probs: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"experts": list(self.experts), "weights": list(self.weights), "probs": list(self.probs)}
+
+
+@dataclass(frozen=True)
+class ExpertRecord:
+    """The routing of one generated token of a mixture-of-experts model, one entry per layer.
+
+    The experts are those of the forward step that produced the token (the prompt's last position for
+    the first token, the previous token's step after that): what computed it, not a second pass.
+    """
+
+    index: int  # 0 for the answer's first token
+    token_id: int
+    token: str  # the token's own text, special tokens included
+    num_experts: int
+    layers: tuple[LayerRoute, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "index": self.index,
+            "token_id": self.token_id,
+            "token": self.token,
+            "num_experts": self.num_experts,
+            "layers": [layer.to_dict() for layer in self.layers],
+        }
+
+
+@dataclass(frozen=True)
 class Chunk:
-    """One piece of a stream: a text delta, or (last) the metrics."""
+    """One piece of a stream: a text delta, a per-token expert record, or (last) the metrics.
+
+    A record travels in a chunk of its own (text ""); it never adds to the text.
+    """
 
     text: str = ""
     metrics: Metrics | None = None
+    experts: ExpertRecord | None = None
 
 
 @dataclass(frozen=True)

@@ -117,3 +117,10 @@ def m003_battles_votes(conn: sqlite3.Connection) -> None:
             created_utc TEXT NOT NULL
         )"""
     )
+
+
+
+@migration
+def m004_message_experts(conn: sqlite3.Connection) -> None:
+    """The expert routing of a mixture-of-experts answer (moe_view.pack's JSON), for its map."""
+    conn.execute("ALTER TABLE messages ADD COLUMN experts_json TEXT")

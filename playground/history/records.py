@@ -32,6 +32,7 @@ class StoredMessage:
     finish_reason: FinishReason | None = None
     created_utc: str = ""
     updated_utc: str = ""
+    experts: dict[str, object] | None = field(default=None, compare=False, hash=False)  # moe_view.pack
 
 
 @dataclass(frozen=True)

@@ -125,7 +125,19 @@ def message_from_row(row: sqlite3.Row, images: tuple[str, ...]) -> StoredMessage
         finish_reason=FinishReason(reason) if reason else None,
         created_utc=row["created_utc"],
         updated_utc=row["updated_utc"],
+        experts=_experts_of(row),
     )
+
+
+def _experts_of(row: sqlite3.Row) -> dict[str, object] | None:
+    raw = row["experts_json"]
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None  # a damaged map: the answer reads without it (moe_view says so when asked)
+    return value if isinstance(value, dict) else None
 
 
 def battle_from_row(row: sqlite3.Row) -> Battle:

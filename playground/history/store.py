@@ -274,6 +274,14 @@ class HistoryStore:
             )
             _touch(conn, conversation_id, now)
 
+    def save_experts(self, owner: str, message_id: str, experts: Mapping[str, object]) -> None:
+        """Keep the expert routing of an answer (moe_view.pack's form) with it, for its map."""
+        with self._write() as conn:
+            _check_message(conn, owner, message_id)
+            conn.execute(
+                "UPDATE messages SET experts_json = ? WHERE id = ?", (dump_json(dict(experts)), message_id)
+            )
+
     def edit_last_question(self, owner: str, conversation_id: str, text: str) -> str:
         """Change the last user message and drop everything after it (to resend it); its id."""
         with self._write() as conn:

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 from ..options import GenerationOptions
-from ..types import Availability, Chunk, Finish, FinishReason, Message, Metrics, ModelSpec
+from ..types import Availability, Chunk, ExpertRecord, Finish, FinishReason, Message, Metrics, ModelSpec
 
 
 @runtime_checkable
@@ -39,16 +39,20 @@ class Provider(Protocol):
     def load(self, spec: ModelSpec) -> ChatModel: ...
 
 
-def timed(events: Iterator[str | Finish]) -> Iterator[Chunk]:
+def timed(events: Iterator[str | ExpertRecord | Finish]) -> Iterator[Chunk]:
     """Turn an engine's deltas and final Finish into Chunks, measuring time to first token and rate.
 
     The decode rate counts the tokens after the first over the time after the first, so it does not
-    mix prompt processing into it.
+    mix prompt processing into it. Per-token records (ExpertRecord) pass through unchanged, each in a
+    chunk of its own with no text, and do not count as the first token.
     """
     start = time.perf_counter()
     first: float | None = None
     try:
         for event in events:
+            if isinstance(event, ExpertRecord):
+                yield Chunk(experts=event)
+                continue
             if isinstance(event, Finish):
                 end = time.perf_counter()
                 yield Chunk(metrics=_metrics(event, start, first, end))

@@ -10,7 +10,7 @@ EXPECTED = {
     "conversations": ["id", "owner", "tab", "title", "model", "created_utc", "updated_utc"],
     "messages": [
         "id", "conversation_id", "seq", "role", "text", "model", "engine", "parameters_json",
-        "metrics_json", "finish_reason", "created_utc", "updated_utc",
+        "metrics_json", "finish_reason", "created_utc", "updated_utc", "experts_json",
     ],
     "message_images": ["message_id", "position", "ref"],
     "battles": [

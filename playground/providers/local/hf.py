@@ -11,14 +11,16 @@ import os
 import queue
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from ...errors import ModelLoadError, ProviderError
 from ...options import GenerationOptions
-from ...types import Chunk, Finish, FinishReason, Message, ModelSpec
+from ...types import Chunk, ExpertRecord, Finish, FinishReason, Message, ModelSpec
 from ..base import StopMatcher, finish_reason_for, timed
 from .chat_template import phi_format
+from .moe import Recording, RouterTap
 from .stats import EngineStats
 
 _END = object()
@@ -108,6 +110,7 @@ class TransformersModel:
         eos = self._model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos]
         self._eos = tuple(int(t) for t in eos if t is not None)
+        self._tap = RouterTap.of(self._model)  # mixture-of-experts: records each token's experts
 
     def render_prompt(self, messages: Sequence[Message]) -> str:
         if not self._tokenizer.chat_template:
@@ -149,8 +152,8 @@ class TransformersModel:
 
     def events(
         self, messages: Sequence[Message], options: GenerationOptions, cancel: threading.Event | None = None
-    ) -> Iterator[str | Finish]:
-        """About one event per generated token, then the Finish. Setting `cancel` (from another thread)
+    ) -> Iterator[str | ExpertRecord | Finish]:
+        """About one event per generated token (and, for an MoE model, its ExpertRecord), then the Finish. Setting `cancel` (from another thread)
         ends generate() at the next token (its StoppingCriteria sees it); so does closing the generator."""
         prompt = self.render_prompt(messages)
         inputs = self._tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
@@ -160,16 +163,17 @@ class TransformersModel:
         stop = cancel or threading.Event()
         streamer = _TokenQueue()
         errors: list[BaseException] = []
+        recording = self._tap.new_recording() if self._tap is not None else None
         worker = threading.Thread(
             target=self._run,
-            args=(inputs, streamer, self._generate_kwargs(options, stop), options.seed, errors),
+            args=(inputs, streamer, self._generate_kwargs(options, stop), options.seed, errors, recording),
             name=f"generate-{self.spec.id}",
             daemon=True,
         )
         self.stats.begin()
         worker.start()
         try:
-            yield from self._decode(streamer, stop, options, prompt_len)
+            yield from self._decode(streamer, stop, options, prompt_len, recording)
             worker.join()
             if errors:
                 raise ProviderError(f"transformers failed: {errors[0]}", provider="transformers")
@@ -184,13 +188,14 @@ class TransformersModel:
         kwargs: dict[str, Any],
         seed: int | None,
         errors: list[BaseException],
+        recording: Recording | None = None,
     ) -> None:
         import torch
 
         try:
             if seed is not None:
                 torch.manual_seed(seed)
-            with torch.inference_mode():
+            with torch.inference_mode(), self._bind(recording):
                 self._model.generate(**inputs, streamer=streamer, **kwargs)
         except Exception as exc:  # surfaced in the consumer as a ProviderError
             errors.append(exc)
@@ -198,9 +203,20 @@ class TransformersModel:
         finally:
             self.stats.end()
 
+    def _bind(self, recording: Recording | None) -> AbstractContextManager[object]:
+        """The router hooks file this thread's routing under `recording` (nothing to do without one)."""
+        if recording is None or self._tap is None:
+            return nullcontext()
+        return self._tap.bind(recording)
+
     def _decode(
-        self, streamer: _TokenQueue, stop: threading.Event, options: GenerationOptions, prompt_len: int
-    ) -> Iterator[str | Finish]:
+        self,
+        streamer: _TokenQueue,
+        stop: threading.Event,
+        options: GenerationOptions,
+        prompt_len: int,
+        recording: Recording | None = None,
+    ) -> Iterator[str | ExpertRecord | Finish]:
         ids: list[int] = []
         shown = ""
         stopper = StopMatcher(options.stop)
@@ -210,6 +226,10 @@ class TransformersModel:
                 break
             assert isinstance(token, int)
             ids.append(token)
+            if recording is not None:
+                record = recording.record(len(ids) - 1, token, self._tokenizer.decode([token]))
+                if record is not None:
+                    yield record
             text = self._tokenizer.decode(ids, skip_special_tokens=True)
             if text.endswith("\ufffd"):
                 continue  # half of a multi-byte character: wait for the rest

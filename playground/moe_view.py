@@ -1,0 +1,231 @@
+"""The expert routing of an answer as data a plot needs, and as the history keeps it. No Gradio here.
+
+A mixture-of-experts answer streams one ExpertRecord per generated token (see
+providers/local/moe.py). This module turns a list of them into:
+- `routing_map(records)`: a token × layer matrix of chosen experts with hover text, long-form rows for a
+  scatter or heat-map plot, and the load on each expert (how often the routers chose it);
+- `pack(records)` / `unpack(data)`: the compact JSON the history stores with the answer;
+- `card(spec)`: what the MoE tab says about a model (experts, active per token, the demo's label).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .catalog import load_catalog
+from .errors import HistoryError
+from .types import Capability, ExpertRecord, LayerRoute, ModelSpec
+
+PACK_VERSION = 1
+DIGITS = 5  # weights and probabilities are stored rounded: enough for any plot, a third of the size
+
+
+@dataclass(frozen=True)
+class RoutingMap:
+    """What an expert-map plot shows: rows are generated tokens, columns are layers.
+
+    top[t][l]: the expert with the highest weight for token t in layer l (a cell's colour);
+    experts[t][l]: all chosen experts, best first; hover[t][l]: the cell's hover text;
+    load[e]: how many (token, layer) choices went to expert e; load_by_layer[l][e]: the same per layer.
+    """
+
+    tokens: tuple[str, ...]
+    layers: int
+    num_experts: int
+    top_k: int
+    top: tuple[tuple[int, ...], ...]
+    experts: tuple[tuple[tuple[int, ...], ...], ...]
+    hover: tuple[tuple[str, ...], ...]
+    load: tuple[int, ...]
+    load_by_layer: tuple[tuple[int, ...], ...] = field(default=())
+
+    @property
+    def empty(self) -> bool:
+        return not self.tokens
+
+    def cells(self) -> list[dict[str, object]]:
+        """One row per (token, layer) cell: the long form a scatter or heat-map plot takes."""
+        return [
+            {
+                "position": t,
+                "token": token,
+                "layer": layer,
+                "expert": self.top[t][layer],
+                "experts": ", ".join(str(e) for e in self.experts[t][layer]),
+                "hover": self.hover[t][layer],
+            }
+            for t, token in enumerate(self.tokens)
+            for layer in range(self.layers)
+        ]
+
+    def load_rows(self) -> list[dict[str, object]]:
+        """One row per expert: its number, how often it was chosen, and its share of all choices."""
+        total = sum(self.load) or 1
+        return [{"expert": e, "count": count, "share": count / total} for e, count in enumerate(self.load)]
+
+
+def shown_token(text: str) -> str:
+    """A token's text made visible: spaces and line breaks as symbols, an empty token as ∅."""
+    if not text:
+        return "∅"
+    return text.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥")
+
+
+def _hover(record: ExpertRecord, layer: int, route: LayerRoute) -> str:
+    choices = "; ".join(
+        f"expert {e}: weight {w:.3f}, p {p:.3f}"
+        for e, w, p in zip(route.experts, route.weights, route.probs, strict=False)
+    )
+    return f"token {record.index} {shown_token(record.token)!r} · layer {layer} · {choices}"
+
+
+def routing_map(records: Sequence[ExpertRecord]) -> RoutingMap:
+    """The plot's data for an answer's records (live from the stream, or `unpack`ed from the history)."""
+    layers = max((len(r.layers) for r in records), default=0)
+    num_experts = max((r.num_experts for r in records), default=0)
+    num_experts = max(
+        num_experts, 1 + max((e for r in records for lr in r.layers for e in lr.experts), default=-1)
+    )
+    top_k = max((len(lr.experts) for r in records for lr in r.layers), default=0)
+    load_by_layer = [[0] * num_experts for _ in range(layers)]
+    top, experts, hover = [], [], []
+    for record in records:
+        row_top, row_experts, row_hover = [], [], []
+        for layer in range(layers):
+            route = record.layers[layer] if layer < len(record.layers) else LayerRoute((), (), ())
+            for e in route.experts:
+                load_by_layer[layer][e] += 1
+            best = max(zip(route.weights, route.probs, route.experts, strict=False), default=None)
+            row_top.append(best[2] if best is not None else -1)
+            row_experts.append(route.experts)
+            row_hover.append(_hover(record, layer, route))
+        top.append(tuple(row_top))
+        experts.append(tuple(row_experts))
+        hover.append(tuple(row_hover))
+    load = tuple(sum(per_layer[e] for per_layer in load_by_layer) for e in range(num_experts))
+    return RoutingMap(
+        tokens=tuple(shown_token(r.token) for r in records),
+        layers=layers,
+        num_experts=num_experts,
+        top_k=top_k,
+        top=tuple(top),
+        experts=tuple(experts),
+        hover=tuple(hover),
+        load=load,
+        load_by_layer=tuple(tuple(row) for row in load_by_layer),
+    )
+
+
+# The history's form: compact, versioned
+
+
+def pack(records: Iterable[ExpertRecord]) -> dict[str, object]:
+    """Records as the history stores them: per token [index, token id, text, [[experts], [weights],
+    [probs]] per layer], numbers rounded to DIGITS places."""
+    records = list(records)
+    return {
+        "version": PACK_VERSION,
+        "num_experts": max((r.num_experts for r in records), default=0),
+        "tokens": [
+            [
+                r.index,
+                r.token_id,
+                r.token,
+                [
+                    [
+                        list(lr.experts),
+                        [round(w, DIGITS) for w in lr.weights],
+                        [round(p, DIGITS) for p in lr.probs],
+                    ]
+                    for lr in r.layers
+                ],
+            ]
+            for r in records
+        ],
+    }
+
+
+def unpack(data: Mapping[str, Any] | None) -> list[ExpertRecord]:
+    """The records back from `pack`'s form ([] for None); HistoryError when the data is not that form."""
+    if not data:
+        return []
+    try:
+        if data.get("version") != PACK_VERSION:
+            raise ValueError(f"unknown version {data.get('version')!r}")
+        num_experts = int(data["num_experts"])
+        return [
+            ExpertRecord(
+                index=int(index),
+                token_id=int(token_id),
+                token=str(token),
+                num_experts=num_experts,
+                layers=tuple(
+                    LayerRoute(
+                        tuple(int(e) for e in experts),
+                        tuple(float(w) for w in weights),
+                        tuple(float(p) for p in probs),
+                    )
+                    for experts, weights, probs in layers
+                ),
+            )
+            for index, token_id, token, layers in data["tokens"]
+        ]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise HistoryError(
+            f"The stored expert map of this answer cannot be read ({exc}); the answer's text is intact. "
+            "Generate the answer again to see its map."
+        ) from None
+
+
+def stored_map(experts: Mapping[str, Any] | None) -> RoutingMap | None:
+    """The plot's data for a stored answer (`StoredMessage.experts`); None when it has no map."""
+    records = unpack(experts)
+    return routing_map(records) if records else None
+
+
+# What the tab says about a model
+
+
+@dataclass(frozen=True)
+class MoeCard:
+    """A mixture-of-experts model as the MoE tab introduces it."""
+
+    name: str
+    experts: int
+    experts_active: int
+    params_total: str
+    params_active: str
+    description: str
+    demo: bool  # random weights, built by the playground: never to be presented as a real model
+    records_experts: bool  # the engine records each token's experts (local transformers)
+
+    def summary(self) -> str:
+        """One line: '16 experts, 2 active per token · 6.6B active of 42B parameters'."""
+        parts = []
+        if self.experts:
+            parts.append(f"{self.experts} experts, {self.experts_active} active per token")
+        if self.params_active and self.params_total:
+            parts.append(f"{self.params_active} active of {self.params_total} parameters")
+        return " · ".join(parts)
+
+
+def card(spec: ModelSpec) -> MoeCard | None:
+    """The MoE card of a catalog model with the moe capability; None for any other model."""
+    if Capability.MOE not in spec.capabilities:
+        return None
+    key = spec.extra.get("catalog")
+    entry = next((e for e in load_catalog() if e.key == key), None)
+    if entry is None:
+        return None
+    return MoeCard(
+        name=entry.name,
+        experts=entry.experts,
+        experts_active=entry.experts_active,
+        params_total=entry.params_total,
+        params_active=entry.params_active,
+        description=entry.description,
+        demo=bool(spec.extra.get("demo")),
+        records_experts=spec.provider == "transformers",
+    )
