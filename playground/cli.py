@@ -102,9 +102,10 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         max_new_tokens=args.max_new_tokens,
         seed=args.seed,
         stop=args.stop,
+        num_crops=args.num_crops,
     )
     messages = [Message("system", args.system)] if args.system else []
-    messages.append(Message("user", args.prompt))
+    messages.append(Message("user", args.prompt, images=tuple(str(Path(i).resolve()) for i in args.image)))
     prepared = ctx.chat.prepare(args.model, messages, options, provider=args.provider)
     if prepared.notice:
         print(prepared.notice, file=sys.stderr)
@@ -233,6 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--stop", type=text_arg, action="append", help="a stop sequence (repeatable)")
     chat.add_argument("--seed", type=int)
     chat.add_argument("--json", action="store_true", help="print one JSON object with text and metrics")
+    chat.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="an image to ask about (repeatable; a vision model only: others refuse it)",
+    )
+    chat.add_argument("--num-crops", type=int, help="Phi-3/3.5-vision with transformers: crops per image")
     chat.set_defaults(handler=cmd_chat)
 
     convert = sub.add_parser("convert", help="convert a HF folder or GGUF file to ONNX Runtime GenAI")

@@ -30,6 +30,14 @@ class InvalidOptionsError(PlaygroundError):
     "Generation parameters out of range or of the wrong type."
 
 
+class InvalidImageError(InvalidOptionsError):
+    "An image cannot be used: not an image, damaged, too large, too many pixels (the message says which)."
+
+
+class ImagesNotSupportedError(InvalidOptionsError):
+    "Images are attached but the model (on this engine or provider) cannot take them."
+
+
 class PromptTooLongError(PlaygroundError):
     "The prompt does not fit the model's context window, even after trimming."
 

@@ -19,6 +19,13 @@ class GenerationOptions(BaseModel):
     repetition_penalty: float = Field(1.0, ge=0.5, le=2.0)
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
     stop: tuple[str, ...] = ()
+    num_crops: int | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description="Phi-3/3.5-vision with transformers: crops per image (16 for one "
+        "image, 4 for several frames); unset means the model's own setting",
+    )
 
     @field_validator("stop", mode="before")
     @classmethod

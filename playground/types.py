@@ -30,7 +30,28 @@ class Message:
     images: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, str]:
+        """The text-only chat form. A message with images has none: it raises rather than drop them
+        (text-only paths must never lose an image silently); see `parts` and `to_record`."""
+        if self.images:
+            from .errors import ImagesNotSupportedError
+
+            raise ImagesNotSupportedError(
+                f"This {self.role} message carries {len(self.images)} image(s) and this path is text-only: "
+                "pick a vision model, or remove the images."
+            )
         return {"role": self.role, "content": self.content}
+
+    def parts(self) -> list[dict[str, str]]:
+        """The content as typed parts (images first, then the text), as multimodal chat templates take it."""
+        parts = [{"type": "image"} for _ in self.images]
+        return [*parts, {"type": "text", "text": self.content}] if self.content or not parts else parts
+
+    def to_record(self) -> dict[str, object]:
+        """role, content and (when there are any) how many images: for showing a request, never sending it."""
+        data: dict[str, object] = {"role": self.role, "content": self.content}
+        if self.images:
+            data["images"] = len(self.images)
+        return data
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,8 @@ def model_spec(
     if entry is not None:
         extra["catalog"] = entry.key
     capabilities = _capabilities(wire, entry, configured)
+    if extra["vision_format"] == "none":  # the endpoint takes no images for this model: it claims none
+        capabilities = capabilities - {Capability.VISION}
     return ModelSpec(
         id=f"{entry.key if entry else wire}@{endpoint.name}",
         name=(configured.name if configured and configured.name else None) or (entry.name if entry else wire),

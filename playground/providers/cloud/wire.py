@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import base64
-import mimetypes
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ...errors import InvalidOptionsError
+from ...errors import ImagesNotSupportedError, InvalidOptionsError
+from ...images import MIME, sniff
 from ...options import GenerationOptions
 from ...types import Message
 from .endpoint import VisionFormat
@@ -40,7 +40,9 @@ def _message(message: Message, vision: VisionFormat, to_url: ImageURL) -> dict[s
     if not message.images:
         return {"role": message.role, "content": message.content}
     if vision == "none":
-        raise InvalidOptionsError("This model does not take images: remove them, or pick a vision model.")
+        raise ImagesNotSupportedError(
+            "This model does not take images on this endpoint: remove them, or pick a vision model."
+        )
     limit = INLINE_LIMIT if vision == "img-tag" else None
     urls = [to_url(image, limit) for image in message.images]
     if vision == "img-tag":
@@ -54,18 +56,31 @@ def _message(message: Message, vision: VisionFormat, to_url: ImageURL) -> dict[s
 
 
 def data_url(image: str, *, limit: int | None = None) -> str:
-    """An image reference (a path, a data: URL, an http(s) URL) as the URL to send."""
-    if image.startswith(("data:", "http://", "https://")):
+    """An image reference (a path, a data: URL, an http(s) URL) as the URL to send; the type is read
+    from the bytes (never the name); past `limit` (base64 characters) it is re-encoded smaller."""
+    if image.startswith(("http://", "https://")):
         return image
-    path = Path(image)
-    if not path.is_file():
-        raise InvalidOptionsError(f"Image not found: {path.name}.")
-    mime = mimetypes.guess_type(path.name)[0] or "image/png"
-    raw = path.read_bytes()
+    if image.startswith("data:"):
+        if limit is None or len(image) <= limit:
+            return image
+        raw = _data_bytes(image)
+    else:
+        path = Path(image)
+        if not path.is_file():
+            raise InvalidOptionsError(f"Image not found: {path.name}.")
+        raw = path.read_bytes()
+    mime = MIME.get(sniff(raw[:16]) or "", "image/png")
     encoded = base64.b64encode(raw).decode("ascii")
-    if limit is not None and len(encoded) > limit:
-        mime, encoded = "image/jpeg", base64.b64encode(_shrink(raw, limit)).decode("ascii")
+    if limit is not None and len(encoded) + len(mime) + 13 > limit:
+        mime, encoded = "image/jpeg", base64.b64encode(_shrink(raw, limit - 24)).decode("ascii")
     return f"data:{mime};base64,{encoded}"
+
+
+def _data_bytes(url: str) -> bytes:
+    try:
+        return base64.b64decode(url.partition(",")[2], validate=True)
+    except ValueError:
+        raise InvalidOptionsError("An attached image is not valid base64: attach the file again.") from None
 
 
 def _shrink(raw: bytes, limit: int) -> bytes:

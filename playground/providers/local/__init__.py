@@ -8,9 +8,10 @@ from pathlib import Path
 
 from ...catalog import CatalogEntry
 from ...errors import ModelUnavailableError
-from ...types import Availability, ModelSpec
+from ...types import Availability, Capability, ModelSpec
 from ..base import ChatModel
-from . import demo, embedded
+from . import demo, demo_vision, embedded
+from .capabilities import narrow, onnx_capabilities, required_missing, transformers_capabilities
 from .process import ProcessModel, default_threads
 from .protocol import Recipe
 from .store import hub_dir, human_size, is_downloaded, source_str
@@ -57,7 +58,15 @@ class _LocalProvider:
     def __init__(self, catalog: list[CatalogEntry], models_dir: Path, mode: EngineMode | None = None) -> None:
         self.models_dir = models_dir
         self.mode = mode or EngineMode(processes=False)
-        self._specs = [_spec(e, self.name) for e in catalog if e.source(self.name) is not None]
+        self._specs = [
+            narrow(_spec(e, self.name), self.capabilities())
+            for e in catalog
+            if e.source(self.name) is not None
+        ]
+
+    def capabilities(self) -> frozenset[Capability]:
+        """What this engine can do, whatever the model (a spec claims the catalog's and these)."""
+        return frozenset({Capability.CHAT})
 
     def recipe(self, spec: ModelSpec) -> Recipe:
         raise NotImplementedError
@@ -75,6 +84,9 @@ class _LocalProvider:
     def availability(self, spec: ModelSpec) -> Availability:
         if importlib.util.find_spec(self.package) is None:
             return Availability.no(f"install {self.package} (pip install {self.package})")
+        missing = required_missing(spec)
+        if missing:
+            return Availability.no(missing)
         if spec.extra.get("embedded") or spec.extra.get("demo"):  # the demo uses the embedded tokenizer
             if embedded.is_installed():
                 return Availability.ok()
@@ -107,20 +119,29 @@ class OnnxProvider(_LocalProvider):
         repo = str(spec.extra["repo"])
         return hub_dir(self.models_dir, repo) / str(spec.extra.get("subfolder", ""))
 
+    def capabilities(self) -> frozenset[Capability]:
+        return onnx_capabilities()
+
     def recipe(self, spec: ModelSpec) -> Recipe:
         self._require(spec)
-        return Recipe("onnx", spec, self.folder(spec))
+        folder = self.folder(spec)
+        return Recipe("onnx", narrow(spec, onnx_capabilities(folder)), folder)
 
 
 class TransformersProvider(_LocalProvider):
     name = "transformers"
     package = "transformers"
 
+    def capabilities(self) -> frozenset[Capability]:
+        return transformers_capabilities()
+
     def recipe(self, spec: ModelSpec) -> Recipe:
         self._require(spec)
         remote = bool(spec.extra.get("trust_remote_code"))
         if spec.extra.get("embedded"):
             return Recipe("transformers", spec, embedded.ensure_hf_folder(self.models_dir))
+        if spec.extra.get("demo") == "vision":
+            return Recipe("transformers", spec, demo_vision.ensure_folder(self.models_dir))
         if spec.extra.get("demo") is True:
             return Recipe("transformers", spec, demo.ensure_folder(self.models_dir))
         if "path" in spec.extra:
@@ -143,10 +164,12 @@ def path_spec(path: Path, provider: str | None = None) -> ModelSpec:
         raise ModelUnavailableError(
             f"{path} is neither a transformers folder (config.json) nor a .gguf file."
         )
+    capabilities = onnx_capabilities(path) if provider == "onnx" else transformers_capabilities(path)
     return ModelSpec(
         id=f"{path}@{provider}",
         name=path.name,
         provider=provider,
+        capabilities=capabilities,
         context_window=_context_of(path),
         source=str(path),
         extra={"path": str(path)},

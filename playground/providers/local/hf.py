@@ -15,10 +15,11 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from ...errors import ModelLoadError, ProviderError
+from ...errors import ModelLoadError, PlaygroundError, ProviderError
 from ...options import GenerationOptions
 from ...types import Chunk, ExpertRecord, Finish, FinishReason, Message, ModelSpec
 from ..base import StopMatcher, finish_reason_for, timed
+from . import hf_vision
 from .chat_template import phi_format
 from .moe import Recording, RouterTap
 from .stats import EngineStats
@@ -52,6 +53,16 @@ def leave_a_core_free() -> None:
     cores = os.cpu_count() or 1
     if cores > 1 and torch.get_num_threads() >= cores:
         torch.set_num_threads(cores - 1)
+
+
+def _vision_prompt(
+    path: Path, gguf_file: str | None, trust_remote_code: bool
+) -> hf_vision.VisionPrompt | None:
+    """The processor-backed prompt builder of a folder that takes images (None for text-only models)."""
+    if gguf_file or not hf_vision.is_vision_folder(path):
+        return None
+    processor = hf_vision.load_processor(path, trust_remote_code=trust_remote_code)
+    return hf_vision.VisionPrompt(processor, hf_vision.model_type(path))
 
 
 class _TokenQueue:
@@ -102,9 +113,18 @@ class TransformersModel:
             kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
             if gguf_file:
                 kwargs["gguf_file"] = gguf_file
-            self._tokenizer: Any = AutoTokenizer.from_pretrained(str(path), **kwargs)
-            model: Any = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, **kwargs)
+            self._vision = _vision_prompt(Path(path), gguf_file, trust_remote_code)
+            if self._vision is not None:  # the processor's tokenizer knows the image tokens
+                self._tokenizer: Any = self._vision.processor.tokenizer
+                model: Any = hf_vision.model_class(Path(path)).from_pretrained(
+                    str(path), dtype=dtype, **kwargs
+                )
+            else:
+                self._tokenizer = AutoTokenizer.from_pretrained(str(path), **kwargs)
+                model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype, **kwargs)
             self._model: Any = model.to(self.device).eval()
+        except PlaygroundError:
+            raise
         except Exception as exc:  # OSError, ValueError, ImportError...: all "cannot load"
             raise ModelLoadError(f"transformers could not load {path}: {exc}") from exc
         eos = self._model.generation_config.eos_token_id
@@ -113,6 +133,8 @@ class TransformersModel:
         self._tap = RouterTap.of(self._model)  # mixture-of-experts: records each token's experts
 
     def render_prompt(self, messages: Sequence[Message]) -> str:
+        if self._vision is not None:
+            return self._vision.render(messages)
         if not self._tokenizer.chat_template:
             return phi_format(messages)
         return str(
@@ -123,6 +145,19 @@ class TransformersModel:
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def count_prompt(self, messages: Sequence[Message]) -> int:
+        """The prompt's tokens with each image's tokens, as the processor expands them."""
+        if self._vision is not None:
+            return self._vision.count(messages)
+        return self.count_tokens(self.render_prompt(messages))
+
+    def _inputs(self, messages: Sequence[Message], prompt: str, options: GenerationOptions) -> Any:
+        """The model's inputs: the processor's (token ids with image tokens, pixel values) for a vision
+        model, else the tokenizer's."""
+        if self._vision is not None:
+            return self._vision.inputs(messages, prompt, options.num_crops).to(self.device)
+        return self._tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
 
     def stream(self, messages: Sequence[Message], options: GenerationOptions) -> Iterator[Chunk]:
         return timed(self.events(messages, options))
@@ -156,7 +191,7 @@ class TransformersModel:
         """About one event per generated token (and, for an MoE model, its ExpertRecord), then the Finish. Setting `cancel` (from another thread)
         ends generate() at the next token (its StoppingCriteria sees it); so does closing the generator."""
         prompt = self.render_prompt(messages)
-        inputs = self._tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
+        inputs = self._inputs(messages, prompt, options)
         prompt_len = int(inputs["input_ids"].shape[1])
         room = max(1, self.spec.context_window - prompt_len)
         options = options.model_copy(update={"max_new_tokens": min(options.max_new_tokens, room)})

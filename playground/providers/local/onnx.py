@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ModelLoadError, ProviderError
+from ...images import read_bytes
 from ...options import GenerationOptions
 from ...types import Chunk, Finish, FinishReason, Message, ModelSpec
 from ..base import StopMatcher, finish_reason_for, timed
-from .chat_template import phi_format
+from .capabilities import genai_vision
+from .chat_template import images_in_order, phi_format
 from .stats import EngineStats
 
 
@@ -39,6 +41,10 @@ class OnnxModel:
                 config.overlay(json.dumps({"model": {"decoder": options}}))
             self._model = og.Model(config)
             self._tokenizer = og.Tokenizer(self._model)
+            # A Phi-3/3.5-vision build: its processor takes the prompt with <|image_N|> tags and the images
+            self._processor: Any = None
+            if genai_vision(self.folder) and hasattr(self._model, "create_multimodal_processor"):
+                self._processor = self._model.create_multimodal_processor()
         except Exception as exc:  # the engine raises RuntimeError for everything
             raise ModelLoadError(f"ONNX Runtime GenAI could not load {self.folder}: {exc}") from exc
         template = self.folder / "chat_template.jinja"
@@ -46,6 +52,8 @@ class OnnxModel:
         self._eos = tuple(int(t) for t in self._tokenizer.eos_token_ids)
 
     def render_prompt(self, messages: Sequence[Message]) -> str:
+        if self._processor is not None:
+            return phi_format(messages)  # the vision builds' format: numbered image tags, across turns
         payload = json.dumps([m.to_dict() for m in messages])
         try:
             return str(
@@ -58,6 +66,18 @@ class OnnxModel:
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenizer.encode(text))
+
+    def count_prompt(self, messages: Sequence[Message]) -> int:
+        """The prompt's tokens with each image's, as the multimodal processor expands them."""
+        prompt = self.render_prompt(messages)
+        if self._processor is None or not images_in_order(messages):
+            return self.count_tokens(prompt)
+        return int(self._vision_inputs(messages, prompt)["input_ids"].shape()[-1])
+
+    def _vision_inputs(self, messages: Sequence[Message], prompt: str) -> Any:
+        """The processor's named tensors (input ids with image tokens, pixel values, image sizes)."""
+        pictures = [read_bytes(ref) for ref in images_in_order(messages)]
+        return self._processor(prompt, images=self._og.Images.open_bytes(*pictures))
 
     def stream(self, messages: Sequence[Message], options: GenerationOptions) -> Iterator[Chunk]:
         return timed(self.events(messages, options))
@@ -81,7 +101,13 @@ class OnnxModel:
         (from another thread) ends the loop before the next token; so does closing the generator."""
         cancel = cancel or threading.Event()
         og = self._og
-        tokens = self._tokenizer.encode(self.render_prompt(messages))
+        prompt = self.render_prompt(messages)
+        inputs = None
+        if self._processor is not None and images_in_order(messages):
+            inputs = self._vision_inputs(messages, prompt)
+            tokens = [int(t) for t in inputs["input_ids"].as_numpy().reshape(-1)]
+        else:
+            tokens = self._tokenizer.encode(prompt)
         params = og.GeneratorParams(self._model)
         search = self._search_options(len(tokens), options)
         params.set_search_options(**search)
@@ -92,7 +118,10 @@ class OnnxModel:
         limit = search["max_length"] - len(tokens)
         self.stats.begin()
         try:
-            generator.append_tokens(tokens)
+            if inputs is not None:
+                generator.set_inputs(inputs)  # the image features go in with the prompt
+            else:
+                generator.append_tokens(tokens)
             while not generator.is_done() and not stopper.hit and not cancel.is_set():
                 generator.generate_next_token()
                 last = int(generator.get_next_tokens()[0])

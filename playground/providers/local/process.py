@@ -468,6 +468,11 @@ class ProcessModel:
         value = self._call("count_tokens", text)
         return None if value is None else int(value)
 
+    def count_prompt(self, messages: Sequence[Message]) -> int | None:
+        """The prompt's tokens with its images' tokens, as the engine's processor counts them."""
+        value = self._call("count_prompt", tuple(messages))
+        return None if value is None else int(value)
+
     def close(self) -> None:
         """End every worker (their memory goes back to the system)."""
         with self._cond:

@@ -30,7 +30,7 @@ from ...options import GenerationOptions
 from ...types import Chunk, Message, ModelSpec
 
 EngineName = Literal["onnx", "transformers"]
-CallMethod = Literal["render_prompt", "count_tokens"]
+CallMethod = Literal["render_prompt", "count_tokens", "count_prompt"]
 
 
 @dataclass(frozen=True)
