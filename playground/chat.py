@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from .catalog import sampling_for
 from .errors import ModelUnavailableError, PlaygroundError, PromptTooLongError, ProviderError
-from .images import prepare_messages
+from .images import prepare_messages, require_vision
 from .options import GenerationOptions
 from .providers.base import ChatModel
 from .registry import LOCAL_ENGINES, Registry
@@ -134,7 +134,9 @@ class ChatService:
         api_key: str | None = None,
     ) -> Prepared:
         """Resolve, load and fit. `api_key` is a visitor's own key for this request only (cloud models)."""
-        model = self.registry.get(self.resolve(model_ref, provider, has_key=bool(api_key)))
+        spec = self.resolve(model_ref, provider, has_key=bool(api_key))
+        require_vision(spec, messages)  # a text-only model refuses images before anything loads
+        model = self.registry.get(spec)
         sampling = sampling_for(model.spec)
         if sampling is not None:  # the model's recommended values, where the caller set none
             options = sampling.apply(options)
