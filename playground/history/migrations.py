@@ -119,7 +119,6 @@ def m003_battles_votes(conn: sqlite3.Connection) -> None:
     )
 
 
-
 @migration
 def m004_message_experts(conn: sqlite3.Connection) -> None:
     """The expert routing of a mixture-of-experts answer (moe_view.pack's JSON), for its map."""
