@@ -81,6 +81,7 @@ def launch(
             theme=gr.themes.Soft(),
             css=CSS,
             footer_links=["api", "gradio"],
+            show_error=True,  # an API call with a missing argument gets Gradio's message, not an empty error
         )
     finally:
         ctx.close()

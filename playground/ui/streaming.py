@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -277,7 +277,7 @@ class FoldedStreams(Generic[T]):
                         update.ended[entry.pane] = entry.error
                         open_panes.discard(entry.pane)
                     else:
-                        pane, item = entry  # type: ignore[misc]
+                        pane, item = cast(tuple[str, T], entry)
                         update.items.setdefault(pane, []).append(item)
                 if update.items or update.ended:
                     yield update
