@@ -123,3 +123,18 @@ def m003_battles_votes(conn: sqlite3.Connection) -> None:
 def m004_message_experts(conn: sqlite3.Connection) -> None:
     """The expert routing of a mixture-of-experts answer (moe_view.pack's JSON), for its map."""
     conn.execute("ALTER TABLE messages ADD COLUMN experts_json TEXT")
+
+
+@migration
+def m005_arena_rounds(conn: sqlite3.Connection) -> None:
+    """A battle row is one round: its mode, its number, the first round's id (the thread the rounds share),
+    and which sides' answers named their model (left out of the ratings)."""
+    conn.execute(
+        "ALTER TABLE battles ADD COLUMN mode TEXT NOT NULL DEFAULT 'named' CHECK (mode IN ('named', 'blind'))"
+    )
+    conn.execute("ALTER TABLE battles ADD COLUMN round INTEGER NOT NULL DEFAULT 1")
+    conn.execute("ALTER TABLE battles ADD COLUMN thread TEXT NOT NULL DEFAULT ''")
+    conn.execute("ALTER TABLE battles ADD COLUMN revealed TEXT NOT NULL DEFAULT ''")
+    conn.execute("UPDATE battles SET thread = id")
+    conn.execute("CREATE INDEX battles_thread ON battles (thread, round)")
+    conn.execute("CREATE INDEX votes_owner_created ON votes (owner, created_utc)")

@@ -82,6 +82,24 @@ class Battle:
     created_utc: str = ""
     vote: Vote | None = None
     voted_utc: str | None = None
+    mode: str = "named"  # or "blind": names hidden until the vote
+    round: int = 1  # a battle row is one round; later rounds continue the same two conversations
+    thread: str = ""  # the id of the first round (its own id for round 1)
+    revealed: str = ""  # the sides ("a", "b", "ab") whose answer named their model: not rated
+
+
+@dataclass(frozen=True)
+class RatedBattle:
+    """A voted round as the leaderboard reads it, from every visitor: sides and vote, no texts, no owner."""
+
+    model_a: str
+    engine_a: str
+    model_b: str
+    engine_b: str
+    vote: Vote
+    mode: str
+    revealed: str
+    voted_utc: str
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import cast
 from ..errors import HistoryError
 from ..types import FinishReason, Metrics, Role
 from .images import check_image_ref
-from .records import Battle, ConversationSummary, MessageDraft, StoredMessage, Vote
+from .records import Battle, ConversationSummary, MessageDraft, RatedBattle, StoredMessage, Vote
 from .redact import clean_parameters
 
 ROLES = ("system", "user", "assistant")
@@ -155,4 +155,21 @@ def battle_from_row(row: sqlite3.Row) -> Battle:
         created_utc=row["created_utc"],
         vote=Vote(row["vote"]) if row["vote"] else None,
         voted_utc=row["voted_utc"],
+        mode=row["mode"],
+        round=int(row["round"]),
+        thread=row["thread"],
+        revealed=row["revealed"],
+    )
+
+
+def rated_from_row(row: sqlite3.Row) -> RatedBattle:
+    return RatedBattle(
+        row["model_a"],
+        row["engine_a"],
+        row["model_b"],
+        row["engine_b"],
+        Vote(row["vote"]),
+        row["mode"],
+        row["revealed"],
+        row["voted_utc"],
     )

@@ -3,7 +3,8 @@
 Every method that reads or writes a visitor's data takes `owner` and filters by it: another owner's
 conversation behaves exactly as one that does not exist. The few methods without an owner
 (`recover_interrupted`, `apply_retention`, `owner_of`, `list_all_conversations`) are for start-up and
-for the machine's owner (the CLI), never for a request handler.
+for the machine's owner (the CLI), never for a request handler; `list_rated_battles` (the leaderboard)
+returns every owner's voted rounds without owners or texts.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,15 @@ from .images import ImageFolder, is_image_ref
 from .integrity import DamagedDatabase
 from .migrations import migrate
 from .recorder import AnswerRecorder
-from .records import Battle, Conversation, ConversationDraft, ConversationSummary, MessageDraft, Vote
+from .records import (
+    Battle,
+    Conversation,
+    ConversationDraft,
+    ConversationSummary,
+    MessageDraft,
+    RatedBattle,
+    Vote,
+)
 from .redact import clean_parameters
 from .rows import (
     battle_from_row,
@@ -35,6 +45,7 @@ from .rows import (
     message_from_row,
     metrics_dict,
     new_id,
+    rated_from_row,
     summary_from_row,
     utc_now,
 )
@@ -355,8 +366,11 @@ class HistoryStore:
         engine_b: str = "",
         parameters: Mapping[str, object] | None = None,
         images: Sequence[str] = (),
+        mode: str = "named",
     ) -> Battle:
-        """A battle: two arena conversations, each starting with the prompt (written before streaming)."""
+        """A battle: two arena conversations, each starting with the prompt (written before streaming).
+
+        In blind mode the two conversations carry no model name until the vote reveals it."""
         now = utc_now()
         battle_id, side_a, side_b = new_id(), new_id(), new_id()
         params = clean_parameters(parameters)
@@ -366,30 +380,55 @@ class HistoryStore:
                 conn.execute(
                     "INSERT INTO conversations (id, owner, tab, title, model, created_utc, updated_utc) "
                     "VALUES (?, ?, 'arena', ?, ?, ?, ?)",
-                    (side, check_owner(owner), clean_title(prompt), model, now, now),
+                    (
+                        side,
+                        check_owner(owner),
+                        clean_title(prompt),
+                        "" if mode == "blind" else model,
+                        now,
+                        now,
+                    ),
                 )
                 _insert_message(conn, side, question, now)
-            conn.execute(
-                "INSERT INTO battles (id, owner, prompt, model_a, engine_a, conversation_a, model_b, "
-                "engine_b, conversation_b, parameters_json, created_utc) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    battle_id,
-                    owner,
-                    prompt,
-                    model_a,
-                    engine_a,
-                    side_a,
-                    model_b,
-                    engine_b,
-                    side_b,
-                    dump_json(params),
-                    now,
-                ),
-            )
-        return Battle(
-            battle_id, owner, prompt, model_a, engine_a, side_a, model_b, engine_b, side_b, params, now
-        )
+            battle = Battle(
+                battle_id, owner, prompt, model_a, engine_a, side_a, model_b, engine_b, side_b, params, now,
+                mode=_check_mode(mode), round=1, thread=battle_id,
+            )  # fmt: skip
+            _insert_battle(conn, battle)
+        return battle
+
+    def add_round(
+        self,
+        owner: str,
+        previous_id: str,
+        prompt: str,
+        *,
+        images: Sequence[str] = (),
+        mode: str | None = None,
+    ) -> Battle:
+        """The next round of a battle: the prompt appended to both conversations, a new battle row with
+        the same sides and parameters (its own vote); `mode` defaults to the previous round's."""
+        now = utc_now()
+        question = message_draft("user", prompt, images, "", "", None, None, None, "")
+        with self._write() as conn:
+            row = conn.execute(
+                _BATTLE + " WHERE b.id = ? AND b.owner = ?", (previous_id, check_owner(owner))
+            ).fetchone()
+            if row is None:
+                raise ConversationNotFoundError(BATTLE_NOT_FOUND)
+            previous = battle_from_row(row)
+            last = conn.execute(
+                "SELECT MAX(round) FROM battles WHERE thread = ?", (previous.thread,)
+            ).fetchone()[0]
+            for side in (previous.conversation_a, previous.conversation_b):
+                _insert_message(conn, side, question, now)
+            battle = Battle(
+                new_id(), owner, prompt, previous.model_a, previous.engine_a, previous.conversation_a,
+                previous.model_b, previous.engine_b, previous.conversation_b, previous.parameters, now,
+                mode=_check_mode(mode or previous.mode), round=int(last) + 1, thread=previous.thread,
+            )  # fmt: skip
+            _insert_battle(conn, battle)
+        return battle
 
     def get_battle(self, owner: str, battle_id: str) -> Battle:
         with self._read() as conn:
@@ -410,24 +449,84 @@ class HistoryStore:
         with self._read() as conn:
             return [battle_from_row(row) for row in conn.execute(sql, params)]
 
-    def record_vote(self, owner: str, battle_id: str, vote: Vote | str) -> None:
-        """This owner's vote on their battle: a, b, tie or both_bad; one vote per battle."""
+    def record_vote(
+        self,
+        owner: str,
+        battle_id: str,
+        vote: Vote | str,
+        *,
+        revealed: str = "",
+        daily_limit: int | None = None,
+    ) -> Battle:
+        """This owner's vote on their battle round: a, b, tie or both_bad; one vote per round.
+
+        `revealed`: the sides whose answer named their model (kept out of the ratings). `daily_limit`: the
+        most votes this owner may cast per UTC day (public mode). A blind battle's names are written into
+        its two conversations now (until the vote they carry none). Returns the battle as voted."""
         try:
             choice = Vote(vote)
         except ValueError:
             raise HistoryError(f"Unknown vote {vote!r}: vote a, b, tie or both_bad.") from None
+        if revealed not in ("", "a", "b", "ab"):
+            raise HistoryError(f"Unknown revealed sides {revealed!r}: use '', 'a', 'b' or 'ab'.")
         with self._write() as conn:
             row = conn.execute(
-                "SELECT 1 FROM battles WHERE id = ? AND owner = ?", (battle_id, check_owner(owner))
-            )
-            if row.fetchone() is None:
+                _BATTLE + " WHERE b.id = ? AND b.owner = ?", (battle_id, check_owner(owner))
+            ).fetchone()
+            if row is None:
                 raise ConversationNotFoundError(BATTLE_NOT_FOUND)
-            if conn.execute("SELECT 1 FROM votes WHERE battle_id = ?", (battle_id,)).fetchone():
-                raise HistoryError("This battle already has a vote: start a new battle to vote again.")
+            if row["vote"] is not None:
+                raise HistoryError("This round already has a vote: start a new round to vote again.")
+            if daily_limit is not None and _votes_since(conn, owner, _utc_midnight()) >= daily_limit:
+                raise HistoryError(
+                    f"You have cast today's {daily_limit} arena votes: come back tomorrow (UTC), or keep "
+                    "comparing without voting."
+                )
+            now = utc_now()
             conn.execute(
                 "INSERT INTO votes (id, battle_id, owner, vote, created_utc) VALUES (?, ?, ?, ?, ?)",
-                (new_id(), battle_id, owner, str(choice), utc_now()),
+                (new_id(), battle_id, owner, str(choice), now),
             )
+            conn.execute("UPDATE battles SET revealed = ? WHERE id = ?", (revealed, battle_id))
+            battle = battle_from_row(row)
+            if battle.mode == "blind":
+                for side, model, engine in (
+                    (battle.conversation_a, battle.model_a, battle.engine_a),
+                    (battle.conversation_b, battle.model_b, battle.engine_b),
+                ):
+                    conn.execute("UPDATE conversations SET model = ? WHERE id = ?", (model, side))
+                    conn.execute(
+                        "UPDATE messages SET model = ?, engine = ? "
+                        "WHERE conversation_id = ? AND role = 'assistant' AND model = ''",
+                        (model, engine, side),
+                    )
+        return replace(battle, vote=choice, voted_utc=now, revealed=revealed)
+
+    def votes_today(self, owner: str) -> int:
+        """How many votes this owner cast since midnight UTC (the public daily cap counts these)."""
+        with self._read() as conn:
+            return _votes_since(conn, check_owner(owner), _utc_midnight())
+
+    def battle_rounds(self, owner: str, thread: str) -> list[Battle]:
+        """The rounds of one battle of this owner, first to last."""
+        with self._read() as conn:
+            rows = conn.execute(
+                _BATTLE + " WHERE b.thread = ? AND b.owner = ? ORDER BY b.round", (thread, check_owner(owner))
+            ).fetchall()
+        if not rows:
+            raise ConversationNotFoundError(BATTLE_NOT_FOUND)
+        return [battle_from_row(row) for row in rows]
+
+    def list_rated_battles(self) -> list[RatedBattle]:
+        """Every owner's voted rounds, oldest vote first: sides, vote, mode and revealed flags only (no
+        owner, no prompt, no text). For the leaderboard, which rates from every visitor's votes."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT b.model_a, b.engine_a, b.model_b, b.engine_b, b.mode, b.revealed, v.vote, "
+                "v.created_utc AS voted_utc FROM battles b JOIN votes v ON v.battle_id = b.id "
+                "ORDER BY v.created_utc, v.id"
+            ).fetchall()
+        return [rated_from_row(row) for row in rows]
 
     # Images
 
@@ -546,6 +645,46 @@ def _insert_message(
     if touch:
         _touch(conn, conversation_id, now)
     return message_id
+
+
+def _insert_battle(conn: sqlite3.Connection, battle: Battle) -> None:
+    conn.execute(
+        "INSERT INTO battles (id, owner, prompt, model_a, engine_a, conversation_a, model_b, engine_b, "
+        "conversation_b, parameters_json, created_utc, mode, round, thread) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            battle.id,
+            battle.owner,
+            battle.prompt,
+            battle.model_a,
+            battle.engine_a,
+            battle.conversation_a,
+            battle.model_b,
+            battle.engine_b,
+            battle.conversation_b,
+            dump_json(battle.parameters),
+            battle.created_utc,
+            battle.mode,
+            battle.round,
+            battle.thread,
+        ),
+    )
+
+
+def _check_mode(mode: str) -> str:
+    if mode not in ("named", "blind"):
+        raise HistoryError(f"Unknown arena mode {mode!r}: use named or blind.")
+    return mode
+
+
+def _utc_midnight() -> str:
+    now = datetime.now(UTC)
+    return now.replace(hour=0, minute=0, second=0, microsecond=0).isoformat(timespec="microseconds")
+
+
+def _votes_since(conn: sqlite3.Connection, owner: str, since: str) -> int:
+    row = conn.execute("SELECT COUNT(*) FROM votes WHERE owner = ? AND created_utc >= ?", (owner, since))
+    return int(row.fetchone()[0])
 
 
 def _touch(conn: sqlite3.Connection, conversation_id: str, now: str) -> None:

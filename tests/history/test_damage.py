@@ -136,5 +136,5 @@ def test_the_history_cli_refuses_a_damaged_file_with_the_recovery_command(tmp_pa
     settings = Settings.from_env({"PLAYGROUND_DATA_DIR": str(tmp_path)})
     write_history(settings.history_path, new_browser_id())
     damage_a_middle_page(settings.history_path)
-    with pytest.raises(HistoryError, match=r"is damaged .*\.recover"):
+    with pytest.raises(HistoryError, match=r"(?s)is damaged .*\.recover"):
         _open(settings)

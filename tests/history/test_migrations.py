@@ -15,7 +15,7 @@ EXPECTED = {
     "message_images": ["message_id", "position", "ref"],
     "battles": [
         "id", "owner", "prompt", "model_a", "engine_a", "conversation_a", "model_b", "engine_b",
-        "conversation_b", "parameters_json", "created_utc",
+        "conversation_b", "parameters_json", "created_utc", "mode", "round", "thread", "revealed",
     ],
     "votes": ["id", "battle_id", "owner", "vote", "created_utc"],
     "_migrations": ["name", "applied_utc"],
@@ -33,7 +33,13 @@ def test_migrate_twice_is_idempotent() -> None:
     assert migrate(conn) == []
     assert columns(conn) == EXPECTED
     names = [r[0] for r in conn.execute("SELECT name FROM _migrations ORDER BY name")]
-    assert names == ["m001_conversations_messages", "m002_message_images", "m003_battles_votes"]
+    assert names == [
+        "m001_conversations_messages",
+        "m002_message_images",
+        "m003_battles_votes",
+        "m004_message_experts",
+        "m005_arena_rounds",
+    ]
 
 
 def test_migration_names_are_ordered_and_unique() -> None:
