@@ -188,8 +188,9 @@ class TransformersModel:
     def events(
         self, messages: Sequence[Message], options: GenerationOptions, cancel: threading.Event | None = None
     ) -> Iterator[str | ExpertRecord | Finish]:
-        """About one event per generated token (and, for an MoE model, its ExpertRecord), then the Finish. Setting `cancel` (from another thread)
-        ends generate() at the next token (its StoppingCriteria sees it); so does closing the generator."""
+        """About one event per generated token (and, for an MoE model, its ExpertRecord), then the Finish.
+        Setting `cancel` (from another thread) ends generate() at the next token (its StoppingCriteria sees
+        it); so does closing the generator."""
         prompt = self.render_prompt(messages)
         inputs = self._inputs(messages, prompt, options)
         prompt_len = int(inputs["input_ids"].shape[1])
