@@ -73,11 +73,11 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:  # type: i
 @pytest.fixture(scope="session")
 def app_url(ctx: AppContext) -> Iterator[str]:
     """The real app, launched once for the session on a free loopback port."""
-    from playground.ui.app import build_app
+    from playground.ui.app import LAUNCH_OPTIONS, build_app
 
     demo = build_app(ctx)
     demo.queue()
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1")
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", **LAUNCH_OPTIONS)
     yield url
     demo.close()
 

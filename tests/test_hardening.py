@@ -83,6 +83,21 @@ def test_a_lone_surrogate_through_the_api_gets_an_answer(app_url: str) -> None:
     assert isinstance(final[0], str) and final[0].strip()
 
 
+def test_a_call_missing_arguments_answers_a_message(app_url: str) -> None:
+    """A raw call with fewer inputs than /chat takes: Gradio refuses it before our handler, with words."""
+    body = json.dumps({"data": []}).encode()
+    request = urllib.request.Request(
+        app_url + "gradio_api/call/chat", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request) as response:
+        event = json.load(response)["event_id"]
+    with urllib.request.urlopen(f"{app_url}gradio_api/call/chat/{event}") as response:
+        stream = response.read().decode()
+    assert "event: error" in stream, stream
+    message = stream.rsplit("data:", 1)[1].strip()
+    assert message not in ("null", "", '""'), "an error with no message"
+
+
 def test_every_catalog_model_says_where_its_sampling_comes_from() -> None:
     published = [e for e in load_catalog() if any("repo" in s or "embedded" in s for s in e.sources.values())]
     assert len(published) >= 10

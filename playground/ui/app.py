@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import gradio as gr
 
@@ -63,6 +64,14 @@ def build_app(ctx: AppContext, key: IdentityKey | None = None) -> gr.Blocks:
     return demo
 
 
+LAUNCH_OPTIONS: dict[str, Any] = {
+    "theme": gr.themes.Soft(),
+    "css": CSS,
+    "footer_links": ["api", "gradio"],
+    "show_error": True,  # an API call with a missing argument gets Gradio's message, not an empty error
+}
+
+
 def launch(
     settings: Settings, *, host: str | None = None, port: int | None = None, share: bool = False
 ) -> None:
@@ -78,10 +87,7 @@ def launch(
             server_name=host or settings.server_name,
             server_port=port or settings.server_port,
             share=share,
-            theme=gr.themes.Soft(),
-            css=CSS,
-            footer_links=["api", "gradio"],
-            show_error=True,  # an API call with a missing argument gets Gradio's message, not an empty error
+            **LAUNCH_OPTIONS,
         )
     finally:
         ctx.close()
