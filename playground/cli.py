@@ -1,4 +1,4 @@
-"""The command line: `python -m playground models|chat|convert|download|local|prepare|serve`."""
+"""The command line: `python -m playground models|chat|compare|convert|download|local|prepare|serve`."""
 
 from __future__ import annotations
 
@@ -154,6 +154,39 @@ def _metrics_json(metrics: Metrics) -> dict[str, object]:
     return {k: data[k] for k in keys} | {"estimated": metrics.estimated}
 
 
+def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
+    """Every prompt through both models, one after the other; a table, or JSON lines with --json."""
+    from .arena.batch import compare, format_table, json_lines
+    from .arena.library import ArenaPrompt, load_arena_prompts, read_prompt_file
+
+    if len(args.model) != 2:
+        raise ConfigError(f"compare takes two models (-m A -m B), got {len(args.model)}.")
+    if args.prompts:
+        prompts = read_prompt_file(Path(args.prompts))
+    elif args.prompt:
+        prompts = [ArenaPrompt(p) for p in args.prompt]
+    else:
+        library = load_arena_prompts()
+        if args.category not in library:
+            raise ConfigError(f"Unknown prompt category {args.category!r}; categories: {', '.join(library)}.")
+        prompts = list(library[args.category].prompts)
+    options = GenerationOptions.parse(
+        temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=args.seed
+    )
+    ctx = _context(settings)
+    try:
+        rows = []
+        for row in compare(ctx.chat, args.model, prompts, options, system=args.system or ""):
+            rows.append(row)
+            if args.json:
+                print(json_lines([row]), flush=True)
+        if not args.json:
+            print(format_table(rows))
+    finally:
+        ctx.close()
+    return 1 if any(row.error for row in rows) else 0
+
+
 def _progress(fraction: float, message: str) -> None:
     print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
 
@@ -243,6 +276,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chat.add_argument("--num-crops", type=int, help="Phi-3/3.5-vision with transformers: crops per image")
     chat.set_defaults(handler=cmd_chat)
+
+    compare = sub.add_parser("compare", help="run prompts through two models and compare answers and metrics")
+    compare.add_argument(
+        "prompt", nargs="*", type=text_arg, help="prompts (default: --prompts or --category)"
+    )
+    compare.add_argument(
+        "-m", "--model", type=model_ref, action="append", required=True, help="a model (twice: -m A -m B)"
+    )
+    compare.add_argument(
+        "--prompts", metavar="FILE", help="a prompt file: .toml (prompts/arena), .jsonl or text"
+    )
+    compare.add_argument(
+        "--category", default="01-phi3-vs-phi35-bilingual", help="a prompts/arena set when no prompt is given"
+    )
+    compare.add_argument("--system", type=text_arg)
+    compare.add_argument("--temperature", type=float)
+    compare.add_argument("--max-new-tokens", type=int)
+    compare.add_argument("--seed", type=int)
+    compare.add_argument("--json", action="store_true", help="one JSON object a line per answer")
+    compare.set_defaults(handler=cmd_compare)
 
     convert = sub.add_parser("convert", help="convert a HF folder or GGUF file to ONNX Runtime GenAI")
     convert.add_argument("src")

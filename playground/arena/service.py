@@ -1,0 +1,332 @@
+"""Battles: one prompt to two sides, each answer recorded in its own conversation, then one vote a round.
+
+A tab calls `start` (or `next_round`, `regenerate`), pumps `Round.streams()` (two independent chunk
+iterators: the page folds them into one update per tick; closing one stops that side only), reads
+`view(round)` (already anonymised in a blind round) and calls `vote`. The CLI and the tests call `run`,
+which drives both streams at once in two threads. Everything needed to repeat a call is stored: the
+prompt and images (the conversations), the models and engines (the battle row), each side's system prompt
+and parameters as asked (the battle's parameters) and as sent (each answer's parameters: sampling
+defaults and window trimming applied, the seed included), the metrics and finish reason (each answer),
+the vote and the times.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..chat import ChatService, Prepared
+from ..errors import ConfigError, HistoryError, PlaygroundError
+from ..history import Battle, HistoryStore, StoredMessage, Vote
+from ..registry import LOCAL_ENGINES
+from ..types import Chunk, FinishReason, Message, Metrics, ModelSpec
+from .anonymise import RoundView, SideView, anonymise, revealed_sides
+from .pairing import SIDES, Pair, Side
+from .ratings import Leaderboard, leaderboard
+
+if TYPE_CHECKING:
+    from ..context import AppContext
+
+DEFAULT_PUBLIC_DAILY_VOTES = 200
+
+
+@dataclass
+class SideRun:
+    """One side of one round: how it was asked, and (as it streams) what came back."""
+
+    name: str
+    side: Side
+    spec: ModelSpec
+    conversation: str
+    prepared: Prepared | None = None
+    error: str = ""
+    text: str = ""
+    metrics: Metrics | None = None
+    finish_reason: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.finish_reason is not None
+
+
+@dataclass
+class Round:
+    battle: Battle
+    runs: dict[str, SideRun] = field(default_factory=dict)
+
+    @property
+    def specs(self) -> dict[str, ModelSpec]:
+        return {name: run.spec for name, run in self.runs.items()}
+
+
+class ArenaService:
+    """Runs, records and rates battles; knows nothing about Gradio."""
+
+    def __init__(
+        self,
+        chat: ChatService,
+        store: HistoryStore,
+        *,
+        daily_votes: int | None = None,
+        engine_processes: bool = True,
+    ) -> None:
+        self.chat = chat
+        self.store = store
+        self.daily_votes = daily_votes
+        self.engine_processes = engine_processes
+
+    @classmethod
+    def from_context(cls, ctx: AppContext) -> ArenaService:
+        """The arena of a running playground: in public mode each visitor may cast
+        PLAYGROUND_ARENA_DAILY_VOTES votes a day (default 200); elsewhere there is no cap."""
+        raw = ctx.settings.env.get("PLAYGROUND_ARENA_DAILY_VOTES", "").strip()
+        if raw and not (raw.isdigit() and 0 < int(raw) <= 1_000_000):
+            raise ConfigError(
+                f"PLAYGROUND_ARENA_DAILY_VOTES must be a whole number from 1 to 1000000, got {raw[:60]!r}"
+            )
+        cap = int(raw) if raw else DEFAULT_PUBLIC_DAILY_VOTES
+        return cls(
+            ctx.chat,
+            ctx.history,
+            daily_votes=cap if ctx.settings.public else None,
+            engine_processes=ctx.settings.engine_processes,
+        )
+
+    # Rounds
+
+    def start(self, owner: str, pair: Pair, prompt: str, *, images: Sequence[str | Path] = ()) -> Round:
+        """A new battle: both sides resolved (an unknown or unready model is refused here, before anything
+        is written), the prompt recorded in both conversations, both answers prepared."""
+        if not prompt.strip():
+            raise HistoryError("Type a prompt for both models first.")
+        specs = {
+            "a": self.chat.resolve(pair.a.model, pair.a.provider),
+            "b": self.chat.resolve(pair.b.model, pair.b.provider),
+        }
+        refs = [self.store.store_image_file(path) for path in images]
+        battle = self.store.create_battle(
+            owner,
+            prompt,
+            specs["a"].id,
+            specs["b"].id,
+            engine_a=specs["a"].provider,
+            engine_b=specs["b"].provider,
+            parameters={"a": pair.a.to_dict(), "b": pair.b.to_dict(), "preset": pair.preset},
+            images=refs,
+            mode=pair.mode,
+        )
+        return self._prepare(owner, battle, specs)
+
+    def next_round(
+        self, owner: str, battle_id: str, prompt: str, *, images: Sequence[str | Path] = ()
+    ) -> Round:
+        """Another prompt in the same battle (multi-turn): both sides see their own conversation so far.
+        A blind battle stays blind until its first vote; after it, the names are known."""
+        if not prompt.strip():
+            raise HistoryError("Type a prompt for both models first.")
+        previous = self.store.get_battle(owner, battle_id)
+        rounds = self.store.battle_rounds(owner, previous.thread)
+        mode = "blind" if previous.mode == "blind" and all(r.vote is None for r in rounds) else "named"
+        refs = [self.store.store_image_file(path) for path in images]
+        battle = self.store.add_round(owner, rounds[-1].id, prompt, images=refs, mode=mode)
+        return self._prepare(owner, battle, self.specs(battle))
+
+    def regenerate(self, owner: str, battle_id: str) -> Round:
+        """Ask the latest round again (its answers are dropped); refused once it has a vote."""
+        battle = self.store.get_battle(owner, battle_id)
+        latest = self.store.battle_rounds(owner, battle.thread)[-1]
+        if latest.id != battle.id:
+            raise HistoryError("Only the latest round can be asked again: start a new round instead.")
+        if battle.vote is not None:
+            raise HistoryError("This round has a vote already: start a new round to ask again.")
+        for conversation in (battle.conversation_a, battle.conversation_b):
+            questions = [
+                m for m in self.store.get_conversation(owner, conversation).messages if m.role == "user"
+            ]
+            self.store.edit_last_question(owner, conversation, questions[-1].text)
+        return self._prepare(owner, battle, self.specs(battle))
+
+    def specs(self, battle: Battle) -> dict[str, ModelSpec]:
+        return {
+            "a": self.chat.registry.resolve(battle.model_a),
+            "b": self.chat.registry.resolve(battle.model_b),
+        }
+
+    def _prepare(self, owner: str, battle: Battle, specs: Mapping[str, ModelSpec]) -> Round:
+        round_ = Round(battle)
+        conversations = {"a": battle.conversation_a, "b": battle.conversation_b}
+        for name in SIDES:
+            side = Side.from_dict(battle.parameters[name])  # type: ignore[arg-type]
+            run = SideRun(name, side, specs[name], conversations[name])
+            messages = [Message("system", side.system)] if side.system else []
+            messages += self.store.chat_messages(owner, run.conversation)
+            try:
+                run.prepared = self.chat.prepare(run.spec.id, messages, side.options)
+            except PlaygroundError as exc:
+                run.error = str(exc)
+            round_.runs[name] = run
+        return round_
+
+    def streams(self, owner: str, round_: Round) -> dict[str, Iterator[Chunk]]:
+        """Each side's answer as chunks, recorded as it streams. A side's error ends its stream (the
+        message is in `view`), never the other side's; closing a stream (Stop) stops that side only."""
+        return {name: self._stream(owner, round_, run) for name, run in round_.runs.items()}
+
+    def _stream(self, owner: str, round_: Round, run: SideRun) -> Iterator[Chunk]:
+        blind = round_.battle.mode == "blind"
+        model, engine = ("", "") if blind else (run.spec.id, run.spec.provider)
+        if run.prepared is None:
+            self.store.add_message(
+                owner, run.conversation, "assistant", "", model=model, engine=engine,
+                metrics={"finish_reason": "error", "error": run.error}, finish_reason="error",
+            )  # fmt: skip
+            run.finish_reason = "error"
+            return
+        sent = run.prepared.options.model_dump(mode="json") | {"system": run.side.system}
+        recorder = self.store.start_answer(
+            owner, run.conversation, model=model, engine=engine, parameters=sent
+        )
+        try:
+            for chunk in self.chat.stream(run.prepared):
+                run.text += chunk.text
+                recorder.update(run.text)
+                if chunk.metrics is not None:
+                    run.metrics = chunk.metrics
+                    recorder.finish(chunk.metrics, text=run.text)
+                yield chunk
+            run.finish_reason = str(run.metrics.finish_reason if run.metrics else FinishReason.STOP)
+        except PlaygroundError as exc:
+            run.error, run.finish_reason = str(exc), "error"
+            recorder.fail({"finish_reason": "error", "error": run.error})
+        finally:
+            if run.finish_reason is None:
+                run.finish_reason = "cancelled"
+            recorder.close()
+
+    def run(self, owner: str, round_: Round) -> RoundView:
+        """Both answers to the end, at once (one after the other where two seeded local answers would
+        share one process's random generator); the round's view."""
+        streams = self.streams(owner, round_)
+        if self.serialise(round_):
+            for stream in streams.values():
+                _drain(stream)
+        else:
+            threads = [threading.Thread(target=_drain, args=(s,), daemon=True) for s in streams.values()]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        return self.view(round_)
+
+    def serialise(self, round_: Round) -> bool:
+        """Whether the two sides must run one after the other: both seeded, both local engines in this
+        process (torch.manual_seed is global to a process; separate workers have separate generators)."""
+        runs = list(round_.runs.values())
+        return (
+            not self.engine_processes
+            and all(r.spec.provider in LOCAL_ENGINES for r in runs)
+            and all(r.side.options.seed is not None for r in runs)
+        )
+
+    # What a visitor sees
+
+    def view(self, round_: Round) -> RoundView:
+        """The round as it stands (mid-stream too), anonymised when blind and not yet voted."""
+        battle = round_.battle
+        sides = {name: _side_view(run) for name, run in round_.runs.items()}
+        view = RoundView(
+            battle.id, battle.thread, battle.round, battle.mode, battle.prompt, sides["a"], sides["b"],
+            None if battle.vote is None else str(battle.vote),
+        )  # fmt: skip
+        return anonymise(view, round_.specs)
+
+    def load(self, owner: str, battle_id: str) -> RoundView:
+        """A stored round, as `view` shows it (after a reload, or in the History tab)."""
+        battle = self.store.get_battle(owner, battle_id)
+        specs = self.specs(battle)
+        sides = {}
+        for name, conversation in (("a", battle.conversation_a), ("b", battle.conversation_b)):
+            answer = _answer_of_round(self.store.get_conversation(owner, conversation).messages, battle.round)
+            spec = specs[name]
+            metrics = dict(answer.metrics) if answer and answer.metrics else None
+            error = str(metrics.pop("error", "")) if metrics else ""
+            sides[name] = SideView(
+                label=spec.id, model=spec.id, engine=spec.engine_label, text=answer.text if answer else "",
+                metrics=metrics, error=error, window=spec.context_window,
+                finish_reason=None if answer is None or answer.finish_reason is None else str(answer.finish_reason),
+            )  # fmt: skip
+        view = RoundView(
+            battle.id, battle.thread, battle.round, battle.mode, battle.prompt, sides["a"], sides["b"],
+            None if battle.vote is None else str(battle.vote),
+        )  # fmt: skip
+        return anonymise(view, specs)
+
+    def hidden_conversations(self, owner: str) -> dict[str, str]:
+        """This owner's arena conversations whose names are still hidden (a blind battle not yet voted):
+        conversation id -> "Model A"/"Model B", for `anonymise_summaries` in a history listing."""
+        hidden: dict[str, str] = {}
+        for battle in self.store.list_battles(owner, limit=None):
+            if battle.mode == "blind" and battle.vote is None:
+                hidden[battle.conversation_a], hidden[battle.conversation_b] = "Model A", "Model B"
+        return hidden
+
+    # Votes and ratings
+
+    def vote(self, owner: str, battle_id: str, vote: Vote | str) -> RoundView:
+        """One vote on a finished round (a, b, tie, both_bad), within the daily cap in public mode; the
+        round's view with the names shown. A blind answer that names a model is flagged (not rated)."""
+        battle = self.store.get_battle(owner, battle_id)
+        texts: dict[str, str] = {}
+        for name, conversation in (("a", battle.conversation_a), ("b", battle.conversation_b)):
+            answer = _answer_of_round(self.store.get_conversation(owner, conversation).messages, battle.round)
+            if answer is None or answer.finish_reason is None:
+                raise HistoryError("Both answers must finish before the vote: wait, or press Stop.")
+            texts[name] = answer.text
+        revealed = revealed_sides(texts, self.specs(battle)) if battle.mode == "blind" else ""
+        self.store.record_vote(owner, battle_id, vote, revealed=revealed, daily_limit=self.daily_votes)
+        return self.load(owner, battle_id)
+
+    def votes_left(self, owner: str) -> int | None:
+        """Votes this visitor may still cast today (None: no cap)."""
+        if self.daily_votes is None:
+            return None
+        return max(0, self.daily_votes - self.store.votes_today(owner))
+
+    def leaderboard(self, *, rounds: int = 200, seed: int = 0) -> Leaderboard:
+        """Ratings from every visitor's votes (blind answers that named their model left out)."""
+        return leaderboard(self.store.list_rated_battles(), rounds=rounds, seed=seed)
+
+
+def _drain(stream: Iterator[Chunk]) -> None:
+    for _ in stream:
+        pass
+
+
+def _side_view(run: SideRun) -> SideView:
+    prepared = run.prepared
+    return SideView(
+        label=run.spec.id,
+        model=run.spec.id,
+        engine=run.spec.engine_label,
+        text=run.text,
+        metrics=None if run.metrics is None else run.metrics.to_dict(),
+        notice=prepared.notice if prepared else "",
+        error=run.error,
+        window=run.spec.context_window,
+        finish_reason=run.finish_reason,
+    )
+
+
+def _answer_of_round(messages: Sequence[StoredMessage], round_number: int) -> StoredMessage | None:
+    """The assistant message answering the round's question (the n-th user message)."""
+    seen = 0
+    for i, message in enumerate(messages):
+        if message.role == "user":
+            seen += 1
+            if seen == round_number:
+                following = messages[i + 1] if i + 1 < len(messages) else None
+                return following if following is not None and following.role == "assistant" else None
+    return None
