@@ -52,14 +52,14 @@ def test_nvidia_phi_vision_gets_a_checked_image_inline_within_its_limit(
     """Through the chat service: validated, scaled to 2048, then shrunk to fit NVIDIA's inline limit."""
     big = _noisy(tmp_path / "scan.jpg", (2400, 600))  # PNG bytes under a .jpg name
     assert big.stat().st_size * 4 // 3 > INLINE_LIMIT
-    cloud = provider("nvidia", NVIDIA_BASE_URL=fake.url("nvidia"), NVIDIA_API_KEY=KEY)
+    cloud = provider("nvidia", NVIDIA_BASE_URL=fake.url("nvidia~vision"), NVIDIA_API_KEY=KEY)
     chat = ChatService(Registry([cloud]))
     prepared = chat.prepare(
         "phi-3.5-vision@nvidia", [Message("user", "Read it.", images=(str(big),))], GREEDY
     )
     text, _ = collect(chat.stream(prepared))
     assert text
-    body = [r for r in fake.requests("nvidia") if r.method == "POST"][-1].body
+    body = [r for r in fake.requests("nvidia~vision") if r.method == "POST"][-1].body
     content = body["messages"][0]["content"]
     assert isinstance(content, str) and content.startswith('Read it. <img src="data:image/')
     (src,) = re.findall(r'<img src="([^"]+)" />', content)
