@@ -7,6 +7,7 @@ import random
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -281,3 +282,54 @@ def test_an_export_reproduces_each_side_and_reads_back(ctx: AppContext, arena: A
     assert answers["b"]["text"].splitlines()[0] in markdown
     with pytest.raises(PlaygroundError, match="not a battle export"):
         read_json('{"format": "other"}')
+
+
+def test_images_are_kept_with_the_battle_and_a_text_only_side_refuses_them(
+    ctx: AppContext, arena: ArenaService, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    picture = tmp_path / "red.png"
+    Image.new("RGB", (8, 8), "red").save(picture)
+    owner = new_browser_id()
+    round_ = arena.start(
+        owner,
+        blind_pair(Side(ONNX, options=GREEDY), Side(HF, options=GREEDY)),
+        "What is this?",
+        images=[picture],
+    )
+    view = arena.run(owner, round_)
+    assert "does not take images" in round_.runs["a"].error  # the service's own words name the model...
+    assert (
+        view.a.error and "SmolLM" not in view.a.error and "ONNX" not in view.a.error
+    )  # ...the page's do not
+    for conversation in (round_.battle.conversation_a, round_.battle.conversation_b):
+        question, answer = ctx.history.get_conversation(owner, conversation).messages
+        assert len(question.images) == 1 and answer.finish_reason == "error"
+    arena.vote(owner, round_.battle.id, "both_bad")
+    data = export_battle(ctx.history, ctx.registry, owner, round_.battle.id)
+    assert data["rounds"][0]["answers"]["a"]["images"] == list(question.images)
+    assert data["rounds"][0]["answers"]["a"]["metrics"]["error"].startswith("SmolLM2-135M-Instruct")
+    assert data["rounds"][0]["answers"]["a"]["code"]["code"].startswith("No code for this call")
+
+
+def test_the_daily_cap_applies_in_public_mode_only(ctx: AppContext, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from playground.errors import ConfigError
+    from tests.support import make_settings
+
+    public = replace(
+        ctx, settings=make_settings(tmp_path, PLAYGROUND_PUBLIC="1", PLAYGROUND_ARENA_DAILY_VOTES="3")
+    )
+    assert ArenaService.from_context(public).daily_votes == 3
+    assert (
+        ArenaService.from_context(
+            replace(ctx, settings=make_settings(tmp_path, PLAYGROUND_PUBLIC="1"))
+        ).daily_votes
+        == 200
+    )
+    assert ArenaService.from_context(ctx).daily_votes is None
+    wrong = replace(ctx, settings=make_settings(tmp_path, PLAYGROUND_ARENA_DAILY_VOTES="lots"))
+    with pytest.raises(ConfigError, match="PLAYGROUND_ARENA_DAILY_VOTES must be a whole number"):
+        ArenaService.from_context(wrong)

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..codegen import snippet
-from ..errors import HistoryError, ImportFormatError
+from ..errors import HistoryError, ImportFormatError, PlaygroundError
 from ..history import HistoryStore, StoredMessage
 from ..options import GenerationOptions
 from ..registry import Registry
@@ -105,7 +105,12 @@ def _answer(
     sent = dict(answer.parameters) if answer else {}
     sent.pop("system", None)
     options = GenerationOptions.parse(**sent) if sent else GenerationOptions()
-    language, code = snippet(spec, history, options)
+    try:
+        language, code = snippet(spec, history, options)
+    except (
+        PlaygroundError
+    ) as exc:  # a call the engine refused (images to a text-only model): no code repeats it
+        language, code = "text", f"No code for this call: {exc}"
     return {
         "text": answer.text if answer else "",
         "finish_reason": None
