@@ -14,6 +14,7 @@ from ..local.store import hub_dir
 
 log = logging.getLogger(__name__)
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
+IMAGE_TOKENS_ESTIMATE = 768  # per image, when the server reports no usage (as chat.IMAGE_TOKENS_ESTIMATE)
 
 
 def tokenizer_folder(spec: ModelSpec, models_dir: Path) -> Path | None:
@@ -52,11 +53,12 @@ class TokenCounter:
         tokenizer = self._load()
         if tokenizer is None:
             return None
-        chat = [m.to_dict() for m in messages]
+        chat = [{"role": m.role, "content": m.content} for m in messages]  # the text; images below
+        images = IMAGE_TOKENS_ESTIMATE * sum(len(m.images) for m in messages)
         if getattr(tokenizer, "chat_template", None):
             ids = tokenizer.apply_chat_template(chat, tokenize=True, add_generation_prompt=True)
-            return len(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
-        return sum(self.count(m.content) or 0 for m in messages)
+            return images + len(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+        return images + sum(self.count(m.content) or 0 for m in messages)
 
     def _load(self) -> Any:
         with self._lock:
