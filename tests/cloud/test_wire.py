@@ -126,6 +126,7 @@ def test_images_go_as_openai_content_parts(provider: Build, fake: FakeServer, tm
 def test_nvidia_discovery_keeps_phi_models_and_maps_them_to_the_catalog(
     provider: Build, fake: FakeServer
 ) -> None:
+    before = len(fake.requests("nvidia"))  # other tests use this scenario too
     cloud = provider("nvidia", NVIDIA_BASE_URL=fake.url("nvidia"), NVIDIA_API_KEY=KEY)
     ids = {s.id for s in cloud.specs()}
     assert {
@@ -140,7 +141,7 @@ def test_nvidia_discovery_keeps_phi_models_and_maps_them_to_the_catalog(
     gone = next(s for s in cloud.specs() if s.id == "phi-3.5-moe@nvidia")
     assert cloud.availability(gone).reason == "NVIDIA NIM does not list microsoft/phi-3.5-moe-instruct now"
     assert cloud.availability(vision).available
-    listed = [r for r in fake.requests("nvidia") if r.method == "GET"]
+    listed = [r for r in fake.requests("nvidia")[before:] if r.method == "GET"]
     assert len(listed) == 1 and listed[0].headers["authorization"] == f"Bearer {KEY}", "listed once, cached"
 
 
