@@ -217,14 +217,19 @@ def cmd_download(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_local(args: argparse.Namespace, settings: Settings) -> int:
-    from .providers.local.store import delete_local, human_size, list_local
+    from .models_service import ModelManager, human_size
 
-    if args.delete:
-        removed = delete_local(settings.models_dir, args.delete)
-        print(f"deleted {removed.name} ({human_size(removed.size_bytes)})")
-        return 0
-    for model in list_local(settings.models_dir):
-        print(f"{model.name:<60} {model.kind:<10} {human_size(model.size_bytes):>10}  {model.path}")
+    ctx = _context(settings)
+    try:
+        manager = ModelManager(ctx)  # the public-mode check and the unload of a loaded copy, as in the UI
+        if args.delete:
+            removed = manager.delete(args.delete)
+            print(f"deleted {removed.name} ({human_size(removed.size_bytes)})")
+            return 0
+        for model in manager.local():
+            print(f"{model.name:<60} {model.kind:<10} {human_size(model.size_bytes):>10}  {model.path}")
+    finally:
+        ctx.close()
     return 0
 
 

@@ -6,7 +6,7 @@ It joins the chat service and the history store; it knows nothing about Gradio.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from .chat import ChatService, Prepared
 from .errors import HistoryError
@@ -35,15 +35,20 @@ class ConversationService:
         *,
         tab: str = "instruct",
         edit: bool = False,
+        images: Sequence[str] | None = None,
     ) -> str:
-        """Write the question (or replace the last one, dropping what followed); the conversation id."""
+        """Write the question (or replace the last one, dropping what followed); the conversation id.
+
+        `images`: the question's image files, stored with it (on an edit they replace the question's
+        images; None keeps them)."""
+        refs = None if images is None else [self.store.store_image_file(path) for path in images]
         if conversation_id is None:
             title = " ".join(question.split())[:TITLE_LENGTH] or "New conversation"
             conversation_id = self.store.create_conversation(owner, tab, title, model_id).id
         if edit:
-            self.store.edit_last_question(owner, conversation_id, question)
+            self.store.edit_last_question(owner, conversation_id, question, images=refs)
         else:
-            self.store.add_message(owner, conversation_id, "user", question)
+            self.store.add_message(owner, conversation_id, "user", question, images=refs or ())
         return conversation_id
 
     def forget_last_answer(self, owner: str, conversation_id: str) -> None:

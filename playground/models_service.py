@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .context import AppContext
 
 Progress = Callable[[float, str], None]
+human_size = store.human_size  # sizes as the Models tab and the CLI show them
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,19 @@ class ModelManager:
         return store.download(
             self.models_dir, repo, subfolder=subfolder, token=self.ctx.settings.hf_token, progress=progress
         )
+
+    def convert(self, src: str, name: str, progress: Progress | None = None) -> Path:
+        """Convert a local Hugging Face folder or GGUF file to ONNX Runtime GenAI int4, as
+        `<models>/converted/<name>`; refused on a public deployment and for a name that is not a plain
+        folder name."""
+        if self.ctx.settings.public:
+            raise PlaygroundError("Converting local files is turned off on this public deployment.")
+        src, name = src.strip(), name.strip()
+        if not src or not name or "/" in name or "\\" in name or name.startswith("."):
+            raise PlaygroundError("Give a source path and a plain folder name for the result.")
+        from .providers.local.convert import convert_to_onnx  # the builder's imports are heavy
+
+        return convert_to_onnx(Path(src), self.models_dir / "converted" / name, progress=progress)
 
     def local(self) -> list[store.LocalModel]:
         return store.list_local(self.models_dir)

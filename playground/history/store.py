@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import ConversationNotFoundError, HistoryError, map_errors
 from ..types import FinishReason, Message, Metrics
-from .images import ImageFolder, is_image_ref
+from .images import ImageFolder, check_image_ref, is_image_ref
 from .integrity import DamagedDatabase
 from .migrations import migrate
 from .recorder import AnswerRecorder
@@ -293,8 +293,12 @@ class HistoryStore:
                 "UPDATE messages SET experts_json = ? WHERE id = ?", (dump_json(dict(experts)), message_id)
             )
 
-    def edit_last_question(self, owner: str, conversation_id: str, text: str) -> str:
-        """Change the last user message and drop everything after it (to resend it); its id."""
+    def edit_last_question(
+        self, owner: str, conversation_id: str, text: str, *, images: Sequence[str] | None = None
+    ) -> str:
+        """Change the last user message and drop everything after it (to resend it); its id.
+
+        `images` (references from store_image) replace the question's images; None keeps them."""
         with self._write() as conn:
             _check_conversation(conn, owner, conversation_id)
             row = conn.execute(
@@ -310,6 +314,13 @@ class HistoryStore:
             )
             now = utc_now()
             conn.execute("UPDATE messages SET text = ?, updated_utc = ? WHERE id = ?", (text, now, row["id"]))
+            if images is not None:
+                refs |= _refs_of(conn, "m.id = ?", (row["id"],))
+                conn.execute("DELETE FROM message_images WHERE message_id = ?", (row["id"],))
+                conn.executemany(
+                    "INSERT INTO message_images (message_id, position, ref) VALUES (?, ?, ?)",
+                    [(row["id"], i, check_image_ref(ref)) for i, ref in enumerate(images)],
+                )
             _touch(conn, conversation_id, now)
         self._prune(refs)
         return str(row["id"])

@@ -10,10 +10,13 @@ import gradio as gr
 from ..context import AppContext
 from ..history import BROWSER_STATE_KEY, BROWSER_STORAGE_SECRET, IdentityKey
 from ..settings import Settings
+from ..vision_examples import IMAGES_DIR
 from .history_tab import HistoryTab, VisitorIdentity
 from .instruct import InstructTab
 from .models_tab import build as build_models_tab
+from .moe_tab import MoeTab
 from .providers_tab import ProvidersTab
+from .vision_tab import VisionTab
 
 TITLE = "SLM Playground"
 INTRO = (
@@ -22,7 +25,12 @@ INTRO = (
     "time to first token and decode speed."
 )
 CSS = """
-#instruct-meter, #instruct-notice { font-size: 0.9em; }
+.chat-notice { font-size: 0.9em; }
+#moe-map table { border-collapse: collapse; font-size: 11px; line-height: 1.1; }
+#moe-map th, #moe-map td { border: 1px solid #fff; padding: 1px 4px; text-align: center; white-space: nowrap; }
+#moe-map td.moe-cell { color: #111; min-width: 2.2em; cursor: default; }
+#moe-map th.moe-token { text-align: left; font-family: monospace; font-weight: normal; }
+#moe-map .moe-map { max-height: 420px; overflow: auto; }
 """
 BROWSER_COPY_KEY = "slm-playground-history-copy"
 
@@ -47,17 +55,22 @@ def build_app(ctx: AppContext, key: IdentityKey | None = None) -> gr.Blocks:
         with gr.Tabs() as tabs:
             with gr.Tab("Instruct", id="instruct"):
                 instruct = InstructTab(ctx).build(owner)
+            with gr.Tab("Vision", id="vision"):
+                vision = VisionTab(ctx).build(owner)
+            with gr.Tab("MoE", id="moe"):
+                moe = MoeTab(ctx).build(owner)
+            regions = [instruct, vision, moe]
             with gr.Tab("History", id="history"):
-                history.build(owner, instruct, tabs)
+                history.build(owner, regions, tabs)
             with gr.Tab("Models", id="models"):
                 build_models_tab(ctx)
             with gr.Tab("Providers", id="providers"):
-                ProvidersTab(ctx).build(instruct.model)
+                ProvidersTab(ctx).build(regions)
         loaded = demo.load(identity.load, browser_id, [browser_id, owner, replaced], api_visibility="private")
         if settings.browser_history:
             copy = gr.BrowserState(None, storage_key=BROWSER_COPY_KEY, secret=BROWSER_STORAGE_SECRET)
             loaded.then(history.on_load, [owner, replaced, copy], history.notice, api_visibility="private")
-            for event in instruct.answered:
+            for event in (event for region in regions for event in region.answered):
                 event.then(history.browser_copy, owner, copy, api_visibility="private")
         else:
             loaded.then(history.on_load, [owner, replaced], history.notice, api_visibility="private")
@@ -69,6 +82,7 @@ LAUNCH_OPTIONS: dict[str, Any] = {
     "css": CSS,
     "footer_links": ["api", "gradio"],
     "show_error": True,  # an API call with a missing argument gets Gradio's message, not an empty error
+    "allowed_paths": [str(IMAGES_DIR)],  # the Vision tab's sample images (drawn by the project)
 }
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +16,25 @@ from ..errors import InvalidIdentityError, PlaygroundError
 from ..history import IdentityKey, check_owner_id, resolve_owner
 from ..history.export import export_json, export_markdown, import_json
 from ..types import ENGINE_LABELS
-from .instruct import InstructUI
-from .render import Turn, safe_export, to_chatbot
+from .chat_region import RegionUI
+from .render import Turn, safe_export, safe_markdown, to_chatbot
 
 log = logging.getLogger(__name__)
 HEADERS = ["Title", "Model", "Updated (UTC)", "Messages"]
 BROWSER_COPY_LIMIT = 30  # conversations kept in the browser's copy (localStorage holds a few MB)
+
+
+SHOWN_IMAGES = Path(tempfile.gettempdir()) / "slm-playground-shown"
+
+
+def shown_image(path: Path) -> str:
+    """A stored image copied where the page may be sent it (Gradio serves files from the system's temp
+    folder, not from the data folder); the copy is named by the content hash, like the original."""
+    target = SHOWN_IMAGES / path.name
+    if not target.is_file() and path.is_file():
+        SHOWN_IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    return str(target if target.is_file() else path)
 
 
 class VisitorIdentity:
@@ -89,7 +104,8 @@ class HistoryTab:
             return None, f"⚠ {exc}"
 
     def open(self, selected: str | None, owner_value: Any) -> tuple[Any, ...]:
-        """Continue a past conversation in the Instruct tab."""
+        """Continue a past conversation in the tab it came from (Instruct, Vision or MoE), with its images
+        and its expert map; the other tabs are left as they are. A tab this page lacks opens in the first."""
         if not selected:
             raise user_error("Pick a conversation in the list first.")
         try:
@@ -97,17 +113,23 @@ class HistoryTab:
         except PlaygroundError as exc:
             raise user_error(exc) from None
         turns = [self._turn(m) for m in conversation.messages]
-        return (
-            turns,
-            selected,
-            to_chatbot(turns),
-            "",
-            f"ℹ Continuing “{conversation.title}”.",
-            gr.Tabs(selected="instruct"),
-        )
+        tabs = [region.tab for region in self.regions]
+        target = conversation.summary.tab if conversation.summary.tab in tabs else tabs[0]
+        outputs: list[Any] = []
+        for region in self.regions:
+            if region.tab != target:
+                outputs += [gr.update() for _ in region.opened]
+                continue
+            notice = f"ℹ Continuing “{safe_markdown(conversation.title)}”."
+            outputs += [turns, selected, to_chatbot(turns), "", notice, *region.shown(turns)]
+        return (*outputs, gr.Tabs(selected=target))
 
     def _turn(self, message: Any) -> Turn:
         turn: Turn = {"role": message.role, "content": message.text}
+        if message.images:
+            turn["images"] = [shown_image(self.store.image_path(ref)) for ref in message.images]
+        if message.experts:
+            turn["experts"] = message.experts
         if message.role == "assistant":
             turn.update(
                 model=message.model,
@@ -223,7 +245,9 @@ class HistoryTab:
             notices.append(f"Restored {restored} conversation(s) from this browser's copy.")
         return "\n\n".join(f"ℹ {n}" for n in notices)
 
-    def build(self, owner: gr.State, instruct: InstructUI, tabs: gr.Tabs) -> None:
+    def build(self, owner: gr.State, regions: Sequence[RegionUI], tabs: gr.Tabs) -> None:
+        """`regions`: the chat tabs a conversation can be opened into, the default one first."""
+        self.regions = list(regions)
         gr.Markdown(
             "Your conversations, kept on this server for this browser. Nobody else can see them. "
             "Incognito conversations are never written."
@@ -269,19 +293,8 @@ class HistoryTab:
         search.submit(**listing)
         tabs.select(**listing)
         table.select(self.select, [ids, owner], [selected, preview], api_visibility="private")
-        open_btn.click(
-            self.open,
-            [selected, owner],
-            [
-                instruct.conversation,
-                instruct.conversation_id,
-                instruct.chatbot,
-                instruct.meter,
-                instruct.notice,
-                tabs,
-            ],
-            api_visibility="private",
-        )
+        opened = [component for region in self.regions for component in region.opened]
+        open_btn.click(self.open, [selected, owner], [*opened, tabs], api_visibility="private")
         rename.click(
             self.rename, [selected, title, owner, search], [table, ids, status], api_visibility="private"
         )

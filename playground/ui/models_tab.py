@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 
 import gradio as gr
 
 from ..context import AppContext
 from ..errors import PlaygroundError
-from ..models_service import ModelManager
-from ..providers.local.convert import convert_to_onnx
-from ..providers.local.store import human_size
+from ..models_service import ModelManager, human_size
 
 LOCAL_HEADERS = ["Name", "Kind", "Size", "Path"]
 LOADED_HEADERS = ["Id", "Engine", "State", "Memory", "Workers (process id · memory · load time · threads)"]
@@ -113,13 +110,8 @@ def convert(
 ) -> tuple[str, list[list[str]]]:
     """Convert a local folder or GGUF file to an ONNX Runtime GenAI int4 model under converted/."""
     manager = ModelManager(ctx)
-    if ctx.settings.public:
-        return "⚠ Converting local files is turned off on this public deployment.", local_rows(manager)
-    if not src.strip() or not name.strip() or "/" in name or name.startswith("."):
-        return "⚠ Give a source path and a plain folder name for the result.", local_rows(manager)
-    out = ctx.settings.models_dir / "converted" / name.strip()
     try:
-        path = convert_to_onnx(Path(src.strip()), out, progress=lambda f, m: progress(f, desc=m))
+        path = manager.convert(src, name, progress=lambda f, m: progress(f, desc=m))
         message = f"✅ Converted to {path}. Use it by its path in the model box or the CLI (`-m {path}`)."
     except PlaygroundError as exc:
         message = f"⚠ {exc}"

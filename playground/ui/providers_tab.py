@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import gradio as gr
 
 from ..context import AppContext
-from ..providers.cloud import ProviderStatus, provider_statuses
+from ..providers_service import ProviderStatus, statuses
 from . import widgets
+from .chat_region import RegionUI
 
 HEADERS = ["Provider", "Kind", "Address", "Key", "Configured", "Reachable", "Models", "Notes"]
 SHOWN_MODELS = 6
@@ -29,16 +33,21 @@ class ProvidersTab:
         self.ctx = ctx
 
     def rows(self, refresh: bool = False) -> list[list[str]]:
-        return [
-            status_row(s) for s in provider_statuses(self.ctx.registry.providers.values(), refresh=refresh)
-        ]
+        return [status_row(s) for s in statuses(self.ctx.registry, refresh=refresh)]
 
-    def refresh(self, model_id: str) -> tuple[list[list[str]], gr.Dropdown]:
+    def refresh(self, *model_ids: str) -> tuple[Any, ...]:
         """Ask every endpoint again for its models, and update the model pickers with what changed."""
         rows = self.rows(refresh=True)
-        return rows, gr.Dropdown(choices=widgets.model_choices(self.ctx.registry), value=model_id)
+        pickers = [
+            gr.Dropdown(choices=widgets.model_choices(self.ctx.registry, capability), value=model_id)
+            for capability, model_id in zip(self.capabilities, model_ids, strict=True)
+        ]
+        return (rows, *pickers)
 
-    def build(self, model_picker: gr.Dropdown) -> None:
+    def build(self, regions: Sequence[RegionUI]) -> None:
+        """`regions`: the chat tabs whose model pickers a refresh updates."""
+        self.capabilities = [region.capability for region in regions]
+        pickers = [region.model for region in regions]
         gr.Markdown(
             "Local engines and the servers and cloud endpoints configured through the environment or "
             "`.env` (see `.env.example` and docs/providers.md). Keys are shown only as the name of their "
@@ -48,6 +57,4 @@ class ProvidersTab:
             self.rows(), headers=HEADERS, interactive=False, wrap=True, elem_id="providers-list"
         )
         refresh = gr.Button("Refresh (ask every endpoint again)", elem_id="providers-refresh")
-        refresh.click(
-            self.refresh, model_picker, [table, model_picker], api_visibility="private", concurrency_limit=1
-        )
+        refresh.click(self.refresh, pickers, [table, *pickers], api_visibility="private", concurrency_limit=1)

@@ -156,9 +156,19 @@ def _safe_prose(text: str) -> str:
 def to_chatbot(conversation: list[Turn], *, streaming: bool = False) -> list[dict[str, Any]]:
     """Chatbot messages: each answer followed by a small metrics line (a collapsed info message)."""
     shown: list[dict[str, Any]] = []
+    numbered = 0  # images are numbered across the conversation, as Phi's <|image_N|> tags are
     for index, turn in enumerate(conversation):
         if turn["role"] == "user":
-            shown.append({"role": "user", "content": safe_markdown(turn["content"])})
+            images = list(turn.get("images") or [])
+            text = safe_markdown(turn["content"])
+            if not images:
+                shown.append({"role": "user", "content": text})
+                continue
+            parts: list[Any] = [
+                {"path": path, "alt_text": f"image {numbered + i + 1}"} for i, path in enumerate(images)
+            ]
+            numbered += len(images)
+            shown.append({"role": "user", "content": [*parts, text] if text else parts})
             continue
         live = streaming and index == len(conversation) - 1
         shown.append(
@@ -181,7 +191,9 @@ def to_messages(conversation: list[Turn], system_prompt: str) -> list[Message]:
     """What the model is sent: the system prompt, then every question and answer."""
     messages = [Message("system", system_prompt.strip())] if system_prompt.strip() else []
     messages += [
-        Message(t["role"], t["content"]) for t in conversation if t["content"] or t["role"] == "user"
+        Message(t["role"], t["content"], tuple(t.get("images") or ()))
+        for t in conversation
+        if t["content"] or t["role"] == "user"
     ]
     return messages
 

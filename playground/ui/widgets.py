@@ -16,9 +16,9 @@ DEFAULT_MODEL = "smollm2-135m-instruct@onnx"
 SAMPLING_FIELDS = SAMPLING_KEYS  # the parameters a model's recommended sampling sets
 
 
-def default_model(registry: Registry) -> str:
-    """The embedded model where it is listed, else the first model."""
-    choices = model_choices(registry)
+def default_model(registry: Registry, capability: Capability = Capability.CHAT) -> str:
+    """The embedded model where it is listed, else the first model (the first ready one)."""
+    choices = model_choices(registry, capability)
     return DEFAULT_MODEL if any(v == DEFAULT_MODEL for _, v in choices) else choices[0][1]
 
 
@@ -122,11 +122,18 @@ def option_inputs(prefix: str, initial: GenerationOptions | None = None) -> Opti
     )
 
 
+OPTION_NAMES = ("temperature", "top_p", "top_k", "max_new_tokens", "repetition_penalty", "seed", "stop")
+
+
 def options_from(*values: object) -> GenerationOptions:
-    """Validate the parameter values; a nonsense value becomes a clear message, not a crash."""
-    names = ("temperature", "top_p", "top_k", "max_new_tokens", "repetition_penalty", "seed", "stop")
+    """Validate the parameter values (OPTION_NAMES' order, then optionally num_crops: 0 or None for the
+    model's own); a nonsense value becomes a clear message, not a crash."""
+    names = OPTION_NAMES if len(values) == len(OPTION_NAMES) else (*OPTION_NAMES, "num_crops")
+    named = dict(zip(names, values, strict=True))
+    if named.get("num_crops") in (0, 0.0, ""):
+        named["num_crops"] = None
     try:
-        return GenerationOptions.parse(**dict(zip(names, values, strict=True)))
+        return GenerationOptions.parse(**named)
     except InvalidOptionsError:
         raise
     except (TypeError, ValueError) as exc:

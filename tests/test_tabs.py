@@ -1,0 +1,265 @@
+"""The Instruct, Vision and MoE tabs' handlers with the demo models (real engines, structure not words):
+one chat region, three configurations; images reach the model and the history; the expert map streams,
+is saved and comes back when the conversation is opened from the History tab, in the tab it came from."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pytest
+
+from playground.context import AppContext
+from playground.history import new_browser_id
+from playground.moe_view import unpack
+from playground.ui.chat_region import ChatRegion, RegionUI, add_question, attach_photo, box_parts
+from playground.ui.history_tab import HistoryTab
+from playground.ui.instruct import InstructTab
+from playground.ui.moe_tab import MoeTab, card_markdown, map_html
+from playground.ui.vision_tab import VisionTab, takes_num_crops
+from playground.vision_examples import IMAGES_DIR, load_vision_examples
+
+MOE_DEMO = "tiny-phimoe-demo@transformers"
+VISION_DEMO = "tiny-vision-demo@transformers"
+EMBEDDED = "smollm2-135m-instruct@onnx"
+GREEDY = (0.0, 1.0, 0, 12, 1.0, -1, "")  # temperature, top-p, top-k, max new tokens, penalty, seed, stop
+ROW = re.compile(r'<tr><th class="moe-token">')
+
+
+def answer(
+    region: ChatRegion,
+    conversation: list[dict[str, Any]],
+    owner: str,
+    model: str,
+    *,
+    conversation_id: str | None = None,
+    incognito: bool = False,
+    num_crops: float | None = None,
+    session: str = "test-session",
+) -> list[tuple[Any, ...]]:
+    """Every update `respond` yields for the last question, as the page would receive them."""
+
+    async def run() -> list[tuple[Any, ...]]:
+        stream: AsyncIterator[tuple[Any, ...]] = region.respond(
+            conversation,
+            conversation_id,
+            owner,
+            {},
+            incognito,
+            model,
+            "",
+            *GREEDY,
+            num_crops,
+            gr.Request(session_hash=session),
+        )
+        return [update async for update in stream]
+
+    return asyncio.run(run())
+
+
+def ask(value: Any, conversation: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    _, conversation, _, _ = add_question(value, conversation or [], False)
+    return conversation
+
+
+def build(ctx: AppContext) -> tuple[HistoryTab, list[RegionUI], dict[str, ChatRegion]]:
+    """The three chat tabs and the History tab wired as the app wires them."""
+    regions = {"instruct": InstructTab(ctx), "vision": VisionTab(ctx), "moe": MoeTab(ctx)}
+    history = HistoryTab(ctx)
+    with gr.Blocks():
+        owner = gr.State(None)
+        with gr.Tabs() as tabs:
+            uis = []
+            for name, region in regions.items():
+                with gr.Tab(name, id=name):
+                    uis.append(region.build(owner))
+            with gr.Tab("History", id="history"):
+                history.build(owner, uis, tabs)
+    return history, uis, regions
+
+
+@pytest.fixture(scope="module")
+def tabs(ctx: AppContext) -> tuple[HistoryTab, list[RegionUI], dict[str, ChatRegion]]:
+    return build(ctx)
+
+
+def test_the_three_tabs_are_one_region_with_their_own_ids(tabs: Any) -> None:
+    _, uis, regions = tabs
+    assert [ui.tab for ui in uis] == ["instruct", "vision", "moe"]
+    assert [ui.chatbot.elem_id for ui in uis] == ["instruct-chat", "vision-chat", "moe-chat"]
+    assert all(isinstance(region, ChatRegion) for region in regions.values())
+    vision_choices = [value for _, value in regions["vision"].choices]
+    moe_choices = [value for _, value in regions["moe"].choices]
+    assert VISION_DEMO in vision_choices and EMBEDDED not in vision_choices
+    assert MOE_DEMO in moe_choices and VISION_DEMO not in moe_choices
+    assert regions["instruct"].default_model == EMBEDDED
+    assert regions["vision"].default_model == VISION_DEMO, "a ready model is picked first"
+    assert regions["moe"].default_model == MOE_DEMO
+    assert len(uis[2].shows) == 2 and not uis[0].shows, "the MoE tab shows its map and load"
+
+
+def test_a_question_with_images_keeps_them_in_order(tmp_path: Path) -> None:
+    value = {"text": "Compare them.", "files": ["/a/one.png", {"path": "/a/two.png"}]}
+    box, conversation, chat, editing = add_question(value, [], False)
+    assert box == {"text": "", "files": []} and not editing
+    assert conversation[-1]["images"] == ["/a/one.png", "/a/two.png"]
+    parts = chat[-1]["content"]
+    assert [p["path"] for p in parts[:2]] == ["/a/one.png", "/a/two.png"] and parts[2] == "Compare them."
+    assert [p["alt_text"] for p in parts[:2]] == ["image 1", "image 2"]
+    assert box_parts({"text": "", "files": []}) == ("", [])
+    _, unchanged, _, _ = add_question({"text": "  ", "files": []}, conversation, False)
+    assert unchanged == conversation, "an empty box sends nothing"
+
+
+def test_a_webcam_photo_joins_the_question_being_written() -> None:
+    value, camera = attach_photo("/tmp/photo.png", {"text": "What is this?", "files": ["/tmp/a.png"]})
+    assert value == {"text": "What is this?", "files": ["/tmp/a.png", "/tmp/photo.png"]}
+    assert camera is None, "the camera is cleared for the next photo"
+
+
+def test_vision_demo_answers_about_an_image_and_keeps_it(ctx: AppContext, tabs: Any) -> None:
+    history, uis, regions = tabs
+    owner = new_browser_id()
+    image = str(IMAGES_DIR / "chart.png")
+    updates = answer(regions["vision"], ask({"text": "What is this?", "files": [image]}), owner, VISION_DEMO)
+    conversation, conversation_id, chat, meter, notice = updates[-1]
+    assert conversation[-1]["role"] == "assistant" and conversation[-1]["finish"] in ("stop", "length")
+    assert conversation[-1]["metrics"]["completion_tokens"] > 0
+    assert "⚠" not in notice
+    assert "tokens" in meter
+    stored = ctx.history.get_conversation(owner, conversation_id)
+    assert stored.summary.tab == "vision"
+    assert len(stored.messages[0].images) == 1, "the image is kept with the question"
+    assert ctx.history.image_path(stored.messages[0].images[0]).read_bytes() == Path(image).read_bytes()
+
+    # A second turn with two more images: the model sees all three, numbered across the conversation.
+    follow = ask(
+        {"text": "And these?", "files": [str(IMAGES_DIR / "frame-1.png"), str(IMAGES_DIR / "frame-2.png")]},
+        conversation,
+    )
+    updates = answer(regions["vision"], follow, owner, VISION_DEMO, conversation_id=conversation_id)
+    conversation, _, chat, _, notice = updates[-1]
+    assert conversation[-1]["finish"] in ("stop", "length"), notice
+    user_parts = [m["content"] for m in chat if m["role"] == "user"]
+    assert [p["alt_text"] for p in user_parts[1][:2]] == ["image 2", "image 3"]
+
+    # Opened from the History tab: the Vision tab, with the images shown again.
+    outputs = history.open(conversation_id, owner)
+    assert outputs[-1].selected == "vision"
+    vision_values = outputs[len(uis[0].opened) : len(uis[0].opened) + len(uis[1].opened)]
+    turns = vision_values[0]
+    assert [len(t.get("images", [])) for t in turns if t["role"] == "user"] == [1, 2]
+    assert all(Path(p).read_bytes() for t in turns for p in t.get("images", []))
+    assert all(isinstance(v, dict) and v.get("__type__") == "update" for v in outputs[: len(uis[0].opened)])
+
+
+def test_a_text_only_model_refuses_an_attached_image_with_a_message(ctx: AppContext, tabs: Any) -> None:
+    _, _, regions = tabs
+    conversation = ask({"text": "What is this?", "files": [str(IMAGES_DIR / "sign.png")]})
+    updates = answer(regions["vision"], conversation, new_browser_id(), EMBEDDED, incognito=True)
+    conversation, _, _, _, notice = updates[-1]
+    assert notice.startswith("⚠") and "does not take images" in notice and "vision model" in notice
+    assert conversation[-1]["role"] == "user", "no answer, nothing dropped"
+
+
+def test_a_damaged_image_is_refused_before_anything_is_sent(tmp_path: Path, tabs: Any) -> None:
+    _, _, regions = tabs
+    broken = tmp_path / "broken.png"
+    broken.write_bytes((IMAGES_DIR / "sign.png").read_bytes()[:300])
+    conversation = ask({"text": "Read it.", "files": [str(broken)]})
+    updates = answer(regions["vision"], conversation, new_browser_id(), VISION_DEMO, incognito=True)
+    notice = updates[-1][4]
+    assert notice.startswith("⚠") and "broken.png" in notice
+
+
+def test_num_crops_is_offered_where_the_backend_takes_it(ctx: AppContext, tabs: Any) -> None:
+    _, _, regions = tabs
+    assert takes_num_crops(ctx.registry.resolve("phi-3.5-vision@transformers"))
+    assert not takes_num_crops(ctx.registry.resolve("phi-3.5-vision@onnx"))
+    assert not takes_num_crops(ctx.registry.resolve(VISION_DEMO))
+    note, slider = regions["vision"].describe_extra("phi-3.5-vision@transformers")
+    assert slider.visible is True and "num_crops" in note
+    note, slider = regions["vision"].describe_extra(VISION_DEMO)
+    assert slider.visible is False and "Random weights" in note
+
+
+def test_the_vision_examples_have_their_images() -> None:
+    examples = load_vision_examples()
+    assert len(examples) >= 4
+    assert all(p.is_file() for e in examples for p in e.images)
+
+
+def test_moe_card_explains_the_model_and_labels_the_demo(ctx: AppContext) -> None:
+    real = card_markdown(ctx.registry.resolve("phi-3.5-moe@transformers"))
+    assert "16 experts, 2 active per token" in real and "6.6B active of 42B" in real
+    assert "Arena" in real and "Random weights" not in real
+    demo = card_markdown(ctx.registry.resolve(MOE_DEMO))
+    assert "Random weights: this shows the mechanism, not learned specialisation." in demo
+    cloud = card_markdown(ctx.registry.resolve("phi-3.5-moe@nvidia"))
+    assert "needs the model run locally with transformers" in cloud
+
+
+def test_moe_map_streams_is_saved_and_comes_back_in_the_moe_tab(ctx: AppContext, tabs: Any) -> None:
+    history, uis, regions = tabs
+    owner = new_browser_id()
+    updates = answer(regions["moe"], ask("Tell me about the sea."), owner, MOE_DEMO)
+    maps = [u[5] for u in updates]
+    rows = [len(ROW.findall(m)) for m in maps]
+    assert rows == sorted(rows), "the map only grows while the answer streams"
+    assert len(set(rows)) > 1, "the map is drawn while the answer streams, not only at its end"
+    conversation, conversation_id, _, _, notice, final_map, load = updates[-1]
+    turn = conversation[-1]
+    tokens = turn["metrics"]["completion_tokens"]
+    records = unpack(turn["experts"])
+    assert len(records) == tokens == rows[-1], notice
+    layers, top_k = len(records[0].layers), len(records[0].layers[0].experts)
+    assert int(load["count"].sum()) == tokens * layers * top_k
+    assert final_map.count('class="moe-cell"') == tokens * layers
+    hover = re.search(r'title="([^"]*)"', final_map)
+    assert hover and "layer 0" in hover.group(1) and "weight" in hover.group(1)
+
+    stored = ctx.history.get_conversation(owner, conversation_id)
+    assert stored.summary.tab == "moe" and stored.messages[-1].experts
+
+    outputs = history.open(conversation_id, owner)
+    assert outputs[-1].selected == "moe"
+    start = len(uis[0].opened) + len(uis[1].opened)
+    moe_values = outputs[start : start + len(uis[2].opened)]
+    assert moe_values[5] == final_map, "the reopened conversation shows the same map"
+    assert moe_values[6]["count"].tolist() == load["count"].tolist()
+
+
+def test_a_map_escapes_tokens_and_says_when_it_is_empty() -> None:
+    from playground.moe_view import routing_map
+    from playground.types import ExpertRecord, LayerRoute
+
+    record = ExpertRecord(
+        0, 1, '<img src=x onerror="alert(1)">', 4, (LayerRoute((1, 2), (0.6, 0.4), (0.5, 0.3)),)
+    )
+    shown = map_html(routing_map([record]))
+    assert "<img" not in shown and "&lt;img" in shown
+    assert "No expert map yet" in map_html(None)
+    assert "fills in as the answer streams" in map_html(None, waiting=True)
+
+
+def test_stop_in_one_tab_leaves_another_tab_streaming(ctx: AppContext, tabs: Any) -> None:
+    _, _, regions = tabs
+    instruct, moe = regions["instruct"], regions["moe"]
+    session = "two-tabs"
+    instruct_event = instruct.signals.begin(session, instruct.config.pane)
+    moe_event = moe.signals.begin(session, moe.config.pane)
+    moe.stop(gr.Request(session_hash=session))
+    assert moe_event.is_set() and not instruct_event.is_set()
+    instruct.signals.end(session, instruct_event)
+    moe.signals.end(session, moe_event)
+
+
+def test_new_conversation_empties_the_map(tabs: Any) -> None:
+    _, _, regions = tabs
+    values = regions["moe"].new_conversation()
+    assert values[:6] == ([], None, [], "", "", False)
+    assert "No expert map yet" in values[6] and values[7].empty
