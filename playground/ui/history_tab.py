@@ -11,6 +11,8 @@ from typing import Any
 
 import gradio as gr
 
+from ..arena.anonymise import anonymise_summaries
+from ..arena.service import ArenaService
 from ..context import AppContext
 from ..errors import InvalidIdentityError, PlaygroundError
 from ..history import IdentityKey, check_owner_id, resolve_owner
@@ -21,6 +23,7 @@ from .render import Turn, safe_export, safe_markdown, to_chatbot
 
 log = logging.getLogger(__name__)
 HEADERS = ["Title", "Model", "Updated (UTC)", "Messages"]
+BLIND_PREVIEW = "A blind arena battle: vote in the Arena tab to see it here with its models' names."
 BROWSER_COPY_LIMIT = 30  # conversations kept in the browser's copy (localStorage holds a few MB)
 
 
@@ -87,8 +90,13 @@ class HistoryTab:
         except InvalidIdentityError:
             return [], []
         found = self.store.list_conversations(owner, search=(search or "").strip() or None, limit=200)
+        found = anonymise_summaries(found, self.hidden(owner))  # blind arena battles before the vote
         table = [[c.title, c.model, c.updated_utc[:19].replace("T", " "), c.message_count] for c in found]
         return table, [c.id for c in found]
+
+    def hidden(self, owner: str) -> dict[str, str]:
+        """This visitor's blind arena conversations not yet voted on: id -> "Model A"/"Model B"."""
+        return ArenaService(self.ctx.chat, self.store).hidden_conversations(owner)
 
     def refresh(self, owner_value: Any, search: str | None) -> tuple[list[list[Any]], list[str]]:
         return self.rows(owner_value, search)
@@ -99,7 +107,10 @@ class HistoryTab:
         if not isinstance(row, int) or not 0 <= row < len(ids):
             return None, ""
         try:
-            return ids[row], safe_export(export_markdown(self.store, check_owner_id(owner_value), [ids[row]]))
+            owner = check_owner_id(owner_value)
+            if ids[row] in self.hidden(owner):
+                return ids[row], BLIND_PREVIEW
+            return ids[row], safe_export(export_markdown(self.store, owner, [ids[row]]))
         except PlaygroundError as exc:
             return None, f"⚠ {exc}"
 

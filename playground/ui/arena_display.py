@@ -1,0 +1,199 @@
+"""What the Arena tab shows, from the arena's views only (already anonymised in a blind round before the
+vote): each pane's chat, header and metrics line, the chart after a round, and the leaderboard's tables.
+
+Nothing here reads a model's name from anywhere but a `RoundView` dict, so a blind round shows "Model A"
+and "Model B" and metrics without labels.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ..arena.ratings import Leaderboard, Table
+from ..types import Chunk
+from . import render
+
+SIDES = ("a", "b")
+RoundDict = dict[str, Any]  # RoundView.to_dict()
+CHARTS = (
+    ("tokens_per_s", "Tokens/s", 1.0),
+    ("ttft_s", "Time to first token (ms)", 1000.0),
+    ("total_s", "Total time (s)", 1.0),
+)
+RATING_HEADERS = ["Rank", "Name", "Rating (BT)", "95% CI", "Elo", "Games", "Wins"]
+VOTE_WORDS = {"a": "A is better", "b": "B is better", "tie": "a tie", "both_bad": "both are bad"}
+
+
+@dataclass
+class LivePane:
+    """A pane's own clock while it streams (the engine's figures replace these at the end)."""
+
+    started: float = field(default_factory=time.perf_counter)
+    first: float | None = None
+    tokens: int = 0
+    ended: float | None = None
+
+    def take(self, chunks: Sequence[Chunk]) -> None:
+        now = time.perf_counter()
+        for chunk in chunks:
+            if chunk.text:
+                self.tokens += 1
+                if self.first is None:
+                    self.first = now
+
+    def metrics(self, prompt_tokens: int | None) -> dict[str, object]:
+        now = self.ended or time.perf_counter()
+        rate = None
+        if self.first is not None and self.tokens > 1 and now > self.first:
+            rate = (self.tokens - 1) / (now - self.first)
+        return {
+            "ttft_s": None if self.first is None else self.first - self.started,
+            "tokens_per_s": rate,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": self.tokens,
+            "total_s": now - self.started,
+            "estimated": True,
+        }
+
+
+def side_of(round_: RoundDict, name: str) -> dict[str, Any]:
+    side = round_[name]
+    return side if isinstance(side, dict) else {}
+
+
+def chat(rounds: Sequence[RoundDict], name: str, *, streaming: bool = False) -> list[dict[str, Any]]:
+    """One pane's chat: every round's prompt and this side's answer, with its metrics line."""
+    turns: list[render.Turn] = []
+    for round_ in rounds:
+        side = side_of(round_, name)
+        turns.append({"role": "user", "content": str(round_["prompt"])})
+        finish = side.get("finish_reason")
+        turns.append(
+            {
+                "role": "assistant",
+                "content": str(side.get("text") or ""),
+                "model_name": str(side.get("model") or ""),
+                "engine": str(side.get("engine") or ""),
+                "metrics": side.get("metrics"),
+                "finish": finish if finish is not None or streaming else "cancelled",
+            }
+        )
+    live = streaming and bool(rounds) and side_of(rounds[-1], name).get("finish_reason") is None
+    return render.to_chatbot(turns, streaming=live)
+
+
+def header(round_: RoundDict | None, name: str, fallback: str = "") -> str:
+    """`### A · SmolLM2-135M-Instruct · ONNX Runtime GenAI` (named), `### Model A` (blind, before the vote)."""
+    if round_ is None:
+        return f"### {fallback or 'Model ' + name.upper()}"
+    side = side_of(round_, name)
+    model, engine = str(side.get("model") or ""), str(side.get("engine") or "")
+    if not model:
+        return f"### {render.safe_markdown(str(side.get('label') or 'Model ' + name.upper()))}"
+    return f"### {name.upper()} · `{model}`" + (f" · {render.safe_markdown(engine)}" if engine else "")
+
+
+def metrics_line(metrics: Mapping[str, object] | None, *, live: bool = False) -> str:
+    """`TTFT 120 ms · 70.2 tok/s · in 23 · out 64 tokens · total 1.2 s`, no model or engine."""
+    if not metrics:
+        return "⏳ waiting for the first token…" if live else ""
+    parts: list[str] = []
+    ttft, rate = metrics.get("ttft_s"), metrics.get("tokens_per_s")
+    if isinstance(ttft, int | float):
+        parts.append(f"TTFT {ttft * 1000:.0f} ms")
+    if isinstance(rate, int | float):
+        parts.append(f"{rate:.1f} tok/s")
+    if isinstance(metrics.get("prompt_tokens"), int):
+        parts.append(f"in {metrics['prompt_tokens']}")
+    if isinstance(metrics.get("completion_tokens"), int):
+        approx = "~" if metrics.get("estimated") else ""
+        parts.append(f"out {approx}{metrics['completion_tokens']} tokens")
+    if isinstance(metrics.get("total_s"), int | float):
+        parts.append(f"total {float(metrics['total_s']):.1f} s")  # type: ignore[arg-type]
+    return ("🔴 live · " if live else "") + " · ".join(parts)
+
+
+def pane_status(round_: RoundDict | None, name: str, live: Mapping[str, object] | None = None) -> str:
+    """The metrics line under a pane, and its notice or error (anonymised by the view)."""
+    if round_ is None:
+        return ""
+    side = side_of(round_, name)
+    lines = [metrics_line(live, live=True) if live is not None else metrics_line(side.get("metrics"))]
+    if side.get("notice"):
+        lines.append(f"ℹ {render.safe_markdown(str(side['notice']))}")
+    if side.get("error"):
+        lines.append(f"⚠ {render.safe_markdown(str(side['error']))}")
+    return "\n\n".join(line for line in lines if line)
+
+
+def chart_frames(round_: RoundDict | None) -> list[pd.DataFrame | None]:
+    """One small frame per chart (tokens/s, TTFT, total time): a row per side, labelled as the pane is."""
+    frames: list[pd.DataFrame | None] = []
+    for key, _, scale in CHARTS:
+        rows = []
+        for name in SIDES:
+            side = side_of(round_, name) if round_ else {}
+            value = (side.get("metrics") or {}).get(key)
+            if isinstance(value, int | float):
+                rows.append({"side": _short_label(side, name), "value": round(float(value) * scale, 2)})
+        frames.append(pd.DataFrame(rows, columns=["side", "value"]) if len(rows) == 2 else None)
+    return frames
+
+
+def _short_label(side: Mapping[str, Any], name: str) -> str:
+    model = str(side.get("model") or "")
+    return f"{name.upper()}: {model}" if model else str(side.get("label") or f"Model {name.upper()}")
+
+
+def reveal_text(round_: RoundDict) -> str:
+    """After the vote: who was who."""
+    vote = VOTE_WORDS.get(str(round_.get("vote")), str(round_.get("vote")))
+    sides = []
+    for name in SIDES:
+        side = side_of(round_, name)
+        sides.append(f"**{name.upper()}** was `{side.get('model')}` on {side.get('engine')}")
+    return f"✅ Your vote: {vote}. " + "; ".join(sides) + "."
+
+
+# The leaderboard
+
+
+def ratings_frame(table: Table) -> pd.DataFrame:
+    rows = [
+        [
+            rank,
+            r.name,
+            round(r.rating),
+            f"{r.low:.0f} – {r.high:.0f}",
+            round(r.elo),
+            r.games,
+            r.wins,
+        ]
+        for rank, r in enumerate(table.ratings, 1)
+    ]
+    return pd.DataFrame(rows, columns=RATING_HEADERS)
+
+
+def win_rate_frame(table: Table) -> pd.DataFrame:
+    """Row's score against column (ties as halves), with the games played."""
+    rows = []
+    for i, name in enumerate(table.names):
+        cells = [
+            "—" if rate is None else f"{rate:.0%} ({table.games[i][j]})"
+            for j, rate in enumerate(table.win_rate[i])
+        ]
+        rows.append([name, *cells])
+    return pd.DataFrame(rows, columns=["vs →", *table.names])
+
+
+def counts_line(board: Leaderboard) -> str:
+    kinds = ", ".join(f"{VOTE_WORDS.get(k, k)}: {n}" for k, n in board.counts.items())
+    line = f"**{board.votes}** votes counted ({kinds})."
+    if board.excluded:
+        line += f" {board.excluded} blind vote(s) left out: an answer named its model."
+    return line
