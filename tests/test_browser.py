@@ -51,6 +51,8 @@ def test_stop_ends_the_engine_and_keeps_the_partial_answer(page: Page, app_url: 
     page.click("#instruct-send")
     expect(page.locator(BOT).first).to_contain_text(" ", timeout=60_000)
     deadline = time.monotonic() + 30
+    while len(page.locator(BOT).first.inner_text()) < 30 and time.monotonic() < deadline:
+        time.sleep(0.05)  # a few words on the page first (the engine, in its own process, is quick)
     while stats.running == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert stats.running == 1, "the engine is generating when Stop is pressed"
