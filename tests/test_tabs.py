@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,8 @@ def answer(
         )
         return [update async for update in stream]
 
-    return asyncio.run(run())
+    with ThreadPoolExecutor(1) as pool:  # a loop of its own (a browser test may hold this thread's loop)
+        return pool.submit(asyncio.run, run()).result()
 
 
 def ask(value: Any, conversation: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:

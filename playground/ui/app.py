@@ -30,7 +30,9 @@ CSS = """
 #moe-map th, #moe-map td { border: 1px solid #fff; padding: 1px 4px; text-align: center; white-space: nowrap; }
 #moe-map td.moe-cell { color: #111; min-width: 2.2em; cursor: default; }
 #moe-map th.moe-token { text-align: left; font-family: monospace; font-weight: normal; }
-#moe-map .moe-map { max-height: 420px; overflow: auto; }
+#moe-map .moe-map { max-height: 300px; overflow: auto; }
+#moe-map p { margin: 0 0 4px 0; font-size: 0.85em; }
+#vision-chat [data-testid="user"] img { max-height: 96px; width: auto; }
 """
 BROWSER_COPY_KEY = "slm-playground-history-copy"
 

@@ -4,7 +4,7 @@ metrics, Stop, regenerate, edit, new, show prompt, get code, a visitor's own key
 A tab is a `RegionConfig` (its element-id prefix, its history tab, the models it lists, whether it takes
 images) and, where it shows more than the chat, a subclass that overrides a few hooks:
 - `build_side(spec)`: components in the right-hand column, under the model card (the MoE card);
-- `build_below()`: components under the chat that show an answer (the MoE map), returned as a list;
+- `build_beside()`: components beside the chat that show an answer (the MoE map), returned as a list;
 - `shown(conversation, live)`: their values, for the conversation (and the records streaming now);
 - `describe_extra(model_id)` with `extra_card`: what changes with the picked model beyond the card.
 The Instruct tab is the region with no hooks (plus the `/chat` API); copy vision_tab.py or moe_tab.py
@@ -50,6 +50,7 @@ class RegionConfig:
     chat_placeholder: str = "Ask the model anything."
     input_placeholder: str = "Type a message, Enter to send"
     pane: str = ""  # Stop's pane in this session (one per tab here; the arena has two)
+    custom_models: bool = False  # the picker also takes a typed model id or a local folder
 
 
 @dataclass
@@ -132,12 +133,12 @@ class ChatRegion:
     def build_side(self, spec: ModelSpec) -> None:
         """Components under the model card (right-hand column)."""
 
-    def build_below(self) -> list[Any]:
-        """Components under the chat that show an answer; `shown` gives their values."""
+    def build_beside(self) -> list[Any]:
+        """Components beside the chat that show an answer; `shown` gives their values."""
         return []
 
     def shown(self, conversation: list[Turn], live: Sequence[ExpertRecord] | None = None) -> tuple[Any, ...]:
-        """The values of `build_below`'s components for this conversation (and the records live now)."""
+        """The values of `build_beside`'s components for this conversation (and the records live now)."""
         return ()
 
     extra_card: list[Any]  # components `describe_extra` updates when the model changes
@@ -397,13 +398,16 @@ class ChatRegion:
         keys = gr.State({})  # provider -> a key this visitor typed; server-side, never sent to the page
         with gr.Row():
             with gr.Column(scale=3):
-                chatbot = gr.Chatbot(
-                    elem_id=f"{p}-chat",
-                    height=480,
-                    buttons=["copy", "copy_all"],
-                    show_label=False,
-                    placeholder=self.config.chat_placeholder,
-                )
+                with gr.Row(equal_height=True):
+                    chatbot = gr.Chatbot(
+                        elem_id=f"{p}-chat",
+                        height=480,
+                        buttons=["copy", "copy_all"],
+                        show_label=False,
+                        placeholder=self.config.chat_placeholder,
+                        scale=3,
+                    )
+                    shows = self.build_beside()
                 notice = gr.Markdown(elem_id=f"{p}-notice", elem_classes=["chat-notice"])
                 with gr.Row():
                     question = self.build_input()
@@ -419,7 +423,6 @@ class ChatRegion:
                 with gr.Row():
                     meter = gr.Markdown(elem_id=f"{p}-meter", elem_classes=["chat-notice"])
                     incognito = gr.Checkbox(False, label="Incognito (not saved)", elem_id=f"{p}-incognito")
-                shows = self.build_below()
                 with gr.Accordion("Get code", open=False):
                     code_btn = gr.Button(
                         "Write the code for this request", size="sm", elem_id=f"{p}-get-code"
@@ -428,7 +431,14 @@ class ChatRegion:
                 with gr.Accordion("Prompt as the engine receives it", open=False) as prompt_box:
                     prompt_view = gr.Code(language=None, elem_id=f"{p}-prompt", interactive=False)
             with gr.Column(scale=2):
-                model = gr.Dropdown(self.choices, value=default, label="Model", elem_id=f"{p}-model")
+                model = gr.Dropdown(
+                    self.choices,
+                    value=default,
+                    label="Model",
+                    elem_id=f"{p}-model",
+                    allow_custom_value=self.config.custom_models,
+                    info="or type any model id, or a local folder" if self.config.custom_models else None,
+                )
                 card = gr.Markdown(render.safe_markdown(widgets.model_card(default_spec, ctx.registry)))
                 self.build_side(default_spec)
                 with gr.Accordion("Your own API key (this session only)", open=False):

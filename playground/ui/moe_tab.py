@@ -61,8 +61,9 @@ def card_markdown(spec: ModelSpec) -> str:
     lines = [f"**{moe.name}**: {moe.summary()}" if moe.summary() else f"**{moe.name}**"]
     if moe.demo:
         lines.append(f"⚠ **{DEMO_LABEL}**")
-    if moe.description:
-        lines.append(moe.description)
+    description = moe.description.removeprefix(DEMO_LABEL).strip() if moe.demo else moe.description
+    if description:
+        lines.append(description)
     if not moe.records_experts:
         lines.append(
             f"{spec.engine_label} does not report which experts a token went to: the map needs the model "
@@ -134,20 +135,21 @@ class MoeTab(ChatRegion):
         except PlaygroundError as exc:
             return (render.safe_markdown(f"⚠ {exc}"),)
 
-    def build_below(self) -> list[Any]:
-        with gr.Accordion("Which experts each token went to", open=True):
-            expert_map = gr.HTML(map_html(None), elem_id="moe-map")
+    def build_beside(self) -> list[Any]:
+        with gr.Column(scale=2, min_width=280):
+            expert_map = gr.HTML(map_html(None), elem_id="moe-map", label="Which experts each token went to")
             load = gr.BarPlot(
                 load_frame(None),
                 x="expert",
                 y="count",
                 color="expert",
                 color_map={expert_label(e): colour(e) for e in range(self.most_experts())},
-                title="Load on each expert (choices over every token and layer)",
+                title="Load on each expert",
                 x_title="expert",
-                y_title="times chosen",
+                y_title="times chosen (tokens × layers)",
+                y_lim=[0, None],
                 tooltip=["expert", "count", "share"],
-                height=220,
+                height=200,
                 elem_id="moe-load",
             )
         return [expert_map, load]

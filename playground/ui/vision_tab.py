@@ -23,6 +23,7 @@ CONFIG = RegionConfig(
     tab="vision",
     capability=Capability.VISION,
     images=True,
+    custom_models=True,  # any model may be typed: one that takes no images says so when asked
     chat_placeholder="Attach one or several images (📎, paste, or the webcam below) and ask about them.",
     input_placeholder="Ask about the images; attach with 📎 or paste, Enter to send",
 )
