@@ -11,6 +11,7 @@ from ..context import AppContext
 from ..history import BROWSER_STATE_KEY, BROWSER_STORAGE_SECRET, IdentityKey
 from ..settings import Settings
 from ..vision_examples import IMAGES_DIR
+from .arena_tab import ArenaTab
 from .history_tab import HistoryTab, VisitorIdentity
 from .instruct import InstructTab
 from .models_tab import build as build_models_tab
@@ -62,6 +63,8 @@ def build_app(ctx: AppContext, key: IdentityKey | None = None) -> gr.Blocks:
             with gr.Tab("MoE", id="moe"):
                 moe = MoeTab(ctx).build(owner)
             regions = [instruct, vision, moe]
+            with gr.Tab("Arena", id="arena"):
+                arena = ArenaTab(ctx).build(owner)
             with gr.Tab("History", id="history"):
                 history.build(owner, regions, tabs)
             with gr.Tab("Models", id="models"):
@@ -69,6 +72,7 @@ def build_app(ctx: AppContext, key: IdentityKey | None = None) -> gr.Blocks:
             with gr.Tab("Providers", id="providers"):
                 ProvidersTab(ctx).build(regions)
         loaded = demo.load(identity.load, browser_id, [browser_id, owner, replaced], api_visibility="private")
+        demo.load(arena.open_link, None, [tabs, *arena.link_outputs], api_visibility="private")
         if settings.browser_history:
             copy = gr.BrowserState(None, storage_key=BROWSER_COPY_KEY, secret=BROWSER_STORAGE_SECRET)
             loaded.then(history.on_load, [owner, replaced, copy], history.notice, api_visibility="private")

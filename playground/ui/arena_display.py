@@ -132,7 +132,7 @@ def pane_status(round_: RoundDict | None, name: str, live: Mapping[str, object] 
 
 
 def chart_frames(round_: RoundDict | None) -> list[pd.DataFrame | None]:
-    """One small frame per chart (tokens/s, TTFT, total time): a row per side, labelled as the pane is."""
+    """One small frame per chart (tokens/s, TTFT, total time): a row per side, labelled A and B."""
     frames: list[pd.DataFrame | None] = []
     for key, _, scale in CHARTS:
         rows = []
@@ -146,8 +146,8 @@ def chart_frames(round_: RoundDict | None) -> list[pd.DataFrame | None]:
 
 
 def _short_label(side: Mapping[str, Any], name: str) -> str:
-    model = str(side.get("model") or "")
-    return f"{name.upper()}: {model}" if model else str(side.get("label") or f"Model {name.upper()}")
+    """The chart's label of a side: its pane's letter (the pane's header names the model, when named)."""
+    return name.upper()
 
 
 def reveal_text(round_: RoundDict) -> str:
@@ -157,7 +157,7 @@ def reveal_text(round_: RoundDict) -> str:
     for name in SIDES:
         side = side_of(round_, name)
         sides.append(f"**{name.upper()}** was `{side.get('model')}` on {side.get('engine')}")
-    return f"✅ Your vote: {vote}. " + "; ".join(sides) + "."
+    return f"Your vote: {vote}. " + "; ".join(sides) + "."
 
 
 # The leaderboard

@@ -42,7 +42,7 @@ DENSE_VS_MOE = "dense-vs-moe"  # the preset the MoE tab's card links to
 LINK_PARAM = "arena"
 TAB_ID = "arena"
 NAMED, BLIND = "Named: pick both models", "Blind: two random models, named after your vote"
-VOTES = (("a", "👈 A is better"), ("b", "👉 B is better"), ("tie", "🤝 Tie"), ("both_bad", "👎 Both are bad"))
+VOTES = (("a", "← A is better"), ("b", "B is better →"), ("tie", "Tie"), ("both_bad", "Both are bad"))
 HIDDEN_ERROR = "One of the models could not answer (the details are shown after the vote)."
 # What `screen` returns, in order (the round handlers' outputs)
 OUTPUT_NAMES = (
@@ -410,7 +410,7 @@ class ArenaTab:
                 with gr.Column():
                     head = gr.Markdown(show.header(None, name), elem_id=f"arena-head-{name}")
                     chatbot = gr.Chatbot(
-                        elem_id=f"arena-chat-{name}", height=400, show_label=False, buttons=["copy"]
+                        elem_id=f"arena-chat-{name}", height=320, show_label=False, buttons=["copy"]
                     )
                     status = gr.Markdown(elem_id=f"arena-metrics-{name}", elem_classes=["chat-notice"])
                     stop_btn = gr.Button(
@@ -431,7 +431,7 @@ class ArenaTab:
             stop_both = gr.Button("Stop both", variant="stop", scale=1, elem_id="arena-stop-both")
         with gr.Row():
             regenerate = gr.Button("↻ Regenerate", size="sm", elem_id="arena-regenerate")
-            new = gr.Button("＋ New round (new pair)", size="sm", elem_id="arena-new")
+            new = gr.Button("+ New round (new pair)", size="sm", elem_id="arena-new")
         with gr.Row():
             vote_buttons = [
                 gr.Button(label, interactive=False, elem_id=f"arena-vote-{key}") for key, label in VOTES
@@ -446,6 +446,7 @@ class ArenaTab:
                     title=title,
                     y_title=title,
                     height=220,
+                    y_lim=[0, None],
                     elem_id=f"arena-chart-{key}",
                 )
                 for key, title, _ in show.CHARTS

@@ -1,0 +1,152 @@
+"""The Arena tab in the launched app: a round played, voted and ranked in a real browser (Debian's Chromium
+through Playwright), and a blind round through the queue exactly as the page calls it, whose raw payloads
+name neither side before the vote.
+
+The screenshot goes to a temporary folder; with SCREENSHOTS_DIR set (docs/ for the README) it is saved
+there too, as arena-tab.png.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from playground.arena.anonymise import identity_words
+from playground.context import AppContext
+from playground.ui.arena_tab import BLIND
+from tests.support import QUESTION
+
+ONNX, HF = "smollm2-135m-instruct@onnx", "smollm2-135m-instruct@transformers"
+BOT_A, BOT_B = '#arena-chat-a [data-testid="bot"]', '#arena-chat-b [data-testid="bot"]'
+
+
+@pytest.mark.browser
+def test_a_visitor_plays_a_round_votes_and_sees_the_leaderboard_move(
+    page: Page, app_url: str, tmp_path: Path
+) -> None:
+    page.set_viewport_size({"width": 1400, "height": 1300})
+    page.goto(app_url)
+    page.wait_for_selector("#instruct-input textarea")
+    page.get_by_role("tab", name="Arena", exact=True).click()
+    page.wait_for_selector("#arena-input textarea")
+    page.get_by_text("System prompts and parameters").click()
+    for name, value in (("temperature", "0"), ("max-new-tokens", "48")):
+        box = page.locator(f"#arena-a-{name} input[type=number]")
+        box.fill(value)
+        box.press("Enter")
+    page.get_by_text("System prompts and parameters").click()
+    counts = page.locator("#arena-board-counts")
+    before = counts.inner_text()
+    page.fill("#arena-input textarea", QUESTION)
+    page.press("#arena-input textarea", "Enter")
+    expect(page.locator(BOT_A).first).to_contain_text("Paris", timeout=90_000)
+    expect(page.locator(BOT_B).first).to_contain_text("Paris", timeout=90_000)
+    expect(page.locator("#arena-metrics-a")).to_contain_text("tok/s", timeout=30_000)
+    expect(page.locator("#arena-metrics-b")).to_contain_text("TTFT")
+    expect(page.locator("#arena-head-a")).to_contain_text(ONNX)
+    vote = page.locator("#arena-vote-a")
+    expect(vote).to_be_enabled(timeout=15_000)
+    vote.click()
+    expect(page.locator("#arena-notice")).to_contain_text("Your vote: A is better", timeout=30_000)
+    expect(counts).not_to_have_text(before, timeout=30_000)
+    expect(page.locator("#arena-board")).to_contain_text(HF)
+    expect(vote).to_be_disabled()
+    page.evaluate("window.scrollTo(0, 0)")
+    path = tmp_path / "arena-tab.png"
+    page.screenshot(path=str(path), full_page=False)
+    assert path.stat().st_size > 10_000, "the screenshot shows the page"
+    folder = os.environ.get("SCREENSHOTS_DIR")
+    if folder:
+        shutil.copyfile(path, Path(folder) / "arena-tab.png")
+
+
+# The raw payloads: the queue protocol the page itself speaks (join, then the session's event stream)
+
+
+class PageSession:
+    """One page's session on the launched app, calling events by their trigger as the browser does."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.session = uuid.uuid4().hex
+        self.config = httpx.get(url + "config").json()
+        self.raw: list[str] = []  # every data line the server sent this session
+
+    def component(self, elem_id: str) -> int:
+        return next(
+            c["id"] for c in self.config["components"] if c.get("props", {}).get("elem_id") == elem_id
+        )
+
+    def dependency(self, trigger: tuple[int, str], outputs: int | None = None) -> dict[str, Any]:
+        return next(
+            d
+            for d in self.config["dependencies"]
+            if [trigger[0], trigger[1]] in [list(t) for t in d["targets"]]
+            and (outputs is None or len(d["outputs"]) == outputs)
+        )
+
+    def call(self, dependency: dict[str, Any], data: list[Any]) -> list[dict[str, Any]]:
+        body = {
+            "data": data,
+            "fn_index": dependency["id"],
+            "session_hash": self.session,
+            "event_data": None,
+            "trigger_id": dependency["targets"][0][0],
+        }
+        joined = httpx.post(self.url + "gradio_api/queue/join", json=body, timeout=30)
+        joined.raise_for_status()
+        event = joined.json()["event_id"]
+        messages = []
+        with httpx.stream(
+            "GET", self.url + "gradio_api/queue/data", params={"session_hash": self.session}, timeout=180
+        ) as stream:
+            for line in stream.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                self.raw.append(line)
+                message = json.loads(line[5:])
+                messages.append(message)
+                if message.get("event_id") == event and message.get("msg") == "process_completed":
+                    break
+        return messages
+
+
+def test_a_blind_round_names_nobody_in_the_raw_payloads_before_the_vote(
+    app_url: str, ctx: AppContext
+) -> None:
+    specs = [ctx.registry.resolve(i) for i in (ONNX, HF)]
+    words = {w.lower() for s in specs for w in identity_words(s)} | {str(s.context_window) for s in specs}
+    words |= {f"{s.context_window:,}" for s in specs}
+    page = PageSession(app_url)
+    load = next(
+        d
+        for d in page.config["dependencies"]
+        if any(t[1] == "load" for t in d["targets"]) and len(d["outputs"]) == 3
+    )
+    page.call(load, [None])  # the visitor's id, as on page load
+    send = page.dependency((page.component("arena-send"), "click"))
+    pane = ["", 0, 1, 0, 24, 1, -1, ""]
+    data = [None, None, None, BLIND, "", ONNX, ONNX, QUESTION, True, *pane, *pane]
+    messages = page.call(send, data)
+    assert messages[-1].get("success"), messages[-1]
+    before_vote = "\n".join(page.raw).lower()
+    assert "model a" in before_vote and "tok/s" in before_vote, "the round reached the page"
+    leaked = sorted(w for w in words if w in before_vote)
+    assert not leaked, leaked
+    # No API endpoint serves the arena (every arena event is private): the API lists none of it.
+    info = httpx.get(app_url + "gradio_api/info").json()
+    assert not [name for name in info.get("named_endpoints", {}) if "arena" in name.lower() or "play" in name]
+    # The vote reveals the names in the next payload (the check above can see them).
+    vote = page.dependency((page.component("arena-vote-b"), "click"))
+    page.raw.clear()
+    assert page.call(vote, [None, None, None])[-1].get("success")
+    revealed = "\n".join(page.raw)
+    assert ONNX in revealed and HF in revealed
