@@ -265,3 +265,51 @@ def test_new_conversation_empties_the_map(tabs: Any) -> None:
     values = regions["moe"].new_conversation()
     assert values[:6] == ([], None, [], "", "", False)
     assert "No expert map yet" in values[6] and values[7].empty
+
+
+def test_editing_a_question_with_images_replaces_them_in_the_history(ctx: AppContext, tabs: Any) -> None:
+    _, _, regions = tabs
+    vision = regions["vision"]
+    owner = new_browser_id()
+    first = str(IMAGES_DIR / "sign.png")
+    updates = answer(vision, ask({"text": "Read it.", "files": [first]}), owner, VISION_DEMO)
+    conversation, conversation_id = updates[-1][0], updates[-1][1]
+    box, conversation, _, editing = vision.edit_last(conversation)
+    assert box == {"text": "Read it.", "files": [first]} and editing and conversation == []
+    second = str(IMAGES_DIR / "chart.png")
+    _, conversation, _, _ = add_question({"text": "Read this one.", "files": [second]}, conversation, editing)
+    answer(vision, conversation, owner, VISION_DEMO, conversation_id=conversation_id)
+    messages = ctx.history.get_conversation(owner, conversation_id).messages
+    assert [m.role for m in messages] == ["user", "assistant"]
+    assert messages[0].text == "Read this one."
+    assert [ctx.history.image_path(r).read_bytes() for r in messages[0].images] == [Path(second).read_bytes()]
+
+
+def test_tabs_reach_engines_only_through_services() -> None:
+    """No module of the UI imports a provider package: models, conversions and endpoints go through the
+    services (models_service, providers_service, chat, conversations)."""
+    import ast
+
+    folder = Path(__file__).resolve().parent.parent / "playground" / "ui"
+    offenders = []
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and "providers" in (node.module or "").split("."):
+                offenders.append(f"{path.name}: from {'.' * node.level}{node.module}")
+    assert not offenders
+
+
+def test_conversion_and_provider_status_are_services(ctx: AppContext, tmp_path: Path) -> None:
+    from playground.errors import PlaygroundError
+    from playground.models_service import ModelManager
+    from playground.providers_service import statuses
+
+    manager = ModelManager(ctx)
+    for name in ("", "../escape", ".hidden", "a/b"):
+        with pytest.raises(PlaygroundError, match="plain folder name"):
+            manager.convert(str(tmp_path), name)
+    with pytest.raises(PlaygroundError, match="Nothing to convert"):
+        manager.convert(str(tmp_path / "missing"), "x")
+    rows = {s.name: s for s in statuses(ctx.registry)}
+    assert {"onnx", "transformers"} <= set(rows)
+    assert "smollm2-135m-instruct@onnx" in rows["onnx"].models
