@@ -127,3 +127,18 @@ def test_the_moe_map_renders_and_comes_back_from_the_history(
     expect(page.locator('#moe-chat [data-testid="user"]').first).to_contain_text(marker, timeout=15_000)
     expect(page.locator("#moe-map tbody tr")).to_have_count(rows, timeout=15_000)
     expect(page.locator("#moe-notice")).to_contain_text("Continuing")
+
+
+def test_a_pasted_image_is_attached(page: Page, app_url: str) -> None:
+    open_tab(page, app_url, "Vision", "vision")
+    data = list((IMAGES_DIR / "chart.png").read_bytes())
+    page.locator("#vision-input textarea").evaluate(
+        """(box, bytes) => {
+            const file = new File([new Uint8Array(bytes)], "pasted.png", {type: "image/png"});
+            const data = new DataTransfer();
+            data.items.add(file);
+            box.dispatchEvent(new ClipboardEvent("paste", {clipboardData: data, bubbles: true}));
+        }""",
+        data,
+    )
+    expect(page.locator("#vision-input img")).to_have_count(1, timeout=15_000)
