@@ -127,6 +127,24 @@ def test_stop_on_one_pane_leaves_the_other_streaming(tab: ArenaTab, ctx: AppCont
     assert str(answer_b.finish_reason) == "cancelled"
 
 
+def test_stop_both_ends_both_panes(tab: ArenaTab) -> None:
+    owner = new_browser_id()
+    session = "stop-both"
+    stopped: list[int] = []
+
+    def stop_both_once(update: Update) -> None:
+        texts = [answer_text(out(update, f"chat_{side}")) for side in ("a", "b")]
+        if not stopped and all(len(t) > 10 for t in texts):
+            stopped.append(1)
+            tab.stop_both(gr.Request(session_hash=session))
+
+    updates = play(tab, owner, prompt=STORY, pane=LONG, session=session, on_update=stop_both_once)
+    assert stopped, "both panes streamed"
+    final = out(updates[-1], "rounds")[-1]
+    assert (final["a"]["finish_reason"], final["b"]["finish_reason"]) == ("cancelled", "cancelled")
+    assert all(out(updates[-1], f"vote_{k}").interactive for k in ("a", "b")), "a stopped round can be voted"
+
+
 def test_votes_persist_reload_and_move_the_leaderboard(tab: ArenaTab, ctx: AppContext) -> None:
     owner = new_browser_id()
     before = tab.board_outputs()[2]

@@ -43,6 +43,7 @@ LINK_PARAM = "arena"
 TAB_ID = "arena"
 NAMED, BLIND = "Named: pick both models", "Blind: two random models, named after your vote"
 VOTES = (("a", "← A is better"), ("b", "B is better →"), ("tie", "Tie"), ("both_bad", "Both are bad"))
+PREPARING = "⏳ Sending the prompt to both models (a model's first use loads it first)…"
 HIDDEN_ERROR = "One of the models could not answer (the details are shown after the vote)."
 # What `screen` returns, in order (the round handlers' outputs)
 OUTPUT_NAMES = (
@@ -181,6 +182,8 @@ class ArenaTab:
         blind_specs: dict[str, ModelSpec] = {}
         try:
             owner = check_owner_id(owner_value)
+            if prompt.strip():
+                yield self.screen(battle_id, rounds, notice=PREPARING, keep_prompt=True)
             if battle_id and rounds:
                 round_ = await asyncio.to_thread(self.arena.next_round, owner, battle_id, prompt)
             else:
