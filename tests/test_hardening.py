@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import re
 import urllib.request
 
@@ -155,3 +156,15 @@ def test_the_embedded_model_with_its_defaults_answers_sensibly(ctx: AppContext) 
 )
 def test_untrusted_markdown_is_rewritten(hostile: str, shown: str) -> None:
     assert safe_markdown(hostile) == shown
+
+
+def test_a_user_error_is_one_log_line_and_no_traceback(
+    app_url: str, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.INFO, logger="playground.ui")
+    client = Client(app_url, verbose=False)
+    with pytest.raises(Exception, match="Unknown model"):
+        client.predict("Hi", api_name="/chat", model="no-such-model-at-all")
+    lines = [r for r in caplog.records if "no-such-model-at-all" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].exc_info is None
+    assert "Traceback" not in capfd.readouterr().err

@@ -29,7 +29,7 @@ from ..moe_view import pack
 from ..text import valid_text
 from ..types import Capability, Chunk, ExpertRecord, ModelSpec
 from . import render, widgets
-from .render import Turn
+from .render import Turn, user_error
 from .signals import StopSignals
 from .streaming import ThreadedStream
 
@@ -201,7 +201,7 @@ class ChatRegion:
             )
         except PlaygroundError as exc:
             self.signals.end(session, stop_event, pane)
-            gr.Warning(str(exc))
+            user_error(exc)
             yield self._outputs(state, notice=render.safe_markdown(f"⚠ {exc}"))
             return
         notice = prepared.notice
@@ -222,7 +222,7 @@ class ChatRegion:
         except PlaygroundError as exc:
             state.turn["finish"] = "error"
             state.notice = render.safe_markdown(f"⚠ {exc}")
-            gr.Warning(str(exc))
+            user_error(exc)
         finally:
             self.signals.end(session, stop_event, pane)
         if state.turn["finish"] is None and stop_event.is_set():
@@ -297,7 +297,7 @@ class ChatRegion:
             try:
                 self.ctx.conversations.forget_last_answer(check_owner_id(owner_value), conversation_id)
             except PlaygroundError as exc:
-                gr.Warning(str(exc))
+                user_error(exc)
         return conversation, render.to_chatbot(conversation)
 
     def edit_last(self, conversation: list[Turn]) -> tuple[Box, list[Turn], Chat, bool]:

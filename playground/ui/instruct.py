@@ -7,6 +7,7 @@ endpoint for scripts.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import gradio as gr
@@ -23,6 +24,8 @@ __all__ = ["CONFIG", "InstructTab", "InstructUI", "add_question", "apply", "sett
 
 InstructUI = RegionUI  # the name other modules used before the region was shared
 CONFIG = RegionConfig(prefix="instruct", tab="instruct", api=True)
+
+log = logging.getLogger("playground.ui")
 
 
 class InstructTab(ChatRegion):
@@ -74,8 +77,9 @@ class InstructTab(ChatRegion):
             async for batch in ThreadedStream(self.ctx.chat.stream(prepared)):
                 text += "".join(c.text for c in batch)
                 yield text
-        except PlaygroundError as exc:
-            raise gr.Error(str(exc)) from None
+        except PlaygroundError as exc:  # one line in the server log, the message to the caller
+            log.info("%s: %s", type(exc).__name__, exc)
+            raise gr.Error(str(exc), print_exception=False) from None
 
     def _build_api(self) -> None:
         """`/chat`: the endpoint for scripts, tests and benchmarks, streaming the cumulative text.

@@ -3,14 +3,26 @@ Gradio's chat message format."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from typing import Any
 
+import gradio as gr
+
+from ..errors import PlaygroundError
 from ..text import valid_text
 from ..types import Message
 
 Turn = dict[str, Any]
+
+log = logging.getLogger("playground.ui")
+
+
+def user_error(exc: PlaygroundError) -> None:
+    """A visitor's error: one line in the server log (no traceback) and a toast in the page."""
+    log.info("%s: %s", type(exc).__name__, exc)
+    gr.Warning(str(exc))
 
 FINISH_NOTES = {
     "cancelled": "⏹ stopped",
