@@ -24,6 +24,7 @@ def user_error(exc: PlaygroundError) -> None:
     log.info("%s: %s", type(exc).__name__, exc)
     gr.Warning(str(exc))
 
+
 FINISH_NOTES = {
     "cancelled": "⏹ stopped",
     "interrupted": "⚠ interrupted: the connection or the engine died mid-answer",
