@@ -5,7 +5,6 @@ conversations anonymised, presets say why they are not ready, exports read back.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from playground.history import HistoryStore, Vote, new_browser_id
 from playground.ui.arena_tab import BLIND, DENSE_VS_MOE, NAMED, OUTPUT_NAMES, ArenaTab, preset_link
 from playground.ui.history_tab import BLIND_PREVIEW, HistoryTab
 from tests.support import QUESTION
+from tests.test_streaming import run_loop
 
 ONNX, HF = "smollm2-135m-instruct@onnx", "smollm2-135m-instruct@transformers"
 PANE = ("", 0.0, 1.0, 0, 24, 1.0, -1, "")  # system, temperature, top-p, top-k, max new, penalty, seed, stop
@@ -69,7 +69,7 @@ def play(
                 on_update(update)
         return updates
 
-    return asyncio.run(run())
+    return run_loop(run())
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +175,7 @@ def test_votes_persist_reload_and_move_the_leaderboard(tab: ArenaTab, ctx: AppCo
         request = gr.Request(session_hash="regen")
         return [u async for u in tab.regenerate(owner, new_battle, rounds2, request)]
 
-    regenerated = asyncio.run(regenerate())
+    regenerated = run_loop(regenerate())
     assert len(out(regenerated[-1], "rounds")) == 2 and out(regenerated[-1], "rounds")[1]["a"]["text"]
 
 
@@ -259,7 +259,7 @@ def test_an_export_reproduces_each_side_and_a_named_preset_is_recorded(
             )
         ]
 
-    battle = out(asyncio.run(run())[-1], "battle")
+    battle = out(run_loop(run())[-1], "battle")
     assert ctx.history.get_battle(owner, battle).parameters["preset"] == "two-engines"
     path, _ = tab.export("json", owner, battle)
     data = read_json(Path(path).read_text())
