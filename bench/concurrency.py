@@ -125,8 +125,20 @@ def pairs(runs: int) -> str:
 # The page while engines are busy
 
 
-def page_times(url: str, browser: Any) -> tuple[float, float]:
-    """Seconds to load the page until the question box shows, and to open the Models tab."""
+def server_time(url: str) -> float:
+    """Seconds for the server alone to answer the page's HTML and its config (no browser)."""
+    import httpx
+
+    start = time.monotonic()
+    for path in ("", "config"):
+        httpx.get(url + path, timeout=120).raise_for_status()
+    return time.monotonic() - start
+
+
+def page_times(url: str, browser: Any) -> tuple[float, float, float]:
+    """Seconds to load the page until the question box shows, to open the Models tab, and for the
+    server alone to answer the HTML and config."""
+    server = server_time(url)
     page = browser.new_page()
     try:
         start = time.monotonic()
@@ -136,7 +148,7 @@ def page_times(url: str, browser: Any) -> tuple[float, float]:
         start = time.monotonic()
         page.get_by_role("tab", name="Models").click()
         page.locator("#models-loaded").wait_for(state="visible", timeout=120_000)
-        return loaded, time.monotonic() - start
+        return loaded, time.monotonic() - start, server
     finally:
         page.close()
 
@@ -149,7 +161,7 @@ def page(runs: int) -> str:
     if chromium is None:
         raise SystemExit("The page benchmark needs Chromium (apt-get install chromium).")
     info, loads = machine(), [load_average()]
-    results: dict[str, list[tuple[float, float]]] = {
+    results: dict[str, list[tuple[float, float, float]]] = {
         "idle": [],
         "one 512-token answer": [],
         "16 visitors": [],
@@ -180,11 +192,14 @@ def page(runs: int) -> str:
     loads.append(load_average())
     idle_load = median([r[0] for r in results["idle"]])
     idle_tab = median([r[1] for r in results["idle"]])
+    idle_server = median([r[2] for r in results["idle"]])
     rows = []
     for label, times in results.items():
         load, tab = median([t[0] for t in times]), median([t[1] for t in times])
+        server = median([t[2] for t in times])
         rows.append(f"| {label} | {load * 1000:.0f} ms | {load / idle_load:.2f}× | "
-                    f"{tab * 1000:.0f} ms | {tab / idle_tab:.2f}× |")  # fmt: skip
+                    f"{tab * 1000:.0f} ms | {tab / idle_tab:.2f}× | "
+                    f"{server * 1000:.0f} ms | {server / idle_server:.2f}× |")  # fmt: skip
     return "\n".join(
         [
             "### The page while engines are busy",
@@ -192,10 +207,11 @@ def page(runs: int) -> str:
             *machine_lines(info, loads),
             f"- {runs} runs per row; medians. Chromium (Playwright) loads the page until the question box "
             "shows, then opens the Models tab until its table shows. Busy: answers of 512 tokens on the "
-            "embedded model (ONNX, worker processes) asked through `/chat` by gradio_client 1 s before.",
+            "embedded model (ONNX, worker processes) asked through `/chat` by gradio_client 1 s before. "
+            "Server alone: the page's HTML and `/config` fetched with httpx, no browser.",
             "",
-            "| While | Page load | Of idle | Open a tab | Of idle |",
-            "|---|---:|---:|---:|---:|",
+            "| While | Page load | Of idle | Open a tab | Of idle | Server alone (HTML + config) | Of idle |",
+            "|---|---:|---:|---:|---:|---:|---:|",
             *rows,
         ]
     )
