@@ -9,6 +9,7 @@ stops what it is doing and exits.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -34,6 +35,8 @@ from .protocol import (
     Shutdown,
 )
 from .stats import EngineStats, SharedCounters
+
+NICENESS = 5  # workers run this much below the app's process priority
 
 
 def load_engine(recipe: Recipe, threads: int | None = None, stats: EngineStats | None = None) -> Any:
@@ -157,6 +160,10 @@ class _Worker:
 def main(conn: Connection, counters: SharedCounters) -> None:
     """The worker process's entry point (spawned: nothing is inherited but these arguments)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the app's to handle; it stops us by message
+    # Below the web server in the scheduler's eyes: when every core is busy generating, the page still
+    # loads at once (the engines lose a little of their rate then, never the page its responsiveness).
+    with contextlib.suppress(OSError):
+        os.nice(NICENESS)
     # No progress bars on the app's terminal from here (the page shows the load); and none of tqdm's
     # cross-process locks, which a worker that is killed could not give back.
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
