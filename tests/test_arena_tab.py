@@ -221,6 +221,12 @@ def test_a_blind_round_names_nobody_in_any_output_before_the_vote(tab: ArenaTab,
     assert not [w for w in words if w in dump(table)]
     event = gr.SelectData(None, {"index": [0, 0], "value": ""})
     assert history.select(ids, owner, event) == (ids[0], BLIND_PREVIEW)
+    # Continuing or exporting it there would name its model: refused until the vote; "all" leaves it out.
+    for attempt in (lambda: history.open(ids[0], owner), lambda: history.export("md", ids[0], owner)):
+        with pytest.raises(gr.Error, match="vote in the Arena tab first"):
+            attempt()
+    everything = Path(history.export("all-json", None, owner)).read_text()
+    assert not [w for w in words if w in everything.lower()] and ids[0] not in everything
     # The vote reveals both sides, in the panes and in the History tab.
     voted = tab.vote("tie", owner, battle, rounds)
     assert [w for w in words if w in dump(voted)], "the check above sees names once they are shown"

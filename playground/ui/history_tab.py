@@ -120,7 +120,9 @@ class HistoryTab:
         if not selected:
             raise user_error("Pick a conversation in the list first.")
         try:
-            conversation = self.store.get_conversation(check_owner_id(owner_value), selected)
+            owner = check_owner_id(owner_value)
+            self._not_blind(owner, [selected])
+            conversation = self.store.get_conversation(owner, selected)
         except PlaygroundError as exc:
             raise user_error(exc) from None
         turns = [self._turn(m) for m in conversation.messages]
@@ -177,6 +179,13 @@ class HistoryTab:
         table, ids = self.rows(owner_value, search)
         return table, ids, f"✅ {done}"
 
+    def _not_blind(self, owner: str, ids: Sequence[str]) -> None:
+        """Refuse a blind arena round before its vote: opening or exporting it would name its model."""
+        if set(ids) & set(self.hidden(owner)):
+            raise PlaygroundError(
+                "This conversation is a blind arena round: vote in the Arena tab first, then it opens here."
+            )
+
     @staticmethod
     def _need(selected: str | None) -> str:
         if not selected:
@@ -187,6 +196,13 @@ class HistoryTab:
         """Write an export file for download: the selected conversation, or all ('all-md', 'all-json')."""
         owner = check_owner_id(owner_value)
         ids = None if kind.startswith("all") else [self._need(selected)]
+        hidden = self.hidden(owner)
+        if ids is None and hidden:  # everything but blind arena rounds not voted on yet
+            ids = [c.id for c in self.store.list_conversations(owner, limit=None) if c.id not in hidden]
+        try:
+            self._not_blind(owner, ids or [])
+        except PlaygroundError as exc:
+            raise user_error(exc) from None
         if kind.endswith("json"):
             text, suffix = export_json(self.store, owner, ids), ".json"
         else:
