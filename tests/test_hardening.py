@@ -67,18 +67,22 @@ def test_a_bad_api_value_answers_a_message(app_url: str, values: dict[str, objec
         client.predict("Hi", api_name="/chat", **values)
 
 
-def test_a_lone_surrogate_through_the_api_gets_an_answer(app_url: str) -> None:
-    """gradio_client cannot even encode "\\ud800"; a JSON escape in a raw request is how one arrives."""
-    body = json.dumps(
-        {"data": ["Say hello \ud800", EMBEDDED, "", 0, None, None, 16, None, None, ""]}
-    ).encode()
+def raw_chat_call(app_url: str, data: list[object]) -> str:
+    """A /chat call as raw HTTP (no gradio_client): post the inputs, then read the event stream."""
     request = urllib.request.Request(
-        app_url + "gradio_api/call/chat", data=body, headers={"Content-Type": "application/json"}
+        app_url + "gradio_api/call/chat",
+        data=json.dumps({"data": data}).encode(),
+        headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request) as response:
         event = json.load(response)["event_id"]
     with urllib.request.urlopen(f"{app_url}gradio_api/call/chat/{event}") as response:
-        stream = response.read().decode()
+        return response.read().decode()
+
+
+def test_a_lone_surrogate_through_the_api_gets_an_answer(app_url: str) -> None:
+    """gradio_client cannot even encode "\\ud800"; a JSON escape in a raw request is how one arrives."""
+    stream = raw_chat_call(app_url, ["Say hello \ud800", EMBEDDED, "", 0, None, None, 16, None, None, ""])
     assert "event: complete" in stream, stream
     final = json.loads(stream.rsplit("data:", 1)[1])
     assert isinstance(final[0], str) and final[0].strip()
@@ -86,14 +90,7 @@ def test_a_lone_surrogate_through_the_api_gets_an_answer(app_url: str) -> None:
 
 def test_a_call_missing_arguments_answers_a_message(app_url: str) -> None:
     """A raw call with fewer inputs than /chat takes: Gradio refuses it before our handler, with words."""
-    body = json.dumps({"data": []}).encode()
-    request = urllib.request.Request(
-        app_url + "gradio_api/call/chat", data=body, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request) as response:
-        event = json.load(response)["event_id"]
-    with urllib.request.urlopen(f"{app_url}gradio_api/call/chat/{event}") as response:
-        stream = response.read().decode()
+    stream = raw_chat_call(app_url, [])
     assert "event: error" in stream, stream
     error = json.loads(stream.rsplit("data:", 1)[1])["error"]
     assert isinstance(error, str) and "inputs" in error, "an error with no message"
