@@ -113,8 +113,6 @@ def prepare_image(ref: str, limits: ImageLimits = ImageLimits()) -> PreparedImag
     """Check and normalise one image; InvalidImageError (with what to do) when it cannot be used."""
     label = describe(ref)
     raw = read_bytes(ref, limits)
-    if len(raw) > limits.max_bytes:
-        raise InvalidImageError(_too_big(label, len(raw), limits))
     kind = sniff(raw[:16])
     if kind is None:
         raise InvalidImageError(
@@ -138,11 +136,11 @@ def prepare_image(ref: str, limits: ImageLimits = ImageLimits()) -> PreparedImag
 
 
 def open_image(ref: str, limits: ImageLimits = ImageLimits()) -> Image:
-    """A checked image as an RGB PIL image, for the local engines' processors."""
+    """A checked image as an RGB PIL image, for the local engines' processors (a data: URL is one
+    `prepare_messages` made: only its bytes are read)."""
     from PIL import Image as PILImage
 
-    prepared = ref if ref.startswith("data:") else prepare_image(ref, limits).data_url
-    raw = read_bytes(prepared, limits)
+    raw = read_bytes(ref, limits) if ref.startswith("data:") else prepare_image(ref, limits).data
     with PILImage.open(io.BytesIO(raw)) as image:
         return image.convert("RGB")
 
