@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-from ...errors import ImagesNotSupportedError, InvalidOptionsError
-from ...images import MIME, sniff
+from ...errors import ImagesNotSupportedError
+from ...images import MIME, read_bytes, sniff
 from ...options import GenerationOptions
 from ...types import Message
 from .endpoint import VisionFormat
@@ -60,27 +59,15 @@ def data_url(image: str, *, limit: int | None = None) -> str:
     from the bytes (never the name); past `limit` (base64 characters) it is re-encoded smaller."""
     if image.startswith(("http://", "https://")):
         return image
-    if image.startswith("data:"):
-        if limit is None or len(image) <= limit:
-            return image
-        raw = _data_bytes(image)
-    else:
-        path = Path(image)
-        if not path.is_file():
-            raise InvalidOptionsError(f"Image not found: {path.name}.")
-        raw = path.read_bytes()
-    mime = MIME.get(sniff(raw[:16]) or "", "image/png")
+    if image.startswith("data:") and (limit is None or len(image) <= limit):
+        return image
+    raw = read_bytes(image)
+    prefix = f"data:{MIME.get(sniff(raw[:16]) or '', 'image/png')};base64,"
     encoded = base64.b64encode(raw).decode("ascii")
-    if limit is not None and len(encoded) + len(mime) + 13 > limit:
-        mime, encoded = "image/jpeg", base64.b64encode(_shrink(raw, limit - 24)).decode("ascii")
-    return f"data:{mime};base64,{encoded}"
-
-
-def _data_bytes(url: str) -> bytes:
-    try:
-        return base64.b64decode(url.partition(",")[2], validate=True)
-    except ValueError:
-        raise InvalidOptionsError("An attached image is not valid base64: attach the file again.") from None
+    if limit is not None and len(prefix) + len(encoded) > limit:
+        prefix = "data:image/jpeg;base64,"
+        encoded = base64.b64encode(_shrink(raw, limit - len(prefix))).decode("ascii")
+    return prefix + encoded
 
 
 def _shrink(raw: bytes, limit: int) -> bytes:
