@@ -106,10 +106,6 @@ def engine_errors(spec: ModelSpec, stream: Iterator[Chunk]) -> Iterator[Chunk]:
             f"{spec.engine_label} failed on {spec.name}: {type(exc).__name__}: {detail}",
             provider=spec.provider,
         ) from exc
-    finally:
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
 
 
 class ChatService:

@@ -147,14 +147,10 @@ class Registry:
                     del self._leases[model_id]
 
     def leased(self, model_id: str, stream: Iterator[Chunk]) -> Iterator[Chunk]:
-        """The stream, with the model leased until it ends or is closed."""
+        """The stream, with the model leased until it ends or is closed (closing this closes `stream`:
+        `yield from` passes the close on)."""
         with self.lease(model_id):
-            try:
-                yield from stream
-            finally:
-                close = getattr(stream, "close", None)
-                if close is not None:
-                    close()
+            yield from stream
 
     def busy(self, model_id: str) -> bool:
         with self._guard:

@@ -25,6 +25,7 @@ from tests.support import QUESTION, make_settings
 
 ONNX, HF = "smollm2-135m-instruct@onnx", "smollm2-135m-instruct@transformers"
 GREEDY = GenerationOptions(temperature=0, max_new_tokens=48)
+SHORT = GenerationOptions(temperature=0, max_new_tokens=40)
 LONG = GenerationOptions(temperature=0.8, seed=3, max_new_tokens=1500)
 STORY = [Message("user", "Write a very long story about a lighthouse keeper and the sea.")]
 
@@ -142,9 +143,8 @@ def test_two_answers_at_once_make_progress_together(ctx: AppContext, pair: tuple
     first_end = min(i for i, name in enumerate(order) if name.endswith(":end"))
     before = set(order[:first_end])
     assert before == {"side0", "side1"}, "one side waited for the other to finish"
-    pids = {w.pid for w in worker_model(ctx, pair[0]).workers()}
-    assert len(pids) >= 1
     if pair[0] == pair[1]:
+        pids = {w.pid for w in worker_model(ctx, pair[0]).workers()}
         assert len(pids) == 2, "two answers from one model ran in two workers"
 
 
@@ -236,10 +236,7 @@ def _prepared(context: AppContext, model_id: str, messages: list[Message]) -> An
     """A request as the chat service makes it, without its trimming (to reach the engine's own checks)."""
     from playground.chat import Prepared
 
-    return Prepared(context.registry.get(model_id), tuple(messages), GreedyShort, None)
-
-
-GreedyShort = GenerationOptions(temperature=0, max_new_tokens=40)
+    return Prepared(context.registry.get(model_id), tuple(messages), SHORT, None)
 
 
 def test_models_tab_lists_workers_and_unloads_them(tight: AppContext) -> None:

@@ -100,7 +100,6 @@ class WorkerProcess:
 
     def __init__(self, recipe: Recipe, threads: int | None) -> None:
         self.recipe = recipe
-        self.threads = threads
         self.counters = SharedCounters(SPAWN)
         parent, child = SPAWN.Pipe()
         self.process = SPAWN.Process(
@@ -278,12 +277,11 @@ class ProcessModel:
             self.stats.add(started.counters)
             self._cond.notify_all()
 
-    def _drop(self, gone: WorkerProcess) -> None:
-        with self._cond:
-            if gone in self._workers:
-                self._workers.remove(gone)
-                self.stats.retire(gone.counters)
-            self._cond.notify_all()
+    def _forget(self, gone: WorkerProcess) -> None:
+        """With the condition held: a worker that is no more (dead, or closed) leaves the pool."""
+        if gone in self._workers:
+            self._workers.remove(gone)
+            self.stats.retire(gone.counters)
 
     def per_worker_bytes(self) -> int:
         """The measured memory of one worker, or the catalog's estimate before any is measured."""
@@ -301,8 +299,7 @@ class ProcessModel:
                     if self._closed:
                         raise ModelUnavailableError(f"{self.spec.name} was unloaded: ask again.")
                     for gone in [w for w in self._workers if not w.alive and not w.busy]:
-                        self._workers.remove(gone)
-                        self.stats.retire(gone.counters)
+                        self._forget(gone)
                     if self._turns[0] is turn:
                         idle = next((w for w in self._workers if not w.busy and w.alive), None)
                         if idle is not None:
@@ -330,9 +327,8 @@ class ProcessModel:
     def _release(self, used: WorkerProcess) -> None:
         with self._cond:
             used.busy = False
-            if used.dead and used in self._workers:
-                self._workers.remove(used)
-                self.stats.retire(used.counters)
+            if used.dead:
+                self._forget(used)
             self._cond.notify_all()
 
     def workers(self) -> list[WorkerProcess]:
@@ -423,19 +419,21 @@ class ProcessModel:
                     message = inbox.get(timeout=left)
                     if isinstance(message, Ended):
                         self.reports.append(message)
+                    if isinstance(message, Ended | _Died):
                         return
-                    if isinstance(message, _Died):
-                        return
-                log.warning("Worker %d did not stop within %.0f s: killed", used.pid, self.grace_s)
-                used.kill()
             except queue.Empty:
-                log.warning("Worker %d did not stop within %.0f s: killed", used.pid, self.grace_s)
-                used.kill()
+                pass
+            log.warning("Worker %d did not stop within %.0f s: killed", used.pid, self.grace_s)
+            used.kill()
+
+        def wait_then_release() -> None:
+            try:
+                wait()
             finally:
                 used.close_route(rid)
                 self._release(used)
 
-        threading.Thread(target=wait, name=f"cancel-{used.pid}", daemon=True).start()
+        threading.Thread(target=wait_then_release, name=f"cancel-{used.pid}", daemon=True).start()
 
     def _call(self, method: CallMethod, *args: object) -> Any:
         with self._cond:
