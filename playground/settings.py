@@ -36,45 +36,36 @@ def _shown(raw: str) -> str:
     return repr(raw if len(raw) <= 60 else raw[:57] + "...")
 
 
-def _parse(env: Mapping[str, str], name: str, *, integer: bool, unset_hint: str) -> float | None:
+def _positive(
+    env: Mapping[str, str], name: str, top: float, default: float | None = None, *, integer: bool = False
+) -> float | None:
+    """A positive, finite number up to `top`; `default` when unset (None: no limit)."""
+    hint = "; leave it unset for no limit" if default is None else ""
     raw = env.get(name, "").strip()
     if not raw:
-        return None
+        return default
     kind = "a whole number" if integer else "a number"
     try:
         value = int(raw) if integer else float(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be {kind}, got {_shown(raw)}{unset_hint}") from None
+        raise ConfigError(f"{name} must be {kind}, got {_shown(raw)}{hint}") from None
     if not math.isfinite(value):  # float("nan"), float("inf") parse, and then break every use
-        raise ConfigError(f"{name} must be a finite number, got {_shown(raw)}{unset_hint}")
-    return value
-
-
-def _in_range(name: str, value: float, top: float, unset_hint: str) -> float:
+        raise ConfigError(f"{name} must be a finite number, got {_shown(raw)}{hint}")
     if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {value:g}{unset_hint}")
+        raise ConfigError(f"{name} must be positive, got {value:g}{hint}")
     if value > top:
-        raise ConfigError(f"{name} must be at most {top:g}, got {value:g}{unset_hint}")
+        raise ConfigError(f"{name} must be at most {top:g}, got {value:g}{hint}")
     return value
 
 
-def _number(env: Mapping[str, str], name: str, default: float, top: float) -> float:
-    """A positive, finite number up to `top`; the default when unset."""
-    value = _parse(env, name, integer=False, unset_hint="")
-    return default if value is None else _in_range(name, value, top, "")
-
-
-def _optional_positive(
-    env: Mapping[str, str], name: str, top: float, *, integer: bool = False
-) -> float | None:
-    """A positive, finite number up to `top`, or None when unset (meaning: no limit)."""
-    hint = "; leave it unset for no limit"
-    value = _parse(env, name, integer=integer, unset_hint=hint)
-    return None if value is None else _in_range(name, value, top, hint)
+def _number(env: Mapping[str, str], name: str, default: float, top: float, *, integer: bool = False) -> float:
+    """`_positive` with a default: never None."""
+    value = _positive(env, name, top, default, integer=integer)
+    return default if value is None else value
 
 
 def _count(env: Mapping[str, str], name: str, top: int) -> int | None:
-    value = _optional_positive(env, name, top, integer=True)
+    value = _positive(env, name, top, integer=True)
     return None if value is None else int(value)
 
 
@@ -130,6 +121,7 @@ MAX_CACHE_MB = 16_777_216.0  # 16 TB
 MAX_AGE_DAYS = 36_500.0  # a century
 MAX_COUNT = 1_000_000_000
 MAX_WORKERS = 256
+MAX_DAILY_VOTES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -157,6 +149,7 @@ class Settings:
     trace_stream: bool = False
     engine_processes: bool = True
     engine_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    arena_daily_votes: int = 200  # a visitor's arena votes per UTC day, in public mode only
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -188,13 +181,18 @@ class Settings:
             github_models=_flag(env, "PLAYGROUND_GITHUB_MODELS"),
             discovery_timeout_s=_number(env, "PLAYGROUND_DISCOVERY_TIMEOUT_S", 3.0, top=MAX_TIMEOUT_S),
             history_path_override=_path(env, "PLAYGROUND_HISTORY_DB"),
-            history_max_age_days=_optional_positive(env, "PLAYGROUND_HISTORY_MAX_AGE_DAYS", MAX_AGE_DAYS),
+            history_max_age_days=_positive(env, "PLAYGROUND_HISTORY_MAX_AGE_DAYS", MAX_AGE_DAYS),
             history_max_count=_count(env, "PLAYGROUND_HISTORY_MAX_COUNT", MAX_COUNT),
             browser_history=_flag(env, "PLAYGROUND_BROWSER_HISTORY") or bool(env.get("SPACE_ID")),
             space_id=env.get("SPACE_ID") or None,
             oauth=bool(env.get("SPACE_ID") and env.get("OAUTH_CLIENT_ID")),
             trace_stream=_flag(env, "PLAYGROUND_TRACE_STREAM"),
             engine_processes=_flag(env, "PLAYGROUND_ENGINE_PROCESSES", default=True),
-            engine_workers=_count(env, "PLAYGROUND_ENGINE_WORKERS", MAX_WORKERS) or (os.cpu_count() or 1),
+            engine_workers=int(
+                _number(env, "PLAYGROUND_ENGINE_WORKERS", os.cpu_count() or 1, MAX_WORKERS, integer=True)
+            ),
+            arena_daily_votes=int(
+                _number(env, "PLAYGROUND_ARENA_DAILY_VOTES", 200, MAX_DAILY_VOTES, integer=True)
+            ),
             env=env,
         )

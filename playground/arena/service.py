@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..chat import ChatService, Prepared
-from ..errors import ConfigError, HistoryError, PlaygroundError
+from ..errors import HistoryError, PlaygroundError
 from ..history import Battle, HistoryStore, StoredMessage, Vote
 from ..registry import LOCAL_ENGINES
 from ..types import Chunk, FinishReason, Message, Metrics, ModelSpec
@@ -29,8 +29,6 @@ from .ratings import Leaderboard, leaderboard
 
 if TYPE_CHECKING:
     from ..context import AppContext
-
-DEFAULT_PUBLIC_DAILY_VOTES = 200
 
 
 @dataclass
@@ -82,16 +80,10 @@ class ArenaService:
     def from_context(cls, ctx: AppContext) -> ArenaService:
         """The arena of a running playground: in public mode each visitor may cast
         PLAYGROUND_ARENA_DAILY_VOTES votes a day (default 200); elsewhere there is no cap."""
-        raw = ctx.settings.env.get("PLAYGROUND_ARENA_DAILY_VOTES", "").strip()
-        if raw and not (raw.isdigit() and 0 < int(raw) <= 1_000_000):
-            raise ConfigError(
-                f"PLAYGROUND_ARENA_DAILY_VOTES must be a whole number from 1 to 1000000, got {raw[:60]!r}"
-            )
-        cap = int(raw) if raw else DEFAULT_PUBLIC_DAILY_VOTES
         return cls(
             ctx.chat,
             ctx.history,
-            daily_votes=cap if ctx.settings.public else None,
+            daily_votes=ctx.settings.arena_daily_votes if ctx.settings.public else None,
             engine_processes=ctx.settings.engine_processes,
         )
 
