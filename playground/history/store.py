@@ -422,12 +422,7 @@ class HistoryStore:
         now = utc_now()
         question = message_draft("user", prompt, images, "", "", None, None, None, "")
         with self._write() as conn:
-            row = conn.execute(
-                _BATTLE + " WHERE b.id = ? AND b.owner = ?", (previous_id, check_owner(owner))
-            ).fetchone()
-            if row is None:
-                raise ConversationNotFoundError(BATTLE_NOT_FOUND)
-            previous = battle_from_row(row)
+            previous = _battle(conn, owner, previous_id)
             last = conn.execute(
                 "SELECT MAX(round) FROM battles WHERE thread = ?", (previous.thread,)
             ).fetchone()[0]
@@ -443,12 +438,7 @@ class HistoryStore:
 
     def get_battle(self, owner: str, battle_id: str) -> Battle:
         with self._read() as conn:
-            row = conn.execute(
-                _BATTLE + " WHERE b.id = ? AND b.owner = ?", (battle_id, check_owner(owner))
-            ).fetchone()
-        if row is None:
-            raise ConversationNotFoundError(BATTLE_NOT_FOUND)
-        return battle_from_row(row)
+            return _battle(conn, owner, battle_id)
 
     def list_battles(self, owner: str, *, limit: int | None = 100) -> list[Battle]:
         """This owner's battles, newest first."""
@@ -481,12 +471,8 @@ class HistoryStore:
         if revealed not in ("", "a", "b", "ab"):
             raise HistoryError(f"Unknown revealed sides {revealed!r}: use '', 'a', 'b' or 'ab'.")
         with self._write() as conn:
-            row = conn.execute(
-                _BATTLE + " WHERE b.id = ? AND b.owner = ?", (battle_id, check_owner(owner))
-            ).fetchone()
-            if row is None:
-                raise ConversationNotFoundError(BATTLE_NOT_FOUND)
-            if row["vote"] is not None:
+            battle = _battle(conn, owner, battle_id)
+            if battle.vote is not None:
                 raise HistoryError("This round already has a vote: start a new round to vote again.")
             if daily_limit is not None and _votes_since(conn, owner, _utc_midnight()) >= daily_limit:
                 raise HistoryError(
@@ -499,7 +485,6 @@ class HistoryStore:
                 (new_id(), battle_id, owner, str(choice), now),
             )
             conn.execute("UPDATE battles SET revealed = ? WHERE id = ?", (revealed, battle_id))
-            battle = battle_from_row(row)
             if battle.mode == "blind":
                 for side, model, engine in (
                     (battle.conversation_a, battle.model_a, battle.engine_a),
@@ -700,6 +685,16 @@ def _votes_since(conn: sqlite3.Connection, owner: str, since: str) -> int:
 
 def _touch(conn: sqlite3.Connection, conversation_id: str, now: str) -> None:
     conn.execute("UPDATE conversations SET updated_utc = ? WHERE id = ?", (now, conversation_id))
+
+
+def _battle(conn: sqlite3.Connection, owner: str, battle_id: str) -> Battle:
+    """One battle round of this owner, with its vote; another owner's reads as not found."""
+    row = conn.execute(
+        _BATTLE + " WHERE b.id = ? AND b.owner = ?", (battle_id, check_owner(owner))
+    ).fetchone()
+    if row is None:
+        raise ConversationNotFoundError(BATTLE_NOT_FOUND)
+    return battle_from_row(row)
 
 
 def _check_conversation(conn: sqlite3.Connection, owner: str, conversation_id: str) -> None:
