@@ -14,8 +14,9 @@ import keyword
 import math
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from .options import GenerationOptions
 from .providers.cloud.azure_inference import complete_request
@@ -174,19 +175,33 @@ def _headers_expr(spec: ModelSpec, *, key_header: bool) -> str:
 
 
 def _request_parts(
-    literal: _Literals, request: dict[str, object], options: GenerationOptions
-) -> tuple[str, str, str]:
-    """(imports, helper functions, `messages = [...]` and, where needed, `stop = [...]`)."""
-    messages = request.pop("messages")
-    assert isinstance(messages, list)
-    listing = _list(literal, "messages", messages)
+    literal: _Literals,
+    build: Callable[..., dict[str, Any]],
+    spec: ModelSpec,
+    messages: Sequence[Message],
+    options: GenerationOptions,
+) -> tuple[dict[str, Any], str, str, str]:
+    """The request an adapter's builder makes (`chat_request`, `complete_request`) but its messages, and
+    (imports, helper functions, `messages = [...]` and, where needed, `stop = [...]`)."""
+    request = build(
+        str(spec.extra.get("model", spec.source)),
+        messages,
+        options,
+        vision=spec.extra.get("vision_format", "openai"),
+        extras=bool(spec.extra.get("sampling_extras")),
+        include_usage=False,
+        image_url=literal.image_url,
+    )
+    wire = request.pop("messages")
+    assert isinstance(wire, list)
+    listing = _list(literal, "messages", wire)
     helpers = _DATA_URL if literal.images else ""
     if len(options.stop) > MAX_STOPS:  # the endpoint takes 4: the rest are applied here, as the adapter does
         helpers += _PRINT_UNTIL_STOP
         listing += f"stop = {literal(list(options.stop))}\n"
     helpers += "\n" if helpers else ""
     imports = "import base64\nimport mimetypes\nimport os\n" if literal.images else "import os\n"
-    return imports, helpers, listing
+    return request, imports, helpers, listing
 
 
 def _printing(options: GenerationOptions, stream: str) -> str:
@@ -210,16 +225,7 @@ def _printing(options: GenerationOptions, stream: str) -> str:
 
 def _openai(spec: ModelSpec, messages: Sequence[Message], options: GenerationOptions) -> str:
     literal = _Literals()
-    request = chat_request(
-        str(spec.extra.get("model", spec.source)),
-        messages,
-        options,
-        vision=spec.extra.get("vision_format", "openai"),  # type: ignore[arg-type]
-        extras=bool(spec.extra.get("sampling_extras")),
-        include_usage=False,
-        image_url=literal.image_url,
-    )
-    imports, helpers, listing = _request_parts(literal, request, options)
+    request, imports, helpers, listing = _request_parts(literal, chat_request, spec, messages, options)
     headers = _headers_expr(spec, key_header=True)
     header_line = f"    default_headers={headers},\n" if headers else ""
     arguments = {"model": request.pop("model")}
@@ -242,16 +248,7 @@ def _openai(spec: ModelSpec, messages: Sequence[Message], options: GenerationOpt
 
 def _azure(spec: ModelSpec, messages: Sequence[Message], options: GenerationOptions) -> str:
     literal = _Literals()
-    request = complete_request(
-        str(spec.extra.get("model", spec.source)),
-        messages,
-        options,
-        vision=spec.extra.get("vision_format", "openai"),  # type: ignore[arg-type]
-        extras=bool(spec.extra.get("sampling_extras")),
-        include_usage=False,
-        image_url=literal.image_url,
-    )
-    imports, helpers, listing = _request_parts(literal, request, options)
+    request, imports, helpers, listing = _request_parts(literal, complete_request, spec, messages, options)
     headers = _headers_expr(spec, key_header=False)
     header_line = f"    headers={headers},\n" if headers else ""
     version = spec.extra.get("api_version")
