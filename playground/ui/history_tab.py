@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,11 @@ class HistoryTab:
         self.ctx = ctx
         self.store = ctx.history
 
+    @functools.cached_property
+    def arena(self) -> ArenaService:
+        """Which blind arena rounds are not voted on yet (built on first use, then kept)."""
+        return ArenaService(self.ctx.chat, self.store)
+
     def rows(self, owner_value: Any, search: str | None = "") -> tuple[list[list[Any]], list[str]]:
         """The visitor's conversations (newest first) and their ids, in the same order."""
         try:
@@ -96,7 +102,7 @@ class HistoryTab:
 
     def hidden(self, owner: str) -> dict[str, str]:
         """This visitor's blind arena conversations not yet voted on: id -> "Model A"/"Model B"."""
-        return ArenaService(self.ctx.chat, self.store).hidden_conversations(owner)
+        return self.arena.hidden_conversations(owner)
 
     def refresh(self, owner_value: Any, search: str | None) -> tuple[list[list[Any]], list[str]]:
         return self.rows(owner_value, search)
@@ -121,7 +127,7 @@ class HistoryTab:
             raise user_error("Pick a conversation in the list first.")
         try:
             owner = check_owner_id(owner_value)
-            self._not_blind(owner, [selected])
+            self._not_blind([selected], self.hidden(owner))
             conversation = self.store.get_conversation(owner, selected)
         except PlaygroundError as exc:
             raise user_error(exc) from None
@@ -179,9 +185,11 @@ class HistoryTab:
         table, ids = self.rows(owner_value, search)
         return table, ids, f"✅ {done}"
 
-    def _not_blind(self, owner: str, ids: Sequence[str]) -> None:
-        """Refuse a blind arena round before its vote: opening or exporting it would name its model."""
-        if set(ids) & set(self.hidden(owner)):
+    @staticmethod
+    def _not_blind(ids: Sequence[str], hidden: Mapping[str, str]) -> None:
+        """Refuse a blind arena round before its vote (`hidden`): opening or exporting it would name its
+        model."""
+        if any(i in hidden for i in ids):
             raise PlaygroundError(
                 "This conversation is a blind arena round: vote in the Arena tab first, then it opens here."
             )
@@ -200,7 +208,7 @@ class HistoryTab:
         if ids is None and hidden:  # everything but blind arena rounds not voted on yet
             ids = [c.id for c in self.store.list_conversations(owner, limit=None) if c.id not in hidden]
         try:
-            self._not_blind(owner, ids or [])
+            self._not_blind(ids or [], hidden)
         except PlaygroundError as exc:
             raise user_error(exc) from None
         if kind.endswith("json"):
