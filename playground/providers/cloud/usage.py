@@ -8,13 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ...images import IMAGE_TOKENS_ESTIMATE
 from ...types import Message, ModelSpec
 from ..local import embedded
 from ..local.store import hub_dir
 
 log = logging.getLogger(__name__)
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
-IMAGE_TOKENS_ESTIMATE = 768  # per image, when the server reports no usage (as chat.IMAGE_TOKENS_ESTIMATE)
 
 
 def tokenizer_folder(spec: ModelSpec, models_dir: Path) -> Path | None:
