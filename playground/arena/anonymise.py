@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 from ..history.records import ConversationSummary
 from ..types import ModelSpec
@@ -65,17 +65,7 @@ class SideView:
     finish_reason: str | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "label": self.label,
-            "model": self.model,
-            "engine": self.engine,
-            "text": self.text,
-            "metrics": self.metrics,
-            "notice": self.notice,
-            "error": self.error,
-            "window": self.window,
-            "finish_reason": self.finish_reason,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -99,16 +89,7 @@ class RoundView:
         return self.a if name == "a" else self.b
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "battle_id": self.battle_id,
-            "thread": self.thread,
-            "round": self.round,
-            "mode": self.mode,
-            "prompt": self.prompt,
-            "a": self.a.to_dict(),
-            "b": self.b.to_dict(),
-            "vote": self.vote,
-        }
+        return asdict(self)  # the sides as dicts too
 
 
 def identity_words(spec: ModelSpec, *, engine: bool = True) -> list[str]:
