@@ -22,7 +22,7 @@ so the app raises the same type the engine would have raised in-process.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -111,7 +111,6 @@ class Failed:
     rid: int
     kind: str
     message: str
-    details: dict[str, object] = field(default_factory=dict)
 
 
 ToWorker = Load | Generate | Cancel | Call | Shutdown
