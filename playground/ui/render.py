@@ -3,6 +3,7 @@ Gradio's chat message format."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Iterator
@@ -63,6 +64,9 @@ _BACKTICKS = re.compile(r"`+")
 _WORD_JOINER = "\u2060"
 
 
+# Every streamed update shows the whole chat again (both panes, in the arena): with the cache, a settled
+# turn is rewritten once, not at every update (about 9 ms an update for 20 long turns, on the event loop).
+@functools.lru_cache(maxsize=256)
 def safe_markdown(text: str) -> str:
     """Markdown from outside made safe to render: nothing is fetched, nothing of its own HTML survives.
 
