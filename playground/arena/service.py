@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..chat import ChatService, Prepared
+from ..conversations import ConversationService
 from ..errors import HistoryError, PlaygroundError
 from ..history import Battle, HistoryStore, StoredMessage, Vote
 from ..registry import LOCAL_ENGINES
@@ -73,6 +74,7 @@ class ArenaService:
     ) -> None:
         self.chat = chat
         self.store = store
+        self.conversations = ConversationService(chat, store)
         self.daily_votes = daily_votes
         self.engine_processes = engine_processes
 
@@ -135,10 +137,7 @@ class ArenaService:
         if battle.vote is not None:
             raise HistoryError("This round has a vote already: start a new round to ask again.")
         for conversation in (battle.conversation_a, battle.conversation_b):
-            questions = [
-                m for m in self.store.get_conversation(owner, conversation).messages if m.role == "user"
-            ]
-            self.store.edit_last_question(owner, conversation, questions[-1].text)
+            self.conversations.forget_last_answer(owner, conversation)
         return self._prepare(owner, battle, self.specs(battle))
 
     def specs(self, battle: Battle) -> dict[str, ModelSpec]:
@@ -227,34 +226,25 @@ class ArenaService:
 
     def view(self, round_: Round) -> RoundView:
         """The round as it stands (mid-stream too), anonymised when blind and not yet voted."""
-        battle = round_.battle
         sides = {name: _side_view(run) for name, run in round_.runs.items()}
-        view = RoundView(
-            battle.id, battle.thread, battle.round, battle.mode, battle.prompt, sides["a"], sides["b"],
-            None if battle.vote is None else str(battle.vote),
-        )  # fmt: skip
-        return anonymise(view, round_.specs)
+        return _round_view(round_.battle, sides, round_.specs)
 
     def load(self, owner: str, battle_id: str) -> RoundView:
         """A stored round, as `view` shows it (after a reload, or in the History tab)."""
         battle = self.store.get_battle(owner, battle_id)
+        return self._stored_view(battle, self._answers(owner, battle))
+
+    def _answers(self, owner: str, battle: Battle) -> dict[str, StoredMessage | None]:
+        """Each side's stored answer to this round (None before it is written)."""
+        return {
+            name: _answer_of_round(self.store.get_conversation(owner, conversation).messages, battle.round)
+            for name, conversation in (("a", battle.conversation_a), ("b", battle.conversation_b))
+        }
+
+    def _stored_view(self, battle: Battle, answers: Mapping[str, StoredMessage | None]) -> RoundView:
         specs = self.specs(battle)
-        sides = {}
-        for name, conversation in (("a", battle.conversation_a), ("b", battle.conversation_b)):
-            answer = _answer_of_round(self.store.get_conversation(owner, conversation).messages, battle.round)
-            spec = specs[name]
-            metrics = dict(answer.metrics) if answer and answer.metrics else None
-            error = str(metrics.pop("error", "")) if metrics else ""
-            sides[name] = SideView(
-                label=spec.id, model=spec.id, engine=spec.engine_label, text=answer.text if answer else "",
-                metrics=metrics, error=error, window=spec.context_window,
-                finish_reason=None if answer is None or answer.finish_reason is None else str(answer.finish_reason),
-            )  # fmt: skip
-        view = RoundView(
-            battle.id, battle.thread, battle.round, battle.mode, battle.prompt, sides["a"], sides["b"],
-            None if battle.vote is None else str(battle.vote),
-        )  # fmt: skip
-        return anonymise(view, specs)
+        sides = {name: _stored_side(specs[name], answer) for name, answer in answers.items()}
+        return _round_view(battle, sides, specs)
 
     def hidden_conversations(self, owner: str) -> dict[str, str]:
         """This owner's arena conversations whose names are still hidden (a blind battle not yet voted):
@@ -271,15 +261,17 @@ class ArenaService:
         """One vote on a finished round (a, b, tie, both_bad), within the daily cap in public mode; the
         round's view with the names shown. A blind answer that names a model is flagged (not rated)."""
         battle = self.store.get_battle(owner, battle_id)
+        answers = self._answers(owner, battle)
         texts: dict[str, str] = {}
-        for name, conversation in (("a", battle.conversation_a), ("b", battle.conversation_b)):
-            answer = _answer_of_round(self.store.get_conversation(owner, conversation).messages, battle.round)
+        for name, answer in answers.items():
             if answer is None or answer.finish_reason is None:
                 raise HistoryError("Both answers must finish before the vote: wait, or press Stop.")
             texts[name] = answer.text
         revealed = revealed_sides(texts, self.specs(battle)) if battle.mode == "blind" else ""
-        self.store.record_vote(owner, battle_id, vote, revealed=revealed, daily_limit=self.daily_votes)
-        return self.load(owner, battle_id)
+        voted = self.store.record_vote(
+            owner, battle_id, vote, revealed=revealed, daily_limit=self.daily_votes
+        )
+        return self._stored_view(voted, answers)  # the answers' texts and metrics are as read above
 
     def votes_left(self, owner: str) -> int | None:
         """Votes this visitor may still cast today (None: no cap)."""
@@ -310,6 +302,25 @@ def _side_view(run: SideRun) -> SideView:
         window=run.spec.context_window,
         finish_reason=run.finish_reason,
     )
+
+
+def _stored_side(spec: ModelSpec, answer: StoredMessage | None) -> SideView:
+    metrics = dict(answer.metrics) if answer and answer.metrics else None
+    error = str(metrics.pop("error", "")) if metrics else ""
+    return SideView(
+        label=spec.id, model=spec.id, engine=spec.engine_label, text=answer.text if answer else "",
+        metrics=metrics, error=error, window=spec.context_window,
+        finish_reason=None if answer is None or answer.finish_reason is None else str(answer.finish_reason),
+    )  # fmt: skip
+
+
+def _round_view(battle: Battle, sides: Mapping[str, SideView], specs: Mapping[str, ModelSpec]) -> RoundView:
+    """The round with these sides, anonymised when blind and not yet voted."""
+    view = RoundView(
+        battle.id, battle.thread, battle.round, battle.mode, battle.prompt, sides["a"], sides["b"],
+        None if battle.vote is None else str(battle.vote),
+    )  # fmt: skip
+    return anonymise(view, specs)
 
 
 def _answer_of_round(messages: Sequence[StoredMessage], round_number: int) -> StoredMessage | None:
