@@ -132,7 +132,8 @@ def pane_status(round_: RoundDict | None, name: str, live: Mapping[str, object] 
 
 
 def chart_frames(round_: RoundDict | None) -> list[pd.DataFrame | None]:
-    """One small frame per chart (tokens/s, TTFT, total time): a row per side, labelled A and B."""
+    """One small frame per chart (tokens/s, TTFT, total time): a row per side, labelled A and B (the
+    panes' headers name the models, when named)."""
     frames: list[pd.DataFrame | None] = []
     for key, _, scale in CHARTS:
         rows = []
@@ -140,14 +141,9 @@ def chart_frames(round_: RoundDict | None) -> list[pd.DataFrame | None]:
             side = side_of(round_, name) if round_ else {}
             value = (side.get("metrics") or {}).get(key)
             if isinstance(value, int | float):
-                rows.append({"side": _short_label(side, name), "value": round(float(value) * scale, 2)})
+                rows.append({"side": name.upper(), "value": round(float(value) * scale, 2)})
         frames.append(pd.DataFrame(rows, columns=["side", "value"]) if len(rows) == 2 else None)
     return frames
-
-
-def _short_label(side: Mapping[str, Any], name: str) -> str:
-    """The chart's label of a side: its pane's letter (the pane's header names the model, when named)."""
-    return name.upper()
 
 
 def reveal_text(round_: RoundDict) -> str:
