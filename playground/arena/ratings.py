@@ -87,14 +87,15 @@ def bradley_terry(
         return {}
     index = {n: i for i, n in enumerate(names)}
     k = len(names)
+    a = np.array([index[o.a] for o in outcomes])
+    b = np.array([index[o.b] for o in outcomes])
+    score = np.array([o.score_a for o in outcomes])
     wins = np.full(k, float(prior))
     games = np.zeros((k, k))
-    for o in outcomes:
-        i, j = index[o.a], index[o.b]
-        wins[i] += o.score_a
-        wins[j] += 1.0 - o.score_a
-        games[i, j] += 1.0
-        games[j, i] += 1.0
+    np.add.at(wins, a, score)  # in order, as a loop would (the bootstrap refits this hundreds of times)
+    np.add.at(wins, b, 1.0 - score)
+    np.add.at(games, (a, b), 1.0)
+    np.add.at(games, (b, a), 1.0)
     p = np.ones(k)
     for _ in range(iterations):
         denominator = (games / (p[:, None] + p[None, :])).sum(axis=1) + 2.0 * prior / (p + 1.0)
