@@ -107,9 +107,7 @@ def _answer(
     options = GenerationOptions.parse(**sent) if sent else GenerationOptions()
     try:
         language, code = snippet(spec, history, options)
-    except (
-        PlaygroundError
-    ) as exc:  # a call the engine refused (images to a text-only model): no code repeats it
+    except PlaygroundError as exc:  # a call the engine refused (images to a text-only model)
         language, code = "text", f"No code for this call: {exc}"
     return {
         "text": answer.text if answer else "",
