@@ -77,7 +77,7 @@ class ArenaTab:
         self.arena = arena or ArenaService.from_context(ctx)
         self.signals = signals or StopSignals()
         self.choices = widgets.model_choices(ctx.registry)
-        self.default_model = widgets.default_model(ctx.registry)
+        self.default_model = widgets.default_model(self.choices)
 
     # Choosing the sides
 

@@ -126,7 +126,7 @@ class ChatRegion:
         self.config = config
         self.signals = signals or StopSignals()
         self.choices = widgets.model_choices(ctx.registry, config.capability)
-        self.default_model = widgets.default_model(ctx.registry, config.capability)
+        self.default_model = widgets.default_model(self.choices)
 
     # Hooks a tab may override
 

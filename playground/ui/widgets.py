@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import gradio as gr
@@ -16,9 +17,8 @@ DEFAULT_MODEL = "smollm2-135m-instruct@onnx"
 SAMPLING_FIELDS = SAMPLING_KEYS  # the parameters a model's recommended sampling sets
 
 
-def default_model(registry: Registry, capability: Capability = Capability.CHAT) -> str:
-    """The embedded model where it is listed, else the first model (the first ready one)."""
-    choices = model_choices(registry, capability)
+def default_model(choices: Sequence[tuple[str, str]]) -> str:
+    """Of a picker's `model_choices`: the embedded model where it is listed, else the first (ready) one."""
     return DEFAULT_MODEL if any(v == DEFAULT_MODEL for _, v in choices) else choices[0][1]
 
 
