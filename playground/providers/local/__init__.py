@@ -45,6 +45,10 @@ class EngineMode:
 
     processes: bool = True
     workers: int = 1
+    threads: int | None = None  # engine threads per worker (tests pin it); None: the cores shared out
+
+    def worker_threads(self) -> int:
+        return self.threads or default_threads(self.workers)
 
 
 class _LocalProvider:
@@ -71,9 +75,8 @@ class _LocalProvider:
         """In a worker process (or several), or in this process when the mode says so."""
         recipe = self.recipe(spec)
         if not self.mode.processes:
-            return load_engine(recipe)  # type: ignore[no-any-return]
-        # each worker gets its share of the cores, so that the workers do not fight over them
-        return ProcessModel(recipe, max_workers=self.mode.workers, threads=default_threads(self.mode.workers))
+            return load_engine(recipe, self.mode.threads)  # type: ignore[no-any-return]
+        return ProcessModel(recipe, max_workers=self.mode.workers, threads=self.mode.worker_threads())
 
     def specs(self) -> list[ModelSpec]:
         return list(self._specs)
