@@ -10,15 +10,11 @@ from dataclasses import dataclass
 
 from .catalog import sampling_for
 from .errors import ModelUnavailableError, PlaygroundError, PromptTooLongError, ProviderError
-from .images import prepare_messages, require_vision
+from .images import IMAGE_TOKENS_ESTIMATE, prepare_messages, require_vision
 from .options import GenerationOptions
 from .providers.base import ChatModel
 from .registry import LOCAL_ENGINES, Registry
 from .types import Chunk, Message, ModelSpec
-
-IMAGE_TOKENS_ESTIMATE = 768
-"""Tokens one image is counted as where the engine cannot say (a cloud model with a local tokenizer):
-about what Phi-3.5-vision makes of one image at 4 crops (757)."""
 
 
 def count_prompt(model: ChatModel, messages: Sequence[Message]) -> int | None:

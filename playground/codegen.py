@@ -22,6 +22,8 @@ from .options import GenerationOptions
 from .providers.cloud.azure_inference import complete_request
 from .providers.cloud.openai_compat import KEYLESS, chat_request
 from .providers.cloud.wire import MAX_STOPS
+from .providers.local.hf import sampling_kwargs
+from .providers.local.onnx import search_options
 from .types import Message, ModelSpec
 
 _OPENAI_KINDS = ("openai", "ollama")
@@ -280,34 +282,6 @@ def _azure(spec: ModelSpec, messages: Sequence[Message], options: GenerationOpti
 # Local engines: the options exactly as the engines pass them -----------------------------------------------
 
 
-def onnx_search_options(options: GenerationOptions) -> dict[str, object]:
-    """OnnxModel's search options but max_length (which needs the prompt's length): sampling only when
-    not greedy, top_k passed as it is, the seed as random_seed."""
-    search: dict[str, object] = {
-        "do_sample": not options.greedy,
-        "repetition_penalty": options.repetition_penalty,
-    }
-    if not options.greedy:
-        search.update(temperature=options.temperature, top_p=options.top_p, top_k=options.top_k)
-    if options.seed is not None:
-        search["random_seed"] = options.seed
-    return search
-
-
-def transformers_generate_kwargs(options: GenerationOptions) -> dict[str, object]:
-    """TransformersModel's generate() arguments but max_new_tokens, pad_token_id and the stopping
-    criteria (which need the model): the sampling settings cleared when greedy, top_k 0 as None."""
-    kwargs: dict[str, object] = {
-        "do_sample": not options.greedy,
-        "repetition_penalty": options.repetition_penalty,
-    }
-    if options.greedy:
-        kwargs.update(temperature=None, top_p=None, top_k=None)
-    else:
-        kwargs.update(temperature=options.temperature, top_p=options.top_p, top_k=options.top_k or None)
-    return kwargs
-
-
 def _download_hint(spec: ModelSpec) -> str:
     """A comment saying how to fetch the model, only when every word of it is a plain catalog name."""
     repo, subfolder = str(spec.extra.get("repo", "")), str(spec.extra.get("subfolder", ""))
@@ -344,7 +318,7 @@ def _onnx(
         "params = og.GeneratorParams(model)\n"
         "params.set_search_options(\n"
         f"    max_length=min(len(tokens) + {options.max_new_tokens!r}, {spec.context_window!r}),\n"
-        f"{_kwargs(literal, onnx_search_options(options))}"
+        f"{_kwargs(literal, search_options(options))}"
         ")\n"
         "generator = og.Generator(model, params)\n"
         "generator.append_tokens(tokens)\n"
@@ -401,7 +375,7 @@ def _transformers(
         "generation = dict(\n"
         "    inputs,\n"
         f"    max_new_tokens=min({options.max_new_tokens!r}, max(1, {spec.context_window!r} - prompt_length)),\n"
-        f"{_kwargs(literal, transformers_generate_kwargs(options))}"
+        f"{_kwargs(literal, sampling_kwargs(options))}"
         "    pad_token_id=tokenizer.pad_token_id or eos[0],\n"
         "    streamer=streamer,\n"
         "    stop_strings=stop or None,\n"

@@ -65,6 +65,20 @@ def _vision_prompt(
     return hf_vision.VisionPrompt(processor, hf_vision.model_type(path))
 
 
+def sampling_kwargs(options: GenerationOptions) -> dict[str, Any]:
+    """The options as generate() arguments, but max_new_tokens, pad_token_id and the stopping criteria
+    (which need the model): the sampling settings cleared when greedy, top_k 0 as None. Get code uses it too."""
+    kwargs: dict[str, Any] = {
+        "do_sample": not options.greedy,
+        "repetition_penalty": options.repetition_penalty,
+    }
+    if options.greedy:
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    else:
+        kwargs.update(temperature=options.temperature, top_p=options.top_p, top_k=options.top_k or None)
+    return kwargs
+
+
 class _TokenQueue:
     """A streamer for generate(): token ids of the answer (not the prompt) onto a queue."""
 
@@ -172,18 +186,12 @@ class TransformersModel:
                 stats.token()
                 return stop.is_set()
 
-        kwargs: dict[str, Any] = {
+        return {
             "max_new_tokens": options.max_new_tokens,
-            "do_sample": not options.greedy,
-            "repetition_penalty": options.repetition_penalty,
             "stopping_criteria": StoppingCriteriaList([_EventStop()]),
             "pad_token_id": self._tokenizer.pad_token_id or (self._eos[0] if self._eos else None),
+            **sampling_kwargs(options),
         }
-        if options.greedy:
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-        else:
-            kwargs.update(temperature=options.temperature, top_p=options.top_p, top_k=options.top_k or None)
-        return kwargs
 
     def events(
         self, messages: Sequence[Message], options: GenerationOptions, cancel: threading.Event | None = None

@@ -21,6 +21,20 @@ from .chat_template import images_in_order, phi_format
 from .stats import EngineStats
 
 
+def search_options(options: GenerationOptions) -> dict[str, Any]:
+    """The options as ONNX Runtime GenAI's search options, but max_length (which needs the prompt's
+    length): sampling only when not greedy, top_k as it is, the seed as random_seed. Get code uses it too."""
+    search: dict[str, Any] = {
+        "do_sample": not options.greedy,
+        "repetition_penalty": options.repetition_penalty,
+    }
+    if not options.greedy:
+        search.update(temperature=options.temperature, top_p=options.top_p, top_k=options.top_k)
+    if options.seed is not None:
+        search["random_seed"] = options.seed
+    return search
+
+
 class OnnxModel:
     """One loaded ONNX Runtime GenAI model."""
 
@@ -83,16 +97,8 @@ class OnnxModel:
         return timed(self.events(messages, options))
 
     def _search_options(self, prompt_len: int, options: GenerationOptions) -> dict[str, Any]:
-        search: dict[str, Any] = {
-            "max_length": min(prompt_len + options.max_new_tokens, self.spec.context_window),
-            "do_sample": not options.greedy,
-            "repetition_penalty": options.repetition_penalty,
-        }
-        if not options.greedy:
-            search.update(temperature=options.temperature, top_p=options.top_p, top_k=options.top_k)
-        if options.seed is not None:
-            search["random_seed"] = options.seed
-        return search
+        limit = min(prompt_len + options.max_new_tokens, self.spec.context_window)
+        return {"max_length": limit, **search_options(options)}
 
     def events(
         self, messages: Sequence[Message], options: GenerationOptions, cancel: threading.Event | None = None
