@@ -109,8 +109,13 @@ def _entries_by_key() -> dict[str, CatalogEntry]:
     return {e.key: e for e in load_catalog()}
 
 
+def entry_for(spec: ModelSpec) -> CatalogEntry | None:
+    """The catalog entry a spec stands for (None for a model the catalog does not list)."""
+    key = spec.extra.get("catalog")
+    return _entries_by_key().get(key) if isinstance(key, str) else None
+
+
 def sampling_for(spec: ModelSpec) -> Sampling | None:
     """The recommended sampling of the catalog model a spec stands for (None for other models)."""
-    key = spec.extra.get("catalog")
-    entry = _entries_by_key().get(key) if isinstance(key, str) else None
+    entry = entry_for(spec)
     return entry.sampling if entry is not None else None

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .catalog import load_catalog
+from .catalog import entry_for
 from .errors import HistoryError
 from .types import Capability, ExpertRecord, LayerRoute, ModelSpec
 
@@ -215,8 +215,7 @@ def card(spec: ModelSpec) -> MoeCard | None:
     """The MoE card of a catalog model with the moe capability; None for any other model."""
     if Capability.MOE not in spec.capabilities:
         return None
-    key = spec.extra.get("catalog")
-    entry = next((e for e in load_catalog() if e.key == key), None)
+    entry = entry_for(spec)
     if entry is None:
         return None
     return MoeCard(
