@@ -276,3 +276,13 @@ def test_an_export_reproduces_each_side_and_a_named_preset_is_recorded(
     md_path, _ = tab.export("md", owner, battle)
     markdown = Path(md_path).read_text()
     assert "## Round 1" in markdown and "#### Code for B" in markdown and "Paris" in markdown
+
+
+def test_a_new_battle_that_fails_to_start_forgets_the_one_before(tab: ArenaTab) -> None:
+    """After "New round" (rounds cleared), a start that fails must not leave the old battle for Export."""
+    owner = new_browser_id()
+    old = out(play(tab, owner)[-1], "battle")
+    assert old
+    updates = play(tab, owner, battle=old, rounds=[], a="no-such-model")
+    assert "Unknown model" in out(updates[-1], "notice")
+    assert out(updates[-1], "battle") is None

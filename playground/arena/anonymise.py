@@ -160,19 +160,20 @@ def _side(side: SideView, name: str, specs: Mapping[str, ModelSpec]) -> SideView
     if side.metrics is not None:
         metrics = dict(side.metrics)
         if metrics.get("note"):
-            metrics["note"] = _safe(str(metrics["note"]), specs, HIDDEN_TEXT.format(label=label))
+            metrics["note"] = safe_text(str(metrics["note"]), specs, HIDDEN_TEXT.format(label=label))
     return SideView(
         label=label,
         text=side.text,
         metrics=metrics,
-        notice=_safe(side.notice, specs, HIDDEN_NOTICE.format(label=label)) if side.notice else "",
-        error=_safe(side.error, specs, HIDDEN_TEXT.format(label=label)) if side.error else "",
+        notice=safe_text(side.notice, specs, HIDDEN_NOTICE.format(label=label)) if side.notice else "",
+        error=safe_text(side.error, specs, HIDDEN_TEXT.format(label=label)) if side.error else "",
         window=None,
         finish_reason=side.finish_reason,
     )
 
 
-def _safe(text: str, specs: Mapping[str, ModelSpec], fallback: str) -> str:
+def safe_text(text: str, specs: Mapping[str, ModelSpec], fallback: str) -> str:
+    """The text with the sides' names scrubbed; `fallback` when it would still name one."""
     cleaned = scrub(text, specs)
     return fallback if reveals_name(cleaned, specs.values()) else cleaned
 

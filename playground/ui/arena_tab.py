@@ -23,7 +23,7 @@ from typing import Any
 
 import gradio as gr
 
-from ..arena.anonymise import reveals_name, scrub
+from ..arena.anonymise import safe_text
 from ..arena.export import export_battle, to_json, to_markdown
 from ..arena.pairing import PRESETS, Pair, Side, blind, preset_pair, preset_states
 from ..arena.service import ArenaService, Round
@@ -186,8 +186,8 @@ class ArenaTab:
                 yield self.screen(battle_id, rounds, notice=PREPARING, keep_prompt=True)
             if battle_id and rounds:
                 round_ = await asyncio.to_thread(self.arena.next_round, owner, battle_id, prompt)
-            else:
-                rounds = []
+            else:  # a new battle: nothing of the one before stays (Export must not find it)
+                battle_id, rounds = None, []
                 sides = self.sides(pane_a, pane_b if not same else pane_a)
                 pair = self.pair(mode, preset, model_a, model_b, sides)
                 if pair.mode == "blind":
@@ -277,8 +277,7 @@ class ArenaTab:
         text = str(error) or type(error).__name__
         if not specs or not hidden:
             return text
-        cleaned = scrub(text, specs)
-        return HIDDEN_ERROR if reveals_name(cleaned, specs.values()) else cleaned
+        return safe_text(text, specs, HIDDEN_ERROR)
 
     # What the page shows
 
