@@ -18,7 +18,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 from playground.context import AppContext
 from playground.providers.local import embedded
 from playground.settings import Settings
-from tests.support import MODELS_DIR, make_settings
+from tests.support import MODELS_DIR, make_settings, serving
 
 
 @pytest.fixture(scope="session")
@@ -73,13 +73,8 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:  # type: i
 @pytest.fixture(scope="session")
 def app_url(ctx: AppContext) -> Iterator[str]:
     """The real app, launched once for the session on a free loopback port."""
-    from playground.ui.app import LAUNCH_OPTIONS, build_app
-
-    demo = build_app(ctx)
-    demo.queue()
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", **LAUNCH_OPTIONS)
-    yield url
-    demo.close()
+    with serving(ctx) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from playground.settings import Settings
+
+if TYPE_CHECKING:
+    from playground.context import AppContext
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".test-cache"
@@ -16,3 +22,19 @@ def make_settings(data_dir: Path, **extra: str) -> Settings:
     """Settings for a test: its own data folder, the shared cache of converted models."""
     env = {"PLAYGROUND_DATA_DIR": str(data_dir), "PLAYGROUND_MODELS_DIR": str(MODELS_DIR), **extra}
     return Settings.from_env(env)
+
+
+@contextmanager
+def serving(ctx: AppContext, port: int | None = None) -> Iterator[str]:
+    """The real app for a context, launched as `app.py` launches it, on a loopback port; its URL."""
+    from playground.ui.app import LAUNCH_OPTIONS, build_app
+
+    demo = build_app(ctx)
+    demo.queue()
+    _, url, _ = demo.launch(
+        prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, **LAUNCH_OPTIONS
+    )
+    try:
+        yield url
+    finally:
+        demo.close()

@@ -17,9 +17,8 @@ import pytest
 from playwright.sync_api import Page, Route, expect
 
 from playground.context import AppContext
-from playground.ui.app import build_app
 from playground.ui.widgets import model_label
-from tests.support import make_settings
+from tests.support import make_settings, serving
 
 pytestmark = pytest.mark.browser
 BOT = '#instruct-chat [data-testid="bot"]'
@@ -98,11 +97,8 @@ def hostile_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AppC
         folder / "data", PLAYGROUND_ENDPOINTS=str(endpoints), OLLAMA_HOST="http://127.0.0.1:9"
     )
     ctx = AppContext.create(settings)
-    demo = build_app(ctx)
-    demo.queue()
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1")
-    yield ctx, url
-    demo.close()
+    with serving(ctx) as url:
+        yield ctx, url
     ctx.close()
     server.shutdown()
 

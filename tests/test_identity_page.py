@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import gradio as gr
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -18,7 +17,8 @@ from playwright.sync_api import Browser, Page, expect
 from playground.context import AppContext
 from playground.conversations import ConversationService
 from playground.history import HistoryStore
-from playground.ui.app import BROWSER_COPY_KEY, build_app
+from playground.ui.app import BROWSER_COPY_KEY
+from tests.support import serving
 
 SECRET = "operator-secret-" + uuid.uuid4().hex
 BOT = '#instruct-chat [data-testid="bot"]'
@@ -40,14 +40,12 @@ def app_context(ctx: AppContext, data_dir: Path, secret: str | None) -> AppConte
 
 
 @contextmanager
-def serving(ctx: AppContext, port: int | None = None) -> Iterator[str]:
-    demo: gr.Blocks = build_app(ctx)
-    demo.queue()
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port)
+def serving_history(ctx: AppContext, port: int | None = None) -> Iterator[str]:
+    """The app on `ctx`, whose own history store is closed with it."""
     try:
-        yield url
+        with serving(ctx, port) as url:
+            yield url
     finally:
-        demo.close()
         ctx.history.close()
 
 
@@ -58,7 +56,7 @@ def free_port() -> int:
 
 
 def test_the_signing_secret_never_reaches_the_page(ctx: AppContext, tmp_path: Path) -> None:
-    with serving(app_context(ctx, tmp_path, SECRET)) as url:
+    with serving_history(app_context(ctx, tmp_path, SECRET)) as url:
         for path in ("", "config", "gradio_api/info"):
             response = httpx.get(url + path, timeout=30)
             assert response.status_code == 200, path
@@ -83,7 +81,7 @@ def test_a_lost_key_restores_the_browser_copy_under_a_new_id(
     port = free_port()
     page = browser.new_context().new_page()
     first = app_context(ctx, tmp_path / "before", None)  # no secret: a key in the data folder
-    with serving(first, port) as url:
+    with serving_history(first, port) as url:
         page.goto(url)
         page.wait_for_selector("#instruct-input textarea")
         ask(page, f"Say hello to {marker}.")
@@ -93,7 +91,7 @@ def test_a_lost_key_restores_the_browser_copy_under_a_new_id(
 
     # The Space restarts on an empty disk without PLAYGROUND_BROWSER_SECRET: a new key, no history.
     second = app_context(ctx, tmp_path / "after", None)
-    with serving(second, port) as url:
+    with serving_history(second, port) as url:
         page.goto(url)
         page.get_by_role("tab", name="History").click()
         expect(page.locator("#history-notice")).to_contain_text(

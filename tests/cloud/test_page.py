@@ -11,11 +11,10 @@ from gradio_client import Client
 from playwright.sync_api import Page, expect
 
 from playground.context import AppContext
-from playground.ui.app import build_app
 from playground.ui.widgets import model_label
 from tests.cloud.conftest import Served
 from tests.cloud.fake_server import ANSWER, FakeServer
-from tests.support import QUESTION, make_settings
+from tests.support import QUESTION, make_settings, serving
 
 ENV_KEY = "sk-page-SECRET-9c1e77"
 FAIL_KEY = "sk-fail-SECRET-4b2d11"
@@ -40,11 +39,8 @@ def cloud_app(
         PLAYGROUND_ENDPOINTS=str(endpoints), OLLAMA_HOST="http://127.0.0.1:9",
     )  # fmt: skip
     ctx = AppContext.create(settings)
-    demo = build_app(ctx)
-    demo.queue()
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1")
-    yield ctx, url
-    demo.close()
+    with serving(ctx) as url:
+        yield ctx, url
     ctx.close()
 
 
