@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
@@ -109,6 +110,125 @@ def _secret(env: Mapping[str, str], name: str, shortest: int = 16) -> str | None
     return raw
 
 
+def _limit(
+    env: Mapping[str, str],
+    name: str,
+    public: bool,
+    public_default: float | None,
+    top: float,
+    *,
+    private_default: float | None = None,
+    integer: bool = False,
+) -> float | None:
+    """A limit: its default depends on public mode; `0` or `off` turns it off (None)."""
+    raw = env.get(name, "").strip().lower()
+    if raw in {"0", "off", "none"}:
+        return None
+    default = public_default if public else private_default
+    return _positive(env, name, top, default, integer=integer)
+
+
+def _whole(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _names(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
+    """A comma-separated list (PLAYGROUND_PUBLIC_MODELS); None when unset."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    return tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+
+
+def _per_provider(env: Mapping[str, str], name: str, public: bool, public_default: int) -> dict[str, int]:
+    """Answers at once per provider: `3` (every provider) or `nvidia=4,azure=2,*=2`; `0`/`off`: none.
+
+    The key `*` is every provider not named; an empty mapping means no limit.
+    """
+    raw = env.get(name, "").strip()
+    if raw.lower() in {"0", "off", "none"} or (not raw and not public):
+        return {}
+    if not raw:
+        return {"*": public_default}
+    limits: dict[str, int] = {}
+    for part in raw.split(","):
+        key, _, value = part.strip().rpartition("=")
+        key = key.strip() or "*"
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(
+                f"{name} must be a number (for every provider) or name=number pairs such as "
+                f"'nvidia=4,azure=2,*=2', got {_shown(raw)}"
+            ) from None
+        if not 1 <= number <= MAX_WORKERS:
+            raise ConfigError(f"{name}: {key} must be between 1 and {MAX_WORKERS}, got {number}")
+        limits[key] = number
+    return limits
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one visitor may use. None means no limit; public mode turns most of them on by default.
+
+    Every field is one environment variable (docs/security.md lists them with their defaults).
+    """
+
+    # Admission of questions (checked when a job joins the queue)
+    visitor_jobs: int | None = None  # PLAYGROUND_VISITOR_JOBS: jobs queued or running per session
+    address_jobs: int | None = None  # PLAYGROUND_ADDRESS_JOBS: the same per client address
+    rate_per_minute: int | None = None  # PLAYGROUND_RATE_PER_MINUTE: questions per session a minute
+    address_rate_per_minute: int | None = None  # PLAYGROUND_ADDRESS_RATE_PER_MINUTE: per address
+    queue_size: int | None = None  # PLAYGROUND_QUEUE_SIZE: jobs waiting in the whole queue
+    provider_concurrency: Mapping[str, int] = field(default_factory=dict)  # PLAYGROUND_PROVIDER_CONCURRENCY
+    trust_forwarded: bool = False  # PLAYGROUND_TRUST_FORWARDED: the address from X-Forwarded-For
+    # Sizes
+    upload_mb: float = 20.0  # PLAYGROUND_UPLOAD_MB: any upload, refused before it is read
+    import_mb: float = 20.0  # PLAYGROUND_IMPORT_MB: a history import file
+    import_conversations: int | None = None  # PLAYGROUND_IMPORT_CONVERSATIONS: conversations per import
+    prompt_chars: int | None = None  # PLAYGROUND_PROMPT_CHARS: one question (system prompt included)
+    image_mb: float = 20.0  # PLAYGROUND_IMAGE_MB: one image
+    # Models and storage
+    models: tuple[str, ...] | None = None  # PLAYGROUND_PUBLIC_MODELS: the models a visitor may pick
+    history_conversations: int | None = None  # PLAYGROUND_VISITOR_CONVERSATIONS: kept per visitor
+    history_mb: float | None = None  # PLAYGROUND_VISITOR_HISTORY_MB: bytes of history per visitor
+    files_max_age_min: float | None = None  # PLAYGROUND_FILES_MAX_AGE_MIN: uploads and exports kept
+    refresh_interval_s: float | None = None  # PLAYGROUND_REFRESH_INTERVAL_S: Providers refresh, shared
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], public: bool) -> Limits:
+        def limit(name: str, public_default: float | None, top: float = MAX_COUNT, **kw: Any) -> float | None:
+            return _limit(env, name, public, public_default, top, **kw)
+
+        upload_mb = _number(env, "PLAYGROUND_UPLOAD_MB", 20.0, top=MAX_CACHE_MB)
+        import_mb = _number(env, "PLAYGROUND_IMPORT_MB", 5.0 if public else 20.0, top=MAX_CACHE_MB)
+        image_mb = _number(env, "PLAYGROUND_IMAGE_MB", 10.0 if public else 20.0, top=MAX_CACHE_MB)
+        for name, size in (("PLAYGROUND_IMPORT_MB", import_mb), ("PLAYGROUND_IMAGE_MB", image_mb)):
+            if size > upload_mb:
+                raise ConfigError(
+                    f"{name} ({size:g}) cannot be more than PLAYGROUND_UPLOAD_MB ({upload_mb:g})"
+                )
+        return cls(
+            visitor_jobs=_whole(limit("PLAYGROUND_VISITOR_JOBS", 2, integer=True)),
+            address_jobs=_whole(limit("PLAYGROUND_ADDRESS_JOBS", 6, integer=True)),
+            rate_per_minute=_whole(limit("PLAYGROUND_RATE_PER_MINUTE", 12, integer=True)),
+            address_rate_per_minute=_whole(limit("PLAYGROUND_ADDRESS_RATE_PER_MINUTE", 30, integer=True)),
+            queue_size=_whole(limit("PLAYGROUND_QUEUE_SIZE", 64, integer=True)),
+            provider_concurrency=_per_provider(env, "PLAYGROUND_PROVIDER_CONCURRENCY", public, 2),
+            trust_forwarded=_flag(env, "PLAYGROUND_TRUST_FORWARDED", default=bool(env.get("SPACE_ID"))),
+            upload_mb=upload_mb,
+            import_mb=import_mb,
+            import_conversations=_whole(limit("PLAYGROUND_IMPORT_CONVERSATIONS", 200, integer=True)),
+            prompt_chars=_whole(limit("PLAYGROUND_PROMPT_CHARS", 8000, integer=True)),
+            image_mb=image_mb,
+            models=_names(env, "PLAYGROUND_PUBLIC_MODELS"),
+            history_conversations=_whole(limit("PLAYGROUND_VISITOR_CONVERSATIONS", 200, integer=True)),
+            history_mb=limit("PLAYGROUND_VISITOR_HISTORY_MB", 10.0, MAX_CACHE_MB),
+            files_max_age_min=limit("PLAYGROUND_FILES_MAX_AGE_MIN", 60.0, MAX_AGE_DAYS * 1440),
+            refresh_interval_s=limit("PLAYGROUND_REFRESH_INTERVAL_S", 60.0, MAX_TIMEOUT_S),
+        )
+
+
 def _path(env: Mapping[str, str], name: str) -> Path | None:
     raw = env.get(name, "").strip()
     return Path(raw).expanduser() if raw else None
@@ -150,6 +270,9 @@ class Settings:
     engine_processes: bool = True
     engine_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     arena_daily_votes: int = 200  # a visitor's arena votes per UTC day, in public mode only
+    limits: Limits = field(default_factory=Limits)
+    zerogpu: bool = False  # on a ZeroGPU Space (SPACES_ZERO_GPU set by the platform)
+    dataset: str | None = None  # PLAYGROUND_DATASET: the dataset repository arena votes are pushed to
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -167,9 +290,10 @@ class Settings:
         endpoints = env.get("PLAYGROUND_ENDPOINTS")
         models_dir = env.get("PLAYGROUND_MODELS_DIR")
         _host_port(env, "OLLAMA_HOST")
+        public = _flag(env, "PLAYGROUND_PUBLIC", default=bool(env.get("SPACE_ID")))  # a Space is public
         return cls(
             data_dir=data_dir,
-            public=_flag(env, "PLAYGROUND_PUBLIC"),
+            public=public,
             timeout_s=_number(env, "PLAYGROUND_TIMEOUT_S", 60.0, top=MAX_TIMEOUT_S),
             hf_token=env.get("HF_TOKEN") or None,
             model_cache_mb=_number(env, "PLAYGROUND_MODEL_CACHE_MB", 8192.0, top=MAX_CACHE_MB),
@@ -194,5 +318,8 @@ class Settings:
             arena_daily_votes=int(
                 _number(env, "PLAYGROUND_ARENA_DAILY_VOTES", 200, MAX_DAILY_VOTES, integer=True)
             ),
+            limits=Limits.from_env(env, public),
+            zerogpu=_flag(env, "SPACES_ZERO_GPU"),
+            dataset=env.get("PLAYGROUND_DATASET", "").strip() or None,
             env=env,
         )
