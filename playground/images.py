@@ -86,6 +86,20 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
+def check_size(ref: str, limits: ImageLimits = ImageLimits()) -> None:
+    """InvalidImageError when an image reference (a file path or a data: URL) is larger than the limit,
+    judged from the file's size on disk or the URL's length: nothing is read."""
+    if ref.startswith("data:"):
+        size = len(ref.partition(",")[2]) * 3 // 4
+    else:
+        path = Path(ref).expanduser()
+        if not path.is_file():
+            return  # read_bytes says it is missing
+        size = path.stat().st_size
+    if size > limits.max_bytes:
+        raise InvalidImageError(_too_big(describe(ref), size, limits))
+
+
 def read_bytes(ref: str, limits: ImageLimits = ImageLimits()) -> bytes:
     """The bytes of an image reference (a file path or a data: URL), refused past the size limit."""
     label = describe(ref)
@@ -93,8 +107,7 @@ def read_bytes(ref: str, limits: ImageLimits = ImageLimits()) -> bytes:
         header, _, payload = ref.partition(",")
         if not header.endswith(";base64"):
             raise InvalidImageError(f"{label}: only base64 data: URLs are read; attach the file instead.")
-        if len(payload) * 3 // 4 > limits.max_bytes:
-            raise InvalidImageError(_too_big(label, len(payload) * 3 // 4, limits))
+        check_size(ref, limits)
         try:
             return base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError):
@@ -106,9 +119,7 @@ def read_bytes(ref: str, limits: ImageLimits = ImageLimits()) -> bytes:
     path = Path(ref).expanduser()
     if not path.is_file():
         raise InvalidImageError(f"Image not found: {path.name}. Attach it again.")
-    size = path.stat().st_size
-    if size > limits.max_bytes:
-        raise InvalidImageError(_too_big(label, size, limits))
+    check_size(ref, limits)
     return path.read_bytes()
 
 
@@ -195,22 +206,29 @@ def describe(ref: str) -> str:
     return f"The image {Path(ref).name!r}"
 
 
+def _mb(size: int) -> str:
+    """A size in MB as a limit is said: 10, 0.5, 21 (never 20.9715)."""
+    return f"{size / 1e6:.1f}".removesuffix(".0")
+
+
 def _too_big(label: str, size: int, limits: ImageLimits) -> str:
     return (
-        f"{label} is {size / 1e6:.1f} MB, more than the {limits.max_bytes / 1e6:.0f} MB an image may be: "
-        "scale it down or save it as JPEG, and attach it again."
+        f"{label} is {size / 1e6:.1f} MB, more than the {_mb(limits.max_bytes)} MB an image may be "
+        "here: scale it down or save it as JPEG, and attach it again."
     )
 
 
 # Per model
 
 
-def image_limits(spec: ModelSpec) -> ImageLimits:
-    """The limits of one model: `max_image_side` in its source (catalog or configuration) wins."""
+def image_limits(spec: ModelSpec, max_bytes: int | None = None) -> ImageLimits:
+    """The limits of one model: `max_image_side` in its source (catalog or configuration) wins;
+    `max_bytes` is the deployment's own limit on one image (PLAYGROUND_IMAGE_MB; None: MAX_BYTES)."""
+    limits = ImageLimits() if max_bytes is None else ImageLimits(max_bytes=max_bytes)
     side = spec.extra.get("max_image_side")
     if isinstance(side, int) and side > 0:
-        return ImageLimits(max_side=side)
-    return ImageLimits()
+        return replace(limits, max_side=side)
+    return limits
 
 
 def require_vision(spec: ModelSpec, messages: Sequence[Message]) -> None:
@@ -223,10 +241,14 @@ def require_vision(spec: ModelSpec, messages: Sequence[Message]) -> None:
         )
 
 
-def prepare_messages(spec: ModelSpec, messages: Sequence[Message]) -> tuple[Message, ...]:
-    """The messages with every image checked and normalised for this model (data: URLs), or an error."""
+def prepare_messages(
+    spec: ModelSpec, messages: Sequence[Message], *, max_bytes: int | None = None
+) -> tuple[Message, ...]:
+    """The messages with every image checked and normalised for this model (data: URLs), or an error.
+
+    `max_bytes`: the most one image may weigh (PLAYGROUND_IMAGE_MB); None: MAX_BYTES."""
     require_vision(spec, messages)
-    limits = image_limits(spec)
+    limits = image_limits(spec, max_bytes)
     total = sum(len(m.images) for m in messages)
     if total > limits.max_images:
         raise InvalidImageError(

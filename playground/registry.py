@@ -9,13 +9,18 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ModelUnavailableError, UnknownModelError
 from .providers.base import ChatModel, Provider
 from .providers.local import path_spec
 from .types import Availability, Capability, Chunk, ModelSpec
 
+if TYPE_CHECKING:
+    from .settings import Settings
+
 LOCAL_ENGINES = ("onnx", "transformers")
+SHOWN_OFFERED = 12  # model ids a refusal lists
 
 # Where a bare catalog key (no "@provider") resolves when several providers serve it.
 PREFERENCE = (
@@ -36,14 +41,43 @@ class ModelRow:
     availability: Availability
 
 
+@dataclass(frozen=True)
+class Offer:
+    """The models a visitor may pick on a public deployment.
+
+    `models`: the owner's list of ids (PLAYGROUND_PUBLIC_MODELS), exactly those. Without it: every model
+    an endpoint serves (it uses no memory here), and each catalog model on ONE local engine, the fastest
+    that is ready (`engines`, fastest first: ONNX Runtime GenAI on a CPU, transformers on a ZeroGPU),
+    and only where its size fits the memory budget (PLAYGROUND_MODEL_CACHE_MB).
+    """
+
+    models: tuple[str, ...] | None = None
+    engines: tuple[str, ...] = LOCAL_ENGINES
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Offer | None:
+        """The offer of a public deployment; None (every model) in private mode."""
+        if not settings.public:
+            return None
+        engines = ("transformers", "onnx") if settings.zerogpu else LOCAL_ENGINES
+        return cls(settings.limits.models, engines)
+
+
 class Registry:
     """Lookup, lazy load (once, even under concurrent first requests), and a small LRU cache."""
 
     def __init__(
-        self, providers: Sequence[Provider], *, cache_budget_bytes: int = 8 * 10**9, allow_paths: bool = True
+        self,
+        providers: Sequence[Provider],
+        *,
+        cache_budget_bytes: int = 8 * 10**9,
+        allow_paths: bool = True,
+        offer: Offer | None = None,
     ) -> None:
         self.providers = {p.name: p for p in providers}
         self.allow_paths = allow_paths
+        self.offer = offer  # None: every model (private mode)
+        self._local_offer: frozenset[str] | None = None
         self.cache_budget_bytes = cache_budget_bytes
         self.loads: Counter[str] = Counter()
         self._loaded: OrderedDict[str, ChatModel] = OrderedDict()
@@ -53,8 +87,53 @@ class Registry:
         self._leases: Counter[str] = Counter()
 
     def specs(self, capability: Capability | None = None) -> list[ModelSpec]:
+        """The models a visitor may pick (all of them in private mode)."""
+        return [s for s in self._all_specs(capability) if self.offered(s)]
+
+    def _all_specs(self, capability: Capability | None = None) -> list[ModelSpec]:
         found = [s for p in self.providers.values() for s in p.specs()]
         return [s for s in found if capability is None or capability in s.capabilities]
+
+    # What a public deployment offers
+
+    def offered(self, spec: ModelSpec) -> bool:
+        """Whether visitors may pick this model (always, without an offer)."""
+        if self.offer is None:
+            return True
+        if self.offer.models is not None:
+            return spec.id in self.offer.models
+        return not _is_local(spec) or spec.id in self._default_local_offer()
+
+    def _default_local_offer(self) -> frozenset[str]:
+        """Each catalog model on its fastest ready local engine that fits the budget (worked out once:
+        downloads are off on a public deployment, so what is ready does not change)."""
+        with self._guard:
+            if self._local_offer is not None:
+                return self._local_offer
+        assert self.offer is not None
+        engines = self.offer.engines
+        by_key: dict[str, list[ModelSpec]] = {}
+        for spec in self._all_specs():
+            if spec.provider in engines and spec.size_bytes <= self.cache_budget_bytes:
+                by_key.setdefault(str(spec.extra.get("catalog", spec.id)), []).append(spec)
+        chosen = set()
+        for candidates in by_key.values():
+            candidates.sort(key=lambda s: engines.index(s.provider))
+            ready = [s for s in candidates if self.availability(s).available]
+            chosen.add((ready or candidates)[0].id)
+        with self._guard:
+            self._local_offer = frozenset(chosen)
+            return self._local_offer
+
+    def _not_offered(self, spec: ModelSpec) -> UnknownModelError:
+        ids = [s.id for s in self.specs()]
+        shown = ", ".join(ids[:SHOWN_OFFERED]) + (
+            f" and {len(ids) - SHOWN_OFFERED} more" if len(ids) > SHOWN_OFFERED else ""
+        )
+        return UnknownModelError(
+            f"{spec.name} on {spec.engine_label} is not offered on this public deployment: pick one of "
+            f"the models it offers ({shown or 'none'})."
+        )
 
     def rows(self, capability: Capability | None = None) -> list[ModelRow]:
         return [ModelRow(s, self.availability(s)) for s in self.specs(capability)]
@@ -67,8 +146,13 @@ class Registry:
 
     def resolve(self, ref: str, provider: str | None = None) -> ModelSpec:
         """A model id, a catalog key (narrowed by provider), or a local path, to its spec."""
-        ref = ref.strip()
-        specs = self.specs()
+        spec = self._resolve(ref.strip(), provider)
+        if not self.offered(spec):
+            raise self._not_offered(spec)
+        return spec
+
+    def _resolve(self, ref: str, provider: str | None) -> ModelSpec:
+        specs = self._all_specs()
         if provider is not None and provider not in self.providers:
             raise UnknownModelError(
                 f"Unknown provider or engine {provider!r}; configured: {', '.join(self.providers)}."
@@ -81,13 +165,14 @@ class Registry:
         same_key = [s for s in specs if s.extra.get("catalog", s.id.rsplit("@", 1)[0]) == ref]
         if provider is not None:
             same_key = [s for s in same_key if s.provider == provider]
-        if same_key:
-            return min(same_key, key=_preference)
+        if same_key:  # a bare catalog key: the engine offered, else the preferred one
+            return min(same_key, key=lambda s: (not self.offered(s), _preference(s)))
         if _looks_like_path(ref):
             if not self.allow_paths:
                 raise UnknownModelError("This is a public deployment: pick a model from the list.")
             return self._path_spec(Path(ref), provider)
-        close = difflib.get_close_matches(ref, list(by_id) + [s.id.split("@")[0] for s in specs], n=3)
+        shown = [s.id for s in specs if self.offered(s)]
+        close = difflib.get_close_matches(ref, shown + [i.split("@")[0] for i in shown], n=3)
         hint = f" Did you mean {', '.join(dict.fromkeys(close))}?" if close else ""
         raise UnknownModelError(f"Unknown model {ref!r}.{hint} `python -m playground models` lists them.")
 
@@ -99,6 +184,8 @@ class Registry:
     def get(self, ref: str | ModelSpec, provider: str | None = None) -> ChatModel:
         """The loaded model for a reference; loads it on first use, once, within the memory budget."""
         spec = ref if isinstance(ref, ModelSpec) else self.resolve(ref, provider)
+        if spec.id not in self._path_specs and not self.offered(spec):
+            raise self._not_offered(spec)
         with self._guard:
             model = self._loaded.get(spec.id)
             if model is not None:
