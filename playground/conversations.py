@@ -11,6 +11,8 @@ from collections.abc import Iterator, Sequence
 from .chat import ChatService, Prepared
 from .errors import HistoryError
 from .history import AnswerRecorder, HistoryStore
+from .history.quota import HistoryFullError
+from .images import ImageLimits, check_size
 from .moe_view import pack
 from .types import Chunk, ExpertRecord
 
@@ -22,9 +24,12 @@ log = logging.getLogger(__name__)
 class ConversationService:
     """Records a chat in the store: None as the conversation id means incognito (nothing written)."""
 
-    def __init__(self, chat: ChatService, store: HistoryStore) -> None:
+    def __init__(self, chat: ChatService, store: HistoryStore, *, image_max_bytes: int | None = None) -> None:
         self.chat = chat
         self.store = store
+        self.image_limits = (
+            ImageLimits() if image_max_bytes is None else ImageLimits(max_bytes=image_max_bytes)
+        )
 
     def ask(
         self,
@@ -40,7 +45,11 @@ class ConversationService:
         """Write the question (or replace the last one, dropping what followed); the conversation id.
 
         `images`: the question's image files, stored with it (on an edit they replace the question's
-        images; None keeps them)."""
+        images; None keeps them); each is checked against the image size limit before it is read.
+        HistoryFullError when the visitor's history is at its quota (public mode): nothing is written."""
+        for path in images or ():
+            check_size(str(path), self.image_limits)
+        self.store.check_quota(owner, conversations=int(conversation_id is None), texts=[question])
         refs = None if images is None else [self.store.store_image_file(path) for path in images]
         if conversation_id is None:
             title = " ".join(question.split())[:TITLE_LENGTH] or "New conversation"
@@ -50,6 +59,26 @@ class ConversationService:
         else:
             self.store.add_message(owner, conversation_id, "user", question, images=refs or ())
         return conversation_id
+
+    def ask_unless_full(
+        self,
+        owner: str,
+        conversation_id: str | None,
+        question: str,
+        model_id: str,
+        *,
+        tab: str = "instruct",
+        edit: bool = False,
+        images: Sequence[str] | None = None,
+    ) -> tuple[str | None, str]:
+        """`ask`, except that a full history does not stop the answer: (conversation id, "") when the
+        question is saved, (None, notice) when the history is at its quota: the answer is then shown and
+        not saved (None is incognito), and the notice says so and what to do."""
+        try:
+            saved = self.ask(owner, conversation_id, question, model_id, tab=tab, edit=edit, images=images)
+        except HistoryFullError as exc:
+            return None, f"Not saved: {exc}"
+        return saved, ""
 
     def forget_last_answer(self, owner: str, conversation_id: str) -> None:
         """Before a regenerate: the last question stays, what followed it goes."""

@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -159,8 +160,9 @@ def export_json(
     return to_json(load_conversations(store, owner, ids), store.images if include_images else None)
 
 
-def parse_json(data: str | bytes) -> HistoryExport:
-    """Validate an export; ImportFormatError says what is wrong with the file."""
+def parse_json(data: str | bytes, *, max_conversations: int | None = None) -> HistoryExport:
+    """Validate an export; ImportFormatError says what is wrong with the file. `max_conversations`: the
+    most one import may hold (PLAYGROUND_IMPORT_CONVERSATIONS), counted before anything is validated."""
     if len(data) > MAX_IMPORT_BYTES:
         raise ImportFormatError(
             f"The file is larger than {MAX_IMPORT_BYTES // 2**20} MB: export fewer conversations."
@@ -188,6 +190,12 @@ def parse_json(data: str | bytes) -> HistoryExport:
         raise ImportFormatError(
             f"The export is version {raw.get('version')!r}; this playground reads version {VERSION}: "
             "update the playground, or export again from this version."
+        )
+    found = raw.get("conversations")
+    if max_conversations is not None and isinstance(found, list) and len(found) > max_conversations:
+        raise ImportFormatError(
+            f"The file holds {len(found)} conversations; this server imports at most {max_conversations} "
+            "at a time: export fewer (one by one, or delete some before 'Export all') and import each file."
         )
     try:
         return HistoryExport.model_validate(raw)
@@ -223,9 +231,42 @@ def _valid_strings(value: Any) -> Any:
     return value
 
 
-def import_json(store: HistoryStore, owner: str, data: str | bytes) -> ImportResult:
-    """Add the conversations of a JSON export to this owner's history, with new ids (all or none)."""
-    document = parse_json(data)
+def import_file(
+    store: HistoryStore,
+    owner: str,
+    path: Path | str,
+    *,
+    max_bytes: int | None = None,
+    max_conversations: int | None = None,
+) -> ImportResult:
+    """Import an export file; its size is checked on disk (`max_bytes`, PLAYGROUND_IMPORT_MB) before a
+    byte of it is read."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise ImportFormatError("The uploaded file is gone: choose it again.") from None
+    if max_bytes is not None and size > max_bytes:
+        raise ImportFormatError(
+            f"The file is {size / 1e6:.1f} MB; this server imports files up to {max_bytes / 1e6:g} MB: "
+            "export fewer conversations (or one at a time) and import each file."
+        )
+    return import_json(store, owner, path.read_bytes(), max_conversations=max_conversations)
+
+
+def import_json(
+    store: HistoryStore, owner: str, data: str | bytes, *, max_conversations: int | None = None
+) -> ImportResult:
+    """Add the conversations of a JSON export to this owner's history, with new ids (all or none).
+
+    The owner's quota (public mode) is checked before the images are stored, and again as they are
+    written: a refused import leaves nothing in the history."""
+    document = parse_json(data, max_conversations=max_conversations)
+    store.check_quota(
+        owner,
+        conversations=len(document.conversations),
+        texts=[m.text for c in document.conversations for m in c.messages],
+    )
     missing = 0
     drafts: list[ConversationDraft] = []
     for conversation in document.conversations:

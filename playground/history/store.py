@@ -23,6 +23,7 @@ from ..types import FinishReason, Message, Metrics
 from .images import ImageFolder, check_image_ref, is_image_ref
 from .integrity import DamagedDatabase
 from .migrations import migrate
+from .quota import Quota, Usage
 from .recorder import AnswerRecorder
 from .records import (
     Battle,
@@ -64,9 +65,12 @@ _UNFINISHED = "SELECT conversation_id FROM messages WHERE role = 'assistant' AND
 class HistoryStore:
     """Conversations, messages, arena battles and votes in one SQLite file, plus its image folder."""
 
-    def __init__(self, path: Path | str, *, images_dir: Path | None = None) -> None:
+    def __init__(
+        self, path: Path | str, *, images_dir: Path | None = None, quota: Quota | None = None
+    ) -> None:
         self.path = Path(path)
         self.images = ImageFolder(images_dir or self.path.parent / "images")
+        self.quota = quota  # per owner (public mode); None: no limit
         self.damage: DamagedDatabase | None = None  # set by open_history when the old file was set aside
         self._lock = threading.RLock()
         try:
@@ -116,6 +120,7 @@ class HistoryStore:
         now = utc_now()
         summary = ConversationSummary(new_id(), check_owner(owner), tab, clean_title(title), model, now, now)
         with self._write() as conn:
+            self._check_quota(conn, owner, conversations=1)
             conn.execute(
                 "INSERT INTO conversations (id, owner, tab, title, model, created_utc, updated_utc) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -236,6 +241,8 @@ class HistoryStore:
         draft = message_draft(role, text, images, model, engine, parameters, metrics, finish_reason, "")
         with self._write() as conn:
             _check_conversation(conn, owner, conversation_id)
+            if role != "assistant":  # an answer is never refused: it would be lost
+                self._check_quota(conn, owner, texts=[text], refs=draft.images)
             return _insert_message(conn, conversation_id, draft, utc_now())
 
     def start_answer(
@@ -330,6 +337,13 @@ class HistoryStore:
         ids: list[str] = []
         now = utc_now()
         with self._write() as conn:
+            self._check_quota(
+                conn,
+                owner,
+                conversations=len(drafts),
+                texts=[m.text for d in drafts for m in d.messages],
+                refs=[r for d in drafts for m in d.messages for r in m.images],
+            )
             for draft in drafts:
                 conversation_id = new_id()
                 created = draft.created_utc or now
@@ -387,6 +401,7 @@ class HistoryStore:
         params = clean_parameters(parameters)
         question = message_draft("user", prompt, images, "", "", None, None, None, "")
         with self._write() as conn:
+            self._check_quota(conn, owner, conversations=2, texts=[prompt, prompt], refs=question.images)
             for side, model in ((side_a, model_a), (side_b, model_b)):
                 conn.execute(
                     "INSERT INTO conversations (id, owner, tab, title, model, created_utc, updated_utc) "
@@ -423,6 +438,7 @@ class HistoryStore:
         question = message_draft("user", prompt, images, "", "", None, None, None, "")
         with self._write() as conn:
             previous = _battle(conn, owner, previous_id)
+            self._check_quota(conn, owner, texts=[prompt, prompt], refs=question.images)
             last = conn.execute(
                 "SELECT MAX(round) FROM battles WHERE thread = ?", (previous.thread,)
             ).fetchone()[0]
@@ -523,6 +539,53 @@ class HistoryStore:
                 "ORDER BY v.created_utc, v.id"
             ).fetchall()
         return [rated_from_row(row) for row in rows]
+
+    # The quota of one owner (public mode)
+
+    def usage(self, owner: str) -> Usage:
+        """What this owner keeps: conversations, and bytes (message texts, plus each image file once)."""
+        with self._read() as conn:
+            return self._usage(conn, check_owner(owner))[0]
+
+    def _usage(self, conn: sqlite3.Connection, owner: str) -> tuple[Usage, set[str]]:
+        """The owner's usage, and the image references it counts."""
+        count, text_bytes = conn.execute(
+            "SELECT COUNT(DISTINCT c.id), COALESCE(SUM(LENGTH(CAST(m.text AS BLOB))), 0) "
+            "FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id WHERE c.owner = ?",
+            (owner,),
+        ).fetchone()
+        refs = _refs_of(conn, "c.owner = ?", (owner,))
+        return Usage(int(count), int(text_bytes) + sum(self._image_size(r) for r in refs)), refs
+
+    def _image_size(self, ref: str) -> int:
+        try:
+            return self.images.path(ref).stat().st_size
+        except (OSError, HistoryError):
+            return 0
+
+    def check_quota(self, owner: str, *, conversations: int = 0, texts: Sequence[str] = ()) -> None:
+        """HistoryFullError when this owner cannot keep `conversations` more with these texts (a check
+        before slow work, such as storing an import's images; the write checks again)."""
+        with self._read() as conn:
+            self._check_quota(conn, owner, conversations=conversations, texts=texts)
+
+    def _check_quota(
+        self,
+        conn: sqlite3.Connection,
+        owner: str,
+        *,
+        conversations: int = 0,
+        texts: Sequence[str] = (),
+        refs: Sequence[str] = (),
+    ) -> None:
+        """HistoryFullError (before anything is written) when this would pass the owner's quota."""
+        quota = self.quota
+        if quota is None or (quota.bytes is None and not (quota.conversations and conversations)):
+            return
+        usage, kept = self._usage(conn, check_owner(owner))
+        added = sum(len(t.encode("utf-8", "replace")) for t in texts)
+        added += sum(self._image_size(r) for r in set(refs) - kept)
+        quota.check(usage, conversations=conversations, size=added)
 
     # Images
 

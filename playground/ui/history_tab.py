@@ -17,9 +17,11 @@ from ..arena.service import ArenaService
 from ..context import AppContext
 from ..errors import InvalidIdentityError, PlaygroundError
 from ..history import IdentityKey, check_owner_id, resolve_owner
-from ..history.export import export_json, export_markdown, import_json
+from ..history.export import export_json, export_markdown, import_file, import_json
+from ..settings import Limits
 from ..types import ENGINE_LABELS
 from .chat_region import RegionUI
+from .downloads import DownloadFolder
 from .render import Turn, safe_export, safe_markdown, to_chatbot
 
 log = logging.getLogger(__name__)
@@ -83,6 +85,18 @@ class HistoryTab:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self.store = ctx.history
+
+    @functools.cached_property
+    def limits(self) -> Limits:
+        """The deployment's limits (the defaults where a test builds the tab without settings)."""
+        settings = getattr(self.ctx, "settings", None)
+        return settings.limits if settings is not None else Limits()
+
+    @functools.cached_property
+    def downloads(self) -> DownloadFolder:
+        """Where exports are written: one folder for this app, pruned by age."""
+        age = self.limits.files_max_age_min
+        return DownloadFolder("exports", None if age is None else age * 60)
 
     @functools.cached_property
     def arena(self) -> ArenaService:
@@ -215,16 +229,21 @@ class HistoryTab:
             text, suffix = export_json(self.store, owner, ids), ".json"
         else:
             text, suffix = export_markdown(self.store, owner, ids), ".md"
-        folder = Path(tempfile.mkdtemp(prefix="slm-export-"))
-        path = folder / f"slm-playground-history{suffix}"
-        path.write_text(text, encoding="utf-8")
-        return str(path)
+        return str(self.downloads.write(f"slm-playground-history{suffix}", text))
 
     def import_file(self, file: str | None, owner_value: Any, search: str) -> tuple[Any, ...]:
+        """Import an uploaded export: its size checked on disk before it is read, its conversations
+        counted before any is written, the visitor's quota checked; all or nothing."""
         if not file:
             raise user_error("Choose a JSON export to import.")
         try:
-            result = import_json(self.store, check_owner_id(owner_value), Path(file).read_bytes())
+            result = import_file(
+                self.store,
+                check_owner_id(owner_value),
+                file,
+                max_bytes=int(self.limits.import_mb * 1e6),
+                max_conversations=self.limits.import_conversations,
+            )
         except PlaygroundError as exc:
             raise user_error(exc) from None
         table, ids = self.rows(owner_value, search)
@@ -247,16 +266,27 @@ class HistoryTab:
         The copy is the visitor's own data from their own browser: whatever it holds can only land in
         their own (empty) history. The number of conversations restored.
         """
+        return self._restore(owner_value, copy)[0]
+
+    def _restore(self, owner_value: Any, copy: str | None) -> tuple[int, str]:
+        """(conversations restored, why the copy was refused or "") under the same limits as an import."""
         try:
             owner = check_owner_id(owner_value)
         except InvalidIdentityError:
-            return 0
-        if copy and not self.store.list_conversations(owner, limit=1):
-            try:
-                return len(import_json(self.store, owner, copy).conversation_ids)
-            except PlaygroundError as exc:
-                log.info("the browser's copy of a visitor's history was not restored: %s", exc)
-        return 0
+            return 0, ""
+        if not copy or self.store.list_conversations(owner, limit=1):
+            return 0, ""
+        max_bytes = int(self.limits.import_mb * 1e6)
+        try:
+            if len(copy) > max_bytes:  # a character is at least a byte: too large before any parsing
+                raise PlaygroundError(
+                    f"it is larger than the {max_bytes / 1e6:g} MB this server imports at a time"
+                )
+            result = import_json(self.store, owner, copy, max_conversations=self.limits.import_conversations)
+        except PlaygroundError as exc:
+            log.info("the browser's copy of a visitor's history was not restored: %s", exc)
+            return 0, str(exc)
+        return len(result.conversation_ids), ""
 
     def on_load(self, owner_value: Any, replaced: bool, copy: str | None = None) -> str:
         """On page load: restore from the browser's copy where needed, and say what happened."""
@@ -264,7 +294,9 @@ class HistoryTab:
         damage = getattr(self.store, "damage", None)
         if damage is not None:
             notices.append(damage.public_notice() if self.ctx.settings.public else damage.message())
-        restored = self.restore(owner_value, copy)
+        restored, refused = self._restore(owner_value, copy)
+        if refused:
+            notices.append(f"This browser's copy of your history was not restored: {refused}")
         if replaced:
             notices.append(
                 "This server did not recognise this browser's visitor id (its signing key changed, for "
