@@ -1,4 +1,4 @@
-"""The command line: `python -m playground models|chat|compare|convert|download|local|prepare|serve`."""
+"""The command line: `python -m playground models|chat|compare|convert|download|local|prepare|serve|space`."""
 
 from __future__ import annotations
 
@@ -240,6 +240,21 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_space(args: argparse.Namespace, settings: Settings) -> int:
+    """Assemble a Hugging Face Space's files into a folder, for one hardware."""
+    from .space.assemble import assemble
+    from .space.hardware import hardware
+
+    kind = hardware(args.hardware)
+    files = assemble(Path(args.out), kind, oauth=args.oauth)
+    out = Path(args.out).expanduser().resolve()
+    size = sum(f.stat().st_size for f in files)
+    print(f"{out}: {len(files)} files, {size / 1e6:.0f} MB, for {kind.flavor} ({kind.note})")
+    print(f"default hub model, preloaded at build time: {kind.preload()}")
+    print(f"upload: hf upload <user>/<space> {out} . --repo-type space  (steps: README.md in {out.name})")
+    return 0
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with one `error:` line (and the way to the help) instead of the usage block."""
 
@@ -324,6 +339,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=port_arg)
     serve.add_argument("--share", action="store_true")
     serve.set_defaults(handler=cmd_serve)
+
+    from .space.hardware import HARDWARE
+
+    space = sub.add_parser(
+        "space", help="assemble a Hugging Face Space's files (card, app, package) into OUT"
+    )
+    space.add_argument("out", metavar="OUT", help="a new or empty folder")
+    space.add_argument(
+        "--hardware",
+        default="cpu-basic",
+        choices=sorted(HARDWARE),
+        help="the Space's hardware (default cpu-basic)",
+    )
+    space.add_argument("--oauth", action="store_true", help="add hf_oauth: true (sign in with Hugging Face)")
+    space.set_defaults(handler=cmd_space)
 
     from .history.cli import register as register_history
 
