@@ -123,6 +123,10 @@ def build(ctx: AppContext) -> None:
     gr.Markdown(
         "Every model the catalog knows, on each engine, and whether it is ready. Hub models are "
         "downloaded only when you ask; the embedded SmolLM2 works offline."
+        if not ctx.settings.public
+        else "The models this public deployment offers, and whether each is ready: the owner's list "
+        "(`PLAYGROUND_PUBLIC_MODELS`), or else each model on its fastest engine here, within the memory "
+        "budget, and the models of the configured endpoints."
     )
     catalog = gr.Dataframe(catalog_rows(ctx), headers=CATALOG_HEADERS, interactive=False, wrap=True)
     status = gr.Markdown(elem_id="models-status")

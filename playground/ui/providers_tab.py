@@ -8,7 +8,7 @@ from typing import Any
 import gradio as gr
 
 from ..context import AppContext
-from ..providers_service import ProviderStatus, statuses
+from ..providers_service import ProviderStatus, SharedRefresh, statuses
 from . import widgets
 from .chat_region import RegionUI
 
@@ -31,18 +31,23 @@ def status_row(status: ProviderStatus) -> list[str]:
 class ProvidersTab:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
+        # Public mode: one round of requests per PLAYGROUND_REFRESH_INTERVAL_S, shared by every visitor
+        self.shared = SharedRefresh(ctx.registry, ctx.settings.limits.refresh_interval_s)
+        self.capabilities: list[Any] = []
 
-    def rows(self, refresh: bool = False) -> list[list[str]]:
-        return [status_row(s) for s in statuses(self.ctx.registry, refresh=refresh)]
+    def rows(self) -> list[list[str]]:
+        return [status_row(s) for s in statuses(self.ctx.registry)]
 
     def refresh(self, *model_ids: str) -> tuple[Any, ...]:
-        """Ask every endpoint again for its models, and update the model pickers with what changed."""
-        rows = self.rows(refresh=True)
+        """Ask every endpoint again for its models (at most once per interval in public mode, for every
+        visitor together), and update the model pickers with what changed."""
+        refreshed = self.shared.refresh()
+        rows = [status_row(s) for s in refreshed.statuses]
         pickers = [
             gr.Dropdown(choices=widgets.model_choices(self.ctx.registry, capability), value=model_id)
             for capability, model_id in zip(self.capabilities, model_ids, strict=True)
         ]
-        return (rows, *pickers)
+        return (rows, refreshed.note(self.shared.interval_s), *pickers)
 
     def build(self, regions: Sequence[RegionUI]) -> None:
         """`regions`: the chat tabs whose model pickers a refresh updates."""
@@ -57,4 +62,7 @@ class ProvidersTab:
             self.rows(), headers=HEADERS, interactive=False, wrap=True, elem_id="providers-list"
         )
         refresh = gr.Button("Refresh (ask every endpoint again)", elem_id="providers-refresh")
-        refresh.click(self.refresh, pickers, [table, *pickers], api_visibility="private", concurrency_limit=1)
+        checked = gr.Markdown(elem_id="providers-checked")
+        refresh.click(
+            self.refresh, pickers, [table, checked, *pickers], api_visibility="private", concurrency_limit=1
+        )

@@ -19,7 +19,9 @@ SAMPLING_FIELDS = SAMPLING_KEYS  # the parameters a model's recommended sampling
 
 def default_model(choices: Sequence[tuple[str, str]]) -> str:
     """Of a picker's `model_choices`: the embedded model where it is listed, else the first (ready) one."""
-    return DEFAULT_MODEL if any(v == DEFAULT_MODEL for _, v in choices) else choices[0][1]
+    if not choices or any(v == DEFAULT_MODEL for _, v in choices):
+        return DEFAULT_MODEL  # none listed: asking for it says which models are offered
+    return choices[0][1]
 
 
 def recommended(spec: ModelSpec) -> GenerationOptions:
