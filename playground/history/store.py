@@ -540,6 +540,33 @@ class HistoryStore:
             ).fetchall()
         return [rated_from_row(row) for row in rows]
 
+    def import_rated_battle(self, battle: Battle) -> bool:
+        """A voted round read back from elsewhere (a Space's dataset, arena/sync.py): the battle row with its
+        vote, under `battle.owner`, with two empty arena conversations for its sides. False (nothing
+        written) when a round with its id is already here."""
+        if battle.vote is None:
+            raise HistoryError("Only a voted round can be imported.")
+        owner = check_owner(battle.owner)
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM battles WHERE id = ?", (battle.id,)).fetchone() is not None:
+                return False
+            sides = new_id(), new_id()
+            for side, model in zip(sides, (battle.model_a, battle.model_b), strict=True):
+                conn.execute(
+                    "INSERT INTO conversations (id, owner, tab, title, model, created_utc, updated_utc) "
+                    "VALUES (?, ?, 'arena', ?, ?, ?, ?)",
+                    (side, owner, clean_title(""), model, battle.created_utc, battle.created_utc),
+                )
+            _insert_battle(
+                conn, replace(battle, owner=owner, conversation_a=sides[0], conversation_b=sides[1])
+            )
+            conn.execute("UPDATE battles SET revealed = ? WHERE id = ?", (battle.revealed, battle.id))
+            conn.execute(
+                "INSERT INTO votes (id, battle_id, owner, vote, created_utc) VALUES (?, ?, ?, ?, ?)",
+                (new_id(), battle.id, owner, str(battle.vote), battle.voted_utc or battle.created_utc),
+            )
+        return True
+
     # The quota of one owner (public mode)
 
     def usage(self, owner: str) -> Usage:
