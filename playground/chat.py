@@ -5,7 +5,7 @@ It knows nothing about Gradio; the UI, the CLI and the benchmarks all call it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from .catalog import sampling_for
@@ -13,6 +13,7 @@ from .errors import ModelUnavailableError, PlaygroundError, PromptTooLongError, 
 from .images import IMAGE_TOKENS_ESTIMATE, prepare_messages, require_vision
 from .options import GenerationOptions
 from .providers.base import ChatModel
+from .public.concurrency import ProviderSlots, Ticket
 from .registry import LOCAL_ENGINES, Registry
 from .types import Chunk, Message, ModelSpec
 
@@ -104,11 +105,80 @@ def engine_errors(spec: ModelSpec, stream: Iterator[Chunk]) -> Iterator[Chunk]:
         ) from exc
 
 
-class ChatService:
-    """Streams answers through the registry."""
+def check_prompt_chars(messages: Sequence[Message], limit: int | None) -> None:
+    """PLAYGROUND_PROMPT_CHARS: the last question and the system prompt together, in characters."""
+    if limit is None or not messages:
+        return
+    question = next((m for m in reversed(messages) if m.role == "user"), None)
+    system = messages[0] if messages[0].role == "system" else None
+    used = sum(len(m.content) for m in (question, system) if m is not None)
+    if used > limit:
+        raise PromptTooLongError(
+            f"The question is {used} characters (with the system prompt) and this playground takes at "
+            f"most {limit}: shorten it."
+        )
 
-    def __init__(self, registry: Registry) -> None:
+
+class _Slotted:
+    """The stream, started once the ticket's provider has a free slot, which it holds until the stream
+    ends or is closed (closed before it started too: the ticket leaves the line)."""
+
+    def __init__(self, ticket: Ticket, start: Callable[[], Iterator[Chunk]]) -> None:
+        self._ticket = ticket
+        self._start = start
+        self._run: Generator[Chunk, None, None] = self._chunks()
+
+    def _chunks(self) -> Generator[Chunk, None, None]:
+        try:
+            while not self._ticket.wait(0.25):
+                if self._ticket.released:  # closed while waiting in line
+                    return
+            stream = self._start()
+            try:
+                yield from stream
+            finally:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+        finally:
+            self._ticket.release()
+
+    def __iter__(self) -> Iterator[Chunk]:
+        return self
+
+    def __next__(self) -> Chunk:
+        return next(self._run)
+
+    def close(self) -> None:
+        self._run.close()
+        self._ticket.release()
+
+
+class ChatService:
+    """Streams answers through the registry.
+
+    Limits (None: off): `prompt_chars` for one question (system prompt included); `image_max_bytes`
+    for one image; `provider_concurrency`, answers at once per provider (`{"*": n}` for every one),
+    handed out in arrival order.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        image_max_bytes: int | None = None,
+        prompt_chars: int | None = None,
+        provider_concurrency: Mapping[str, int] | None = None,
+    ) -> None:
         self.registry = registry
+        self.image_max_bytes = image_max_bytes  # PLAYGROUND_IMAGE_MB: one image a visitor sends
+        self.prompt_chars = prompt_chars
+        self.slots = ProviderSlots(provider_concurrency or {})
+
+    def apply_limits(self, *, prompt_chars: int | None, provider_concurrency: Mapping[str, int]) -> None:
+        """Set the public-mode limits on a service built without them (the app does it at start)."""
+        self.prompt_chars = prompt_chars
+        self.slots = ProviderSlots(provider_concurrency)
 
     def resolve(self, model_ref: str, provider: str | None = None, *, has_key: bool = False) -> ModelSpec:
         spec = self.registry.resolve(model_ref, provider)
@@ -126,6 +196,7 @@ class ChatService:
         api_key: str | None = None,
     ) -> Prepared:
         """Resolve, load and fit. `api_key` is a visitor's own key for this request only (cloud models)."""
+        check_prompt_chars(messages, self.prompt_chars)  # before anything loads
         spec = self.resolve(model_ref, provider, has_key=bool(api_key))
         require_vision(spec, messages)  # a text-only model refuses images before anything loads
         model = self.registry.get(spec)
@@ -136,7 +207,8 @@ class ChatService:
         if api_key and with_key is not None:
             model = with_key(api_key)
 
-        messages = prepare_messages(model.spec, messages)  # images checked before anything is sent
+        # images checked before anything is sent
+        messages = prepare_messages(model.spec, messages, max_bytes=self.image_max_bytes)
 
         def count(candidate: Sequence[Message]) -> int | None:
             return count_prompt(model, candidate)
@@ -172,15 +244,29 @@ class ChatService:
             return None
         return f"Loading {spec.name} on {spec.engine_label}… (first use: its engine starts in a process of its own)"
 
-    def stream(self, prepared: Prepared) -> Iterator[Chunk]:
-        """The answer, with the model leased while it streams and every engine error made ours."""
-        stream = prepared.model.stream(prepared.messages, prepared.options)
-        return self.registry.leased(prepared.spec.id, engine_errors(prepared.spec, stream))
+    def reserve(self, spec: ModelSpec) -> Ticket | None:
+        """A place in the provider's line (None: its answers are not limited). The page takes one
+        before streaming, to say "waiting for a free slot" while it waits; pass it to `stream`."""
+        return self.slots.ticket(spec.provider)
+
+    def stream(self, prepared: Prepared, ticket: Ticket | None = None) -> Iterator[Chunk]:
+        """The answer, with the model leased while it streams and every engine error made ours.
+
+        Where the provider's answers are limited, the stream waits for a free slot (`ticket`, or one
+        taken now) before it starts, and gives it back when it ends or is closed.
+        """
+
+        def start() -> Iterator[Chunk]:
+            stream = prepared.model.stream(prepared.messages, prepared.options)
+            return self.registry.leased(prepared.spec.id, engine_errors(prepared.spec, stream))
+
+        ticket = ticket or self.reserve(prepared.spec)
+        return start() if ticket is None else _Slotted(ticket, start)
 
     def render_prompt(self, model_ref: str, messages: Sequence[Message]) -> tuple[str, int | None]:
         """The text the engine receives after the chat template, and its length in tokens."""
         model = self.registry.get(self.resolve(model_ref))
-        messages = prepare_messages(model.spec, messages)
+        messages = prepare_messages(model.spec, messages, max_bytes=self.image_max_bytes)
         prompt = model.render_prompt(messages)
         if prompt is None:
             import json

@@ -27,12 +27,11 @@ def make_settings(data_dir: Path, **extra: str) -> Settings:
 @contextmanager
 def serving(ctx: AppContext, port: int | None = None) -> Iterator[str]:
     """The real app for a context, launched as `app.py` launches it, on a loopback port; its URL."""
-    from playground.ui.app import LAUNCH_OPTIONS, build_app
+    from playground.ui.app import build_app, serve_options
 
     demo = build_app(ctx)
-    demo.queue()
     _, url, _ = demo.launch(
-        prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, **LAUNCH_OPTIONS
+        prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, **serve_options(demo, ctx)
     )
     try:
         yield url

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import Any
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from ..context import AppContext
 from ..history import BROWSER_STATE_KEY, BROWSER_STORAGE_SECRET, IdentityKey
+from ..public.admission import Admission
+from ..public.gate import Gate
+from ..public.privacy import privacy_notice
 from ..settings import Settings
 from ..vision_examples import IMAGES_DIR
 from .arena_tab import ArenaTab
@@ -45,6 +50,15 @@ def build_app(ctx: AppContext, key: IdentityKey | None = None) -> gr.Blocks:
     it stays on the server. The BrowserStates' `secret` goes to the page, so it is a public constant.
     """
     settings = ctx.settings
+    limits = settings.limits
+    if (ctx.chat.prompt_chars, dict(ctx.chat.slots.limits)) != (
+        limits.prompt_chars,
+        dict(limits.provider_concurrency),
+    ):
+        # TODO(lead): AppContext.create passes these to ChatService; until then the app sets them
+        ctx.chat.apply_limits(
+            prompt_chars=limits.prompt_chars, provider_concurrency=limits.provider_concurrency
+        )
     identity = VisitorIdentity(key or IdentityKey.from_settings(settings.browser_secret, settings.data_dir))
     with gr.Blocks(title=TITLE, fill_width=True) as demo:
         browser_id = gr.BrowserState(None, storage_key=BROWSER_STATE_KEY, secret=BROWSER_STORAGE_SECRET)
@@ -57,7 +71,8 @@ def build_app(ctx: AppContext, key: IdentityKey | None = None) -> gr.Blocks:
         history = HistoryTab(ctx)
         with gr.Tabs() as tabs:
             with gr.Tab("Instruct", id="instruct"):
-                instruct = InstructTab(ctx).build(owner)
+                instruct_tab = InstructTab(ctx)
+                instruct = instruct_tab.build(owner)
             with gr.Tab("Vision", id="vision"):
                 vision = VisionTab(ctx).build(owner)
             with gr.Tab("MoE", id="moe"):
@@ -71,6 +86,8 @@ def build_app(ctx: AppContext, key: IdentityKey | None = None) -> gr.Blocks:
                 build_models_tab(ctx)
             with gr.Tab("Providers", id="providers"):
                 ProvidersTab(ctx).build(regions)
+        with gr.Accordion("Privacy: what is stored, and for how long", open=False, elem_id="privacy"):
+            gr.Markdown(privacy_notice(settings), elem_id="privacy-notice")
         loaded = demo.load(identity.load, browser_id, [browser_id, owner, replaced], api_visibility="private")
         demo.load(arena.open_link, None, [tabs, *arena.link_outputs], api_visibility="private")
         if settings.browser_history:
@@ -80,7 +97,21 @@ def build_app(ctx: AppContext, key: IdentityKey | None = None) -> gr.Blocks:
                 event.then(history.browser_copy, owner, copy, api_visibility="private")
         else:
             loaded.then(history.on_load, [owner, replaced], history.notice, api_visibility="private")
+    answers: dict[int, str | None] = {dep["id"]: region.tab for region in regions for dep in region.answered}
+    answers.update({dep["id"]: "arena" for dep in arena.answered})
+    if instruct_tab.api_event is not None:
+        answers[instruct_tab.api_event["id"]] = None  # the API: no pane (each call stands alone)
+    _ANSWERS[demo] = answers
     return demo
+
+
+# The events that write an answer, by function id, with their pane (admission counts only these)
+_ANSWERS: weakref.WeakKeyDictionary[gr.Blocks, dict[int, str | None]] = weakref.WeakKeyDictionary()
+
+
+def answering_events(demo: gr.Blocks) -> dict[int, str | None]:
+    """The answering events of an app `build_app` made: function id -> pane key (None: the API)."""
+    return dict(_ANSWERS.get(demo, {}))
 
 
 LAUNCH_OPTIONS: dict[str, Any] = {
@@ -90,24 +121,72 @@ LAUNCH_OPTIONS: dict[str, Any] = {
     "show_error": True,  # an API call with a missing argument gets Gradio's message, not an empty error
     "allowed_paths": [str(IMAGES_DIR)],  # the Vision tab's sample images (drawn by the project)
 }
+CONCURRENCY = 4  # answers Gradio runs at once per event (the providers' own limits come on top)
+MIN_CLEAN_EVERY_S = 60
+
+
+def serve_options(demo: gr.Blocks, ctx: AppContext) -> dict[str, Any]:
+    """Set up the app's queue and clean-up, and the options of `demo.launch` (tests launch with these).
+
+    The queue is bounded (PLAYGROUND_QUEUE_SIZE), uploads are refused past PLAYGROUND_UPLOAD_MB before
+    their bytes are read (Gradio's max_file_size), Gradio's cached files (uploads included) are deleted
+    after PLAYGROUND_FILES_MAX_AGE_MIN, and the gate (admission, abandoned jobs, /healthz) sits in front.
+    """
+    settings, limits = ctx.settings, ctx.settings.limits
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=limits.queue_size)
+    if limits.files_max_age_min is not None:
+        age = int(limits.files_max_age_min * 60)
+        demo.delete_cache = (max(MIN_CLEAN_EVERY_S, age // 4), age)
+    answers = answering_events(demo)
+    api_answers = {
+        fn.api_name: answers[fn_id] for fn_id, fn in demo.fns.items() if fn_id in answers and fn.api_name
+    }
+
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "public": settings.public, "models_loaded": len(ctx.registry.loaded())}
+
+    gate = Middleware(
+        Gate,  # type: ignore[arg-type]
+        blocks=demo,
+        admission=Admission(limits),
+        answers=answers,
+        api_answers=api_answers,
+        trust_forwarded=limits.trust_forwarded,
+        health=health,
+    )
+    return {
+        **LAUNCH_OPTIONS,
+        "max_file_size": int(limits.upload_mb * 1024 * 1024),
+        "app_kwargs": {"middleware": [gate]},
+    }
+
+
+def listening_line(host: str, port: int, share_url: str | None) -> str:
+    """The one line `python app.py` prints once the app serves."""
+    shown = f"[{host}]" if ":" in host else host
+    line = f"{TITLE} listening on http://{shown}:{port}"
+    return f"{line} (public link: {share_url})" if share_url else line
 
 
 def launch(
     settings: Settings, *, host: str | None = None, port: int | None = None, share: bool = False
 ) -> None:
-    """Build and serve the app; blocks until interrupted."""
+    """Build and serve the app, print where it listens; blocks until interrupted."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if settings.trace_stream:  # per-update timings of every stream (bench/app_vs_engine.py reads them)
         logging.getLogger("playground.trace").setLevel(logging.DEBUG)
     ctx = AppContext.create(settings)
     demo = build_app(ctx)
-    demo.queue(default_concurrency_limit=4)
     try:
-        demo.launch(
+        _, _, share_url = demo.launch(
             server_name=host or settings.server_name,
             server_port=port or settings.server_port,
             share=share,
-            **LAUNCH_OPTIONS,
+            prevent_thread_lock=True,
+            quiet=True,
+            **serve_options(demo, ctx),
         )
+        print(listening_line(demo.server_name, demo.server_port, share_url), flush=True)
+        demo.block_thread()
     finally:
         ctx.close()

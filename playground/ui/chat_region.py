@@ -14,6 +14,7 @@ for a new tab.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from ..types import Capability, Chunk, ExpertRecord, ModelSpec
 from . import render, widgets
 from .render import Turn, user_error
 from .signals import StopSignals
-from .streaming import ThreadedStream
+from .streaming import ThreadedStream, wait_for_slot
 
 Chat = list[dict[str, Any]]
 Box = str | dict[str, Any]  # a Textbox's value, or a MultimodalTextbox's {"text": ..., "files": [...]}
@@ -211,19 +212,29 @@ class ChatRegion:
         state.start(prepared.spec, notice)
         state.meter = render.context_meter(prepared.prompt_tokens, prepared.spec.context_window)
         yield self._outputs(state, streaming=True)
-        stream = self.ctx.conversations.record(
-            owner, state.conversation_id, prepared, self.ctx.chat.stream(prepared)
-        )
+        ticket = self.ctx.chat.reserve(prepared.spec)
         try:
-            async for batch in ThreadedStream(stream, stop=stop_event):
-                apply(state.turn, batch, state.records)
-                if state.turn["finish"] is None:
-                    yield self._outputs(state, streaming=True)
+            if ticket is not None:
+                async for waiting in wait_for_slot(ticket, stop_event):
+                    yield self._outputs(state, streaming=True, notice=waiting)
+                state.notice = render.safe_markdown(f"ℹ {notice}") if notice else ""
+            if not stop_event.is_set():
+                stream = self.ctx.conversations.record(
+                    owner, state.conversation_id, prepared, self.ctx.chat.stream(prepared, ticket)
+                )
+                batches = ThreadedStream(stream, stop=stop_event).__aiter__()
+                async with contextlib.aclosing(batches):  # closed at once when the visitor leaves
+                    async for batch in batches:
+                        apply(state.turn, batch, state.records)
+                        if state.turn["finish"] is None:
+                            yield self._outputs(state, streaming=True)
         except PlaygroundError as exc:
             state.turn["finish"] = "error"
             state.notice = render.safe_markdown(f"⚠ {exc}")
             user_error(exc)
         finally:
+            if ticket is not None:
+                ticket.release()
             self.signals.end(session, stop_event, pane)
         if state.turn["finish"] is None and stop_event.is_set():
             state.turn["finish"] = "cancelled"

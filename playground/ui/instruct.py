@@ -7,8 +7,11 @@ endpoint for scripts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
+from typing import Any
 
 import gradio as gr
 
@@ -18,7 +21,7 @@ from ..text import valid_text
 from . import render, widgets
 from .chat_region import ChatRegion, RegionConfig, RegionUI, add_question, apply, settled
 from .signals import StopSignals
-from .streaming import ThreadedStream
+from .streaming import ThreadedStream, wait_for_slot
 
 __all__ = ["CONFIG", "InstructTab", "InstructUI", "add_question", "apply", "settled"]
 
@@ -33,6 +36,7 @@ class InstructTab(ChatRegion):
 
     def __init__(self, ctx: AppContext, signals: StopSignals | None = None) -> None:
         super().__init__(ctx, CONFIG, signals)
+        self.api_event: Any = None  # the `/chat` event (admission counts it as an answer)
 
     def build(self, owner: gr.State) -> RegionUI:
         ui = super().build(owner)
@@ -73,10 +77,20 @@ class InstructTab(ChatRegion):
             messages = render.to_messages([{"role": "user", "content": question}], system_prompt)
             model_id = model or self.default_model
             prepared = await asyncio.to_thread(self.ctx.chat.prepare, model_id, messages, options)
-            text = ""
-            async for batch in ThreadedStream(self.ctx.chat.stream(prepared)):
-                text += "".join(c.text for c in batch)
-                yield text
+            ticket = self.ctx.chat.reserve(prepared.spec)
+            try:
+                if ticket is not None:  # in line for the provider: no text yet
+                    async for _ in wait_for_slot(ticket, threading.Event()):
+                        pass
+                text = ""
+                batches = ThreadedStream(self.ctx.chat.stream(prepared, ticket)).__aiter__()
+                async with contextlib.aclosing(batches):  # closed at once when the caller leaves
+                    async for batch in batches:
+                        text += "".join(c.text for c in batch)
+                        yield text
+            finally:
+                if ticket is not None:
+                    ticket.release()
         except PlaygroundError as exc:  # one line in the server log, the message to the caller
             log.info("%s: %s", type(exc).__name__, exc)
             raise gr.Error(str(exc), print_exception=False) from None
@@ -102,4 +116,4 @@ class InstructTab(ChatRegion):
             ]
             answer = gr.Textbox(label="answer")  # numbers stay unrounded: the options parser names a bad one
             trigger = gr.Button()
-        trigger.click(self.api_chat, inputs, answer, api_name="chat", concurrency_limit=4)
+        self.api_event = trigger.click(self.api_chat, inputs, answer, api_name="chat", concurrency_limit=4)

@@ -27,9 +27,11 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar, cast
+
+from ..public.concurrency import Ticket
 
 T = TypeVar("T")
 
@@ -168,7 +170,7 @@ class ThreadedStream(Generic[T]):
             self.finished.set()
             send(_Done())
 
-    async def __aiter__(self) -> AsyncIterator[list[T]]:
+    async def __aiter__(self) -> AsyncGenerator[list[T], None]:
         loop = asyncio.get_running_loop()
         mailbox = _Mailbox(loop)
         threading.Thread(target=self._produce, args=(mailbox,), daemon=True, name="stream").start()
@@ -259,7 +261,7 @@ class FoldedStreams(Generic[T]):
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
                 mailbox.put(_PaneEnd(pane, error))
 
-    async def __aiter__(self) -> AsyncIterator[PaneUpdate[T]]:
+    async def __aiter__(self) -> AsyncGenerator[PaneUpdate[T], None]:
         loop = asyncio.get_running_loop()
         mailbox = _Mailbox(loop)
         mailbox.release()  # producers never wait for the loop
@@ -285,3 +287,26 @@ class FoldedStreams(Generic[T]):
         finally:
             for stop in self._stops.values():
                 stop.set()
+
+
+# Waiting for a provider's free slot (PLAYGROUND_PROVIDER_CONCURRENCY)
+
+SLOT_POLL_S = 1.0
+
+
+async def wait_for_slot(ticket: Ticket, stop: threading.Event) -> AsyncIterator[str]:
+    """While the ticket waits in its provider's line: a notice each time its place changes. Ends when
+    the ticket is granted, or when `stop` is set (the ticket then leaves the line). Takes no thread."""
+    shown = -1
+    while not ticket.granted.is_set():
+        if stop.is_set():
+            ticket.release()
+            return
+        ahead = ticket.ahead()
+        if ahead != shown:
+            shown = ahead
+            yield (
+                f"⏳ Waiting for a free slot on {ticket.provider}: {ahead} question(s) ahead of yours; "
+                "answers start in the order they were asked."
+            )
+        await ticket.wait_async(SLOT_POLL_S)
