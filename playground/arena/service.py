@@ -13,7 +13,7 @@ the vote and the times.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,12 +71,14 @@ class ArenaService:
         *,
         daily_votes: int | None = None,
         engine_processes: bool = True,
+        on_vote: Callable[[Battle], None] | None = None,
     ) -> None:
         self.chat = chat
         self.store = store
         self.conversations = ConversationService(chat, store)
         self.daily_votes = daily_votes
         self.engine_processes = engine_processes
+        self.on_vote = on_vote  # each voted round, as recorded (arena/sync.py copies it to a dataset)
 
     @classmethod
     def from_context(cls, ctx: AppContext) -> ArenaService:
@@ -87,6 +89,7 @@ class ArenaService:
             ctx.history,
             daily_votes=ctx.settings.arena_daily_votes if ctx.settings.public else None,
             engine_processes=ctx.settings.engine_processes,
+            on_vote=ctx.arena_sync.write if ctx.arena_sync is not None else None,
         )
 
     # Rounds
@@ -271,6 +274,8 @@ class ArenaService:
         voted = self.store.record_vote(
             owner, battle_id, vote, revealed=revealed, daily_limit=self.daily_votes
         )
+        if self.on_vote is not None:
+            self.on_vote(voted)
         return self._stored_view(voted, answers)  # the answers' texts and metrics are as read above
 
     def votes_left(self, owner: str) -> int | None:

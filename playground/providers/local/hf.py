@@ -3,6 +3,12 @@
 generate() runs in a worker thread and pushes token ids to a queue; the consuming generator decodes
 them. Its `finally` sets an Event that a StoppingCriteria checks, so Stop ends generate() at the next
 token, not at max_new_tokens.
+
+On ZeroGPU (zerogpu.active()), generate() runs in `generate_ids`, a generator function wrapped with
+`spaces.GPU`: it runs in a forked process that holds the GPU, finds the model (loaded in the main process
+before the fork) by a key, and yields token ids; the inputs go there on the CPU and are moved to the GPU
+there. Closing the stream closes it (spaces then closes the generator in the fork, whose `finally` stops
+generate()). An MoE model's expert records are not produced on that path.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from ... import zerogpu
 from ...errors import ModelLoadError, PlaygroundError, ProviderError
 from ...options import GenerationOptions
 from ...types import Chunk, ExpertRecord, Finish, FinishReason, Message, ModelSpec
@@ -25,6 +32,7 @@ from .moe import Recording, RouterTap
 from .stats import EngineStats
 
 _END = object()
+_LOADED: dict[str, TransformersModel] = {}  # by key: what a forked ZeroGPU call finds the model by
 
 
 def pick_device() -> tuple[str, Any]:
@@ -145,6 +153,9 @@ class TransformersModel:
         eos = eos if isinstance(eos, list) else [eos]
         self._eos = tuple(int(t) for t in eos if t is not None)
         self._tap = RouterTap.of(self._model)  # mixture-of-experts: records each token's experts
+        self._gpu = zerogpu.active()  # generate through spaces.GPU (ZeroGPU), see generate_ids
+        self.key = f"{spec.id}#{id(self)}"
+        _LOADED[self.key] = self
 
     def render_prompt(self, messages: Sequence[Message]) -> str:
         if self._vision is not None:
@@ -170,8 +181,10 @@ class TransformersModel:
         """The model's inputs: the processor's (token ids with image tokens, pixel values) for a vision
         model, else the tokenizer's."""
         if self._vision is not None:
-            return self._vision.inputs(messages, prompt, options.num_crops).to(self.device)
-        return self._tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
+            inputs = self._vision.inputs(messages, prompt, options.num_crops)
+        else:
+            inputs = self._tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        return inputs if self._gpu else inputs.to(self.device)  # on ZeroGPU: moved in the GPU process
 
     def stream(self, messages: Sequence[Message], options: GenerationOptions) -> Iterator[Chunk]:
         return timed(self.events(messages, options))
@@ -205,6 +218,9 @@ class TransformersModel:
         room = max(1, self.spec.context_window - prompt_len)
         options = options.model_copy(update={"max_new_tokens": min(options.max_new_tokens, room)})
         stop = cancel or threading.Event()
+        if self._gpu:
+            yield from self._events_on_gpu(inputs, options, stop, prompt_len)
+            return
         streamer = _TokenQueue()
         errors: list[BaseException] = []
         recording = self._tap.new_recording() if self._tap is not None else None
@@ -217,13 +233,39 @@ class TransformersModel:
         self.stats.begin()
         worker.start()
         try:
-            yield from self._decode(streamer, stop, options, prompt_len, recording)
+            yield from self._decode(_queued(streamer), stop, options, prompt_len, recording)
             worker.join()
             if errors:
                 raise ProviderError(f"transformers failed: {errors[0]}", provider="transformers")
         finally:
             stop.set()
             worker.join(timeout=30)
+
+    def _events_on_gpu(
+        self, inputs: Any, options: GenerationOptions, stop: threading.Event, prompt_len: int
+    ) -> Iterator[str | ExpertRecord | Finish]:
+        """The answer from `generate_ids` through zerogpu.gpu (spaces.GPU on ZeroGPU, else called here)."""
+        plain = {
+            "max_new_tokens": options.max_new_tokens,
+            "pad_token_id": self._tokenizer.pad_token_id or (self._eos[0] if self._eos else None),
+            **sampling_kwargs(options),
+        }
+        tokens = zerogpu.gpu(generate_ids)(self.key, dict(inputs), plain, options.seed)
+        self.stats.begin()
+        try:
+            yield from self._decode(self._counted(tokens), stop, options, prompt_len)
+        except PlaygroundError:
+            raise
+        except Exception as exc:  # spaces re-raises the GPU process's failure as its own error
+            raise ProviderError(f"transformers failed on the GPU: {exc}", provider="transformers") from exc
+        finally:
+            tokens.close()
+            self.stats.end()
+
+    def _counted(self, tokens: Iterator[int]) -> Iterator[int]:
+        for token in tokens:
+            self.stats.token()
+            yield token
 
     def _run(
         self,
@@ -255,7 +297,7 @@ class TransformersModel:
 
     def _decode(
         self,
-        streamer: _TokenQueue,
+        tokens: Iterator[int],
         stop: threading.Event,
         options: GenerationOptions,
         prompt_len: int,
@@ -264,11 +306,7 @@ class TransformersModel:
         ids: list[int] = []
         shown = ""
         stopper = StopMatcher(options.stop)
-        while True:
-            token = streamer.queue.get()
-            if token is _END:
-                break
-            assert isinstance(token, int)
+        for token in tokens:
             ids.append(token)
             if recording is not None:
                 record = recording.record(len(ids) - 1, token, self._tokenizer.decode([token]))
@@ -282,6 +320,8 @@ class TransformersModel:
             if stopper.hit:
                 stop.set()
                 break
+            if stop.is_set():  # Stop pressed: leave now (on ZeroGPU this closes the GPU call)
+                break
         yield "" if stopper.hit else stopper.flush()
         last = ids[-1] if ids else None
         reason = finish_reason_for(last, self._eos, len(ids), options.max_new_tokens)
@@ -290,4 +330,68 @@ class TransformersModel:
         yield Finish(prompt_len, len(ids), reason)
 
     def close(self) -> None:
+        _LOADED.pop(self.key, None)
         self._model = None
+
+
+def _queued(streamer: _TokenQueue) -> Iterator[int]:
+    """The token ids generate() puts on the streamer's queue, until it ends."""
+    while True:
+        token = streamer.queue.get()
+        if token is _END:
+            return
+        assert isinstance(token, int)
+        yield token
+
+
+def generate_ids(key: str, inputs: dict[str, Any], kwargs: dict[str, Any], seed: int | None) -> Iterator[int]:
+    """generate() for the model registered under `key`, yielding the answer's token ids (plain ints).
+
+    The function zerogpu.gpu wraps: on ZeroGPU it runs in a forked process holding the GPU (the model was
+    loaded before the fork; `inputs` are CPU tensors, moved to the model's device here). Closing it stops
+    generate() at the next token."""
+    model = _LOADED.get(key)
+    if model is None or model._model is None:
+        raise ProviderError(
+            "The model was unloaded before its answer started: ask again.", provider="transformers"
+        )
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    engine = model._model
+    moved = {
+        name: value.to(engine.device) if hasattr(value, "to") else value for name, value in inputs.items()
+    }
+    stop = threading.Event()
+    streamer = _TokenQueue()
+    errors: list[BaseException] = []
+
+    class _EventStop(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kw: Any) -> bool:
+            return stop.is_set()
+
+    def run() -> None:
+        try:
+            if seed is not None:
+                torch.manual_seed(seed)
+            with torch.inference_mode():
+                engine.generate(
+                    **moved,
+                    streamer=streamer,
+                    stopping_criteria=StoppingCriteriaList([_EventStop()]),
+                    **kwargs,
+                )
+        except Exception as exc:  # raised below, in the consumer
+            errors.append(exc)
+            streamer.end()
+
+    worker = threading.Thread(target=run, name="generate-gpu", daemon=True)
+    worker.start()
+    try:
+        yield from _queued(streamer)
+        worker.join()
+        if errors:
+            raise ProviderError(f"transformers failed: {errors[0]}", provider="transformers")
+    finally:
+        stop.set()
+        worker.join(timeout=30)
