@@ -89,8 +89,8 @@ class HistoryTab:
     @functools.cached_property
     def limits(self) -> Limits:
         """The deployment's limits (the defaults where a test builds the tab without settings)."""
-        settings = getattr(self.ctx, "settings", None)
-        return settings.limits if settings is not None else Limits()
+        limits = getattr(getattr(self.ctx, "settings", None), "limits", None)
+        return limits if isinstance(limits, Limits) else Limits()
 
     @functools.cached_property
     def downloads(self) -> DownloadFolder:
