@@ -126,7 +126,7 @@ class Registry:
             return self._local_offer
 
     def _not_offered(self, spec: ModelSpec) -> UnknownModelError:
-        ids = [s.id for s in self.specs()]
+        ids = [r.spec.id for r in sorted(self.rows(), key=lambda r: not r.availability.available)]
         shown = ", ".join(ids[:SHOWN_OFFERED]) + (
             f" and {len(ids) - SHOWN_OFFERED} more" if len(ids) > SHOWN_OFFERED else ""
         )

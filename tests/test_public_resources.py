@@ -16,6 +16,8 @@ from types import SimpleNamespace
 
 import gradio as gr
 import pytest
+from gradio_client import Client
+from playwright.sync_api import Page, expect
 
 from playground.catalog import load_catalog
 from playground.chat import ChatService
@@ -37,7 +39,7 @@ from playground.ui.downloads import DownloadFolder
 from playground.ui.history_tab import HistoryTab
 from playground.ui.providers_tab import ProvidersTab
 from tests.cloud.fake_server import FakeServer
-from tests.support import make_settings
+from tests.support import make_settings, serving
 
 EMBEDDED = "smollm2-135m-instruct@onnx"
 SECOND_COPY = "smollm2-135m-instruct@transformers"
@@ -107,6 +109,13 @@ def test_a_model_not_offered_is_refused_with_what_is_offered_and_nothing_loads(p
         public.registry.get(spec)  # a spec from elsewhere does not get past the registry either
     assert not public.registry.loaded() and not public.registry.loads
     assert public.registry.resolve("smollm2-135m-instruct").id == EMBEDDED, "a bare key: the offered one"
+
+
+def test_an_api_call_for_a_model_not_offered_is_refused_with_the_ready_ones_first(public: AppContext) -> None:
+    with serving(public) as url, pytest.raises(Exception, match="is not offered") as refused:
+        Client(url, verbose=False).predict("Hi", api_name="/chat", model=SECOND_COPY)
+    assert f"it offers ({EMBEDDED}, " in str(refused.value), "the ready model is named first"
+    assert not public.registry.loads, "nothing was loaded"
 
 
 def test_the_owners_list_is_exactly_what_is_offered(tmp_path: Path) -> None:
@@ -406,3 +415,24 @@ def test_a_refresh_after_the_interval_asks_again(tmp_path: Path, fake: FakeServe
     now[0] += 2
     assert shared.refresh().asked
     assert len(fake.requests(scenario)) - before == 2
+
+
+@pytest.mark.browser
+def test_twenty_clicks_on_the_page_make_one_round(tmp_path: Path, fake: FakeServer, page: Page) -> None:
+    scenario = "ok~refresh-page"
+    context = public_context(tmp_path / "data", OPENAI_BASE_URL=fake.url(scenario))
+    try:
+        with serving(context) as url:
+            page.goto(url)
+            page.get_by_role("tab", name="Providers", exact=True).click()
+            button = page.locator("#providers-refresh")
+            before = len(fake.requests(scenario))
+            for _ in range(20):
+                button.click()
+            expect(page.locator("#providers-checked")).to_contain_text(
+                "shared by every visitor", timeout=30_000
+            )
+            page.wait_for_timeout(1000)  # the last clicks' events have run
+            assert [r.path for r in fake.requests(scenario)[before:]] == ["/v1/models"]
+    finally:
+        context.close()
