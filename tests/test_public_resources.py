@@ -90,7 +90,7 @@ def test_public_mode_offers_each_model_on_one_local_engine_within_the_budget(pub
     ids = [s.id for s in public.registry.specs()]
     assert EMBEDDED in ids and SECOND_COPY not in ids, "the embedded model once, on its fastest engine"
     local = [s for s in public.registry.specs() if s.provider in ("onnx", "transformers")]
-    keys = [s.extra["catalog"] for s in local]
+    keys = [str(s.extra["catalog"]) for s in local]
     assert len(keys) == len(set(keys)), f"a model offered on two local engines: {sorted(keys)}"
     budget = public.registry.cache_budget_bytes
     assert all(s.size_bytes <= budget for s in local)
@@ -387,6 +387,7 @@ def test_twenty_refresh_clicks_make_one_round_of_requests(tmp_path: Path, fake: 
     assert notes.count("Checked just now.") == 1
     assert all("shared by every visitor" in n and "at most once every 60 s" in n for n in notes if "ago" in n)
     rows = results[0][0]
+    assert isinstance(rows, list)
     assert any("alpha" in str(row) for row in rows), "the cached statuses list what the server serves"
 
 
