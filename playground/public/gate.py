@@ -84,7 +84,8 @@ class Gate:
         self._watch_started()
         path, method = scope["path"], scope["method"]
         if method == "GET" and path.removeprefix(scope.get("root_path") or "") == HEALTH_PATH:
-            await _json(send, 200, self.health())
+            queue = {"waiting": self.waiting(), "running": self.running()}
+            await _json(send, 200, {**self.health(), "queue": queue})
             return
         if method == "POST" and (found := _JOIN.search(path)):
             await self._join(scope, receive, send, found.group("api"))

@@ -14,7 +14,7 @@ from ..history import BROWSER_STATE_KEY, BROWSER_STORAGE_SECRET, IdentityKey
 from ..public.admission import Admission
 from ..public.gate import Gate
 from ..public.privacy import privacy_notice
-from ..settings import Settings
+from ..settings import Limits, Settings
 from ..vision_examples import IMAGES_DIR
 from .arena_tab import ArenaTab
 from .history_tab import HistoryTab, VisitorIdentity
@@ -125,14 +125,15 @@ CONCURRENCY = 4  # answers Gradio runs at once per event (the providers' own lim
 MIN_CLEAN_EVERY_S = 60
 
 
-def serve_options(demo: gr.Blocks, ctx: AppContext) -> dict[str, Any]:
+def serve_options(demo: gr.Blocks, ctx: AppContext, limits: Limits | None = None) -> dict[str, Any]:
     """Set up the app's queue and clean-up, and the options of `demo.launch` (tests launch with these).
 
     The queue is bounded (PLAYGROUND_QUEUE_SIZE), uploads are refused past PLAYGROUND_UPLOAD_MB before
     their bytes are read (Gradio's max_file_size), Gradio's cached files (uploads included) are deleted
     after PLAYGROUND_FILES_MAX_AGE_MIN, and the gate (admission, abandoned jobs, /healthz) sits in front.
     """
-    settings, limits = ctx.settings, ctx.settings.limits
+    settings = ctx.settings
+    limits = limits or settings.limits  # tests pass their own
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=limits.queue_size)
     if limits.files_max_age_min is not None:
         age = int(limits.files_max_age_min * 60)

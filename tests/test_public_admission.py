@@ -1,0 +1,179 @@
+"""Public mode at the door, on the real app with the embedded model: each admission limit is hit and
+says when to try again; jobs nobody reads are dropped and a running one's engine stops."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from gradio_client import Client
+
+from playground.context import AppContext
+from playground.settings import Limits
+from playground.ui.app import build_app, serve_options
+
+LONG = "Write a very long story about a lighthouse keeper, with many chapters."
+GRACE_S = 5.0  # gate.ABANDON_GRACE_S
+
+
+@contextmanager
+def public_app(ctx: AppContext, **limits: Any) -> Iterator[str]:
+    """The real app with these limits (everything else off), on a loopback port."""
+    demo = build_app(ctx)
+    _, url, _ = demo.launch(
+        prevent_thread_lock=True, server_name="127.0.0.1", **serve_options(demo, ctx, Limits(**limits))
+    )
+    try:
+        yield url
+    finally:
+        demo.close()
+
+
+def chat_fn(url: str) -> int:
+    config = httpx.get(f"{url}config", timeout=30).json()
+    return next(d["id"] for d in config["dependencies"] if d.get("api_name") == "chat")
+
+
+def join(
+    url: str, session: str, question: str = LONG, *, tokens: int = 400, user: str | None = None
+) -> httpx.Response:
+    """POST /queue/join for `/chat` as a script would, never reading the result."""
+    data = [question, None, "", 0.0, None, None, tokens, None, None, ""]
+    headers = {"x-gradio-user": user} if user else {}
+    body = {"data": data, "fn_index": chat_fn(url), "session_hash": session, "event_data": None}
+    return httpx.post(f"{url}gradio_api/queue/join", json=body, headers=headers, timeout=30)
+
+
+def health(url: str) -> dict[str, Any]:
+    response = httpx.get(f"{url}healthz", timeout=10)
+    assert response.status_code == 200
+    return dict(response.json())
+
+
+def wait_for(condition: Callable[[], bool], limit_s: float) -> float:
+    start = time.monotonic()
+    while not condition():
+        assert time.monotonic() - start < limit_s, "timed out"
+        time.sleep(0.1)
+    return time.monotonic() - start
+
+
+def idle(ctx: AppContext) -> bool:
+    return not any(ctx.registry.busy(m.spec.id) for m in ctx.registry.loaded())
+
+
+def test_healthz_says_ok_with_the_queue_and_nothing_else(ctx: AppContext) -> None:
+    with public_app(ctx) as url:
+        found = health(url)
+    assert found["status"] == "ok"
+    assert set(found) == {"status", "public", "models_loaded", "queue"}
+    assert set(found["queue"]) == {"waiting", "running"}
+
+
+def test_an_abusive_sessions_third_join_is_refused_while_another_visitor_is_answered(ctx: AppContext) -> None:
+    with public_app(ctx, visitor_jobs=2) as url:
+        abuser = uuid.uuid4().hex
+        assert join(url, abuser).status_code == 200
+        assert join(url, abuser).status_code == 200
+        raw = join(url, abuser)  # a plain HTTP client: 429, the message and when to retry
+        assert raw.status_code == 429
+        assert "2 questions waiting or being answered" in raw.json()["detail"]
+        assert int(raw.headers["retry-after"]) >= 1
+        page = join(url, abuser, user="app")  # the page shows a string detail as an error toast
+        assert page.status_code == 429 and "wait for one to finish" in page.json()["detail"]
+        api = join(url, abuser, user="api")  # gradio_client raises with the message
+        assert api.status_code == 422 and "at most 2 at once" in api.json()["detail"][0]["message"]
+        answer = Client(url, verbose=False).predict("What is 2+2?", api_name="/chat")
+        assert isinstance(answer, str) and answer.strip(), "another visitor is still answered"
+        # nobody reads the abuser's jobs: dropped, and the engine is left idle
+        wait_for(lambda: health(url)["queue"] == {"waiting": 0, "running": 0}, GRACE_S + 20)
+        wait_for(lambda: idle(ctx), 10)
+
+
+def test_gradio_client_gets_the_refusal_as_an_error_with_the_message(ctx: AppContext) -> None:
+    with public_app(ctx, rate_per_minute=2) as url:
+        client = Client(url, verbose=False)
+        for _ in range(2):
+            client.predict("Say yes.", max_new_tokens=4, api_name="/chat")
+        with pytest.raises(
+            Exception, match=r"asked 2 questions in the last minute \(at most 2\): try again in \d+ s"
+        ):
+            client.predict("Say yes.", max_new_tokens=4, api_name="/chat")
+        # another session (another visitor) may still ask
+        assert Client(url, verbose=False).predict("Say yes.", max_new_tokens=4, api_name="/chat")
+
+
+def test_the_address_limits_count_every_session_from_one_address(ctx: AppContext) -> None:
+    with public_app(ctx, address_jobs=1, address_rate_per_minute=2) as url:
+        first = join(url, uuid.uuid4().hex)
+        assert first.status_code == 200
+        second = join(url, uuid.uuid4().hex)  # a new session, the same address (a script's new Client)
+        assert second.status_code == 429
+        assert "from your network address" in second.json()["detail"]
+        wait_for(lambda: health(url)["queue"] == {"waiting": 0, "running": 0}, GRACE_S + 20)
+        assert join(url, uuid.uuid4().hex, tokens=4).status_code == 200
+        wait_for(lambda: health(url)["queue"] == {"waiting": 0, "running": 0}, GRACE_S + 20)
+        refused = join(url, uuid.uuid4().hex, tokens=4)  # the 3rd question admitted this minute from here
+        assert (
+            refused.status_code == 429
+            and "Your network address has asked 2 questions" in refused.json()["detail"]
+        )
+
+
+def test_the_queue_is_bounded(ctx: AppContext) -> None:
+    with public_app(ctx, queue_size=1) as url:
+        codes = [join(url, uuid.uuid4().hex).status_code for _ in range(6)]  # 4 run (/chat's limit), 1 waits
+        assert codes[:5] == [200] * 5
+        assert codes[5] == 429
+        last = join(url, uuid.uuid4().hex)
+        assert "The playground is busy" in last.json()["detail"]
+        wait_for(lambda: health(url)["queue"] == {"waiting": 0, "running": 0}, GRACE_S + 30)
+        wait_for(lambda: idle(ctx), 15)
+
+
+def test_a_running_answer_whose_reader_leaves_stops_its_engine(ctx: AppContext) -> None:
+    with public_app(ctx) as url:
+        session = uuid.uuid4().hex
+        seen = threading.Event()
+
+        def read() -> None:
+            params = {"session_hash": session}
+            with httpx.stream("GET", f"{url}gradio_api/queue/data", params=params, timeout=60) as stream:
+                for line in stream.iter_lines():
+                    if line.startswith("data:") and json.loads(line[5:]).get("msg") == "process_generating":
+                        seen.set()
+                        return  # the visitor closes the page mid-answer
+
+        assert join(url, session, tokens=2000).status_code == 200
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        assert seen.wait(120), "the answer started streaming"
+        reader.join(10)
+        assert not idle(ctx), "the engine was generating"
+        took = wait_for(lambda: idle(ctx), 10)
+        assert took < 10, "the engine stopped once its reader left"
+        assert health(url)["queue"]["running"] == 0
+
+
+def test_a_job_nobody_reads_is_dropped_before_it_runs(ctx: AppContext) -> None:
+    with public_app(ctx) as url:
+        # four readers' jobs fill /chat's four places; the fifth job waits and its client never reads
+        readers = [Client(url, verbose=False) for _ in range(4)]
+        running = [c.submit(LONG, max_new_tokens=500, api_name="/chat") for c in readers]
+        wait_for(lambda: health(url)["queue"]["running"] == 4, 60)
+        assert join(url, uuid.uuid4().hex, tokens=2000).status_code == 200
+        assert health(url)["queue"]["waiting"] == 1
+        wait_for(lambda: health(url)["queue"]["waiting"] == 0, GRACE_S + 5)
+        assert not any(job.done() for job in running), "no place was freed: the job never started"
+        assert health(url)["queue"]["running"] == 4
+        for job in running:
+            assert job.result(timeout=180), "the readers' answers were not affected"
+        wait_for(lambda: health(url)["queue"] == {"waiting": 0, "running": 0}, 10)
+        wait_for(lambda: idle(ctx), 10)
