@@ -18,7 +18,7 @@ import inspect
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +59,9 @@ def gpu(fn: F, *, enabled: bool | None = None, duration: int = DURATION_S) -> F:
     if not inspect.isgeneratorfunction(fn):
         raise TypeError(f"{fn.__name__}: give a generator function (it yields picklable items)")
     if not (_active if enabled is None else enabled):
-        return fn
+        return cast(F, fn)
     try:
         import spaces
     except ImportError:
-        return fn
-    return spaces.GPU(fn, duration=duration)  # type: ignore[no-any-return]
+        return cast(F, fn)
+    return cast(F, spaces.GPU(fn, duration=duration))

@@ -125,6 +125,7 @@ def test_assembled_space_starts_offline_in_public_mode(tmp_path: Path, embedded_
         }
         assert buttons.get("Download") is False  # public mode: visitors cannot download models
         labels = json.dumps(config)
+        assert "Votes and the leaderboard reset when this Space restarts" in labels  # no PLAYGROUND_DATASET
         assert re.search(
             r"Phi-3\.5-mini-instruct[^\"]*download[^\"]*microsoft/Phi-3\.5-mini-instruct-onnx", labels
         )

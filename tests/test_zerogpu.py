@@ -145,7 +145,7 @@ def test_no_op_wrapped_path_gives_the_same_answer_as_the_thread_path(embedded_hf
         )
         for _ in range(3):
             next(stream)
-        stream.close()  # Stop: the generator and the generate() behind it end
+        stream.close()  # type: ignore[attr-defined]  # Stop: the generator and the generate() behind it end
         assert wrapped.stats.running == 0
     finally:
         wrapped.close()

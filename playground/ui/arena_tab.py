@@ -23,6 +23,7 @@ from typing import Any
 
 import gradio as gr
 
+from ..arena import sync
 from ..arena.anonymise import safe_text
 from ..arena.export import export_battle, to_json, to_markdown
 from ..arena.pairing import PRESETS, Pair, Side, blind, preset_pair, preset_states
@@ -472,6 +473,9 @@ class ArenaTab:
                 elem_id="arena-board-view",
             )
             first = self.board_outputs()
+            kept = sync.reset_notice(bool(self.ctx.settings.space_id), self.ctx.arena_sync is not None)
+            if kept:  # on a Space without PLAYGROUND_DATASET
+                gr.Markdown(kept, elem_id="arena-board-reset", elem_classes=["chat-notice"])
             counts = gr.Markdown(first[2], elem_id="arena-board-counts")
             ratings = gr.Dataframe(first[0], interactive=False, elem_id="arena-board", wrap=True)
             win_rates = gr.Dataframe(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -344,7 +344,9 @@ def _queued(streamer: _TokenQueue) -> Iterator[int]:
         yield token
 
 
-def generate_ids(key: str, inputs: dict[str, Any], kwargs: dict[str, Any], seed: int | None) -> Iterator[int]:
+def generate_ids(
+    key: str, inputs: dict[str, Any], kwargs: dict[str, Any], seed: int | None
+) -> Generator[int, None, None]:
     """generate() for the model registered under `key`, yielding the answer's token ids (plain ints).
 
     The function zerogpu.gpu wraps: on ZeroGPU it runs in a forked process holding the GPU (the model was
