@@ -6,10 +6,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 
 from playground.chat import ChatService, Prepared
 from playground.options import GenerationOptions
 from playground.providers.cloud import CloudProvider
+from playground.public.concurrency import Ticket
 from playground.registry import Registry
 from playground.types import Message
 from tests.cloud.fake_server import FakeServer
@@ -23,6 +25,10 @@ def _wait(condition: Callable[[], bool], limit_s: float = 10.0) -> None:
         time.sleep(0.02)
 
 
+def _count_is(fake: FakeServer, scenario: str, count: int) -> bool:
+    return len(fake.requests(scenario)) == count
+
+
 def test_one_slot_per_provider_serves_questions_in_arrival_order(
     provider: Callable[..., CloudProvider], fake: FakeServer
 ) -> None:
@@ -32,7 +38,7 @@ def test_one_slot_per_provider_serves_questions_in_arrival_order(
     chat = ChatService(Registry([cloud]), provider_concurrency={"*": 1})
     release = {i: threading.Event() for i in range(4)}
     texts: dict[int, str] = {}
-    tickets = []
+    tickets: list[Ticket | None] = []
 
     def ask(i: int) -> None:
         prepared = Prepared(
@@ -56,7 +62,7 @@ def test_one_slot_per_provider_serves_questions_in_arrival_order(
         release[i].set()
         threads[i].join(20)
         if i < 3:
-            _wait(lambda i=i: len(fake.requests(scenario)) == i + 2)
+            _wait(partial(_count_is, fake, scenario, i + 2))
     asked = [r.body["messages"][-1]["content"] for r in fake.requests(scenario)]
     assert asked == [f"question {i}" for i in range(4)], "first come, first served"
     assert all("Paris" in texts[i] for i in range(4))
