@@ -51,10 +51,7 @@ def build_app(ctx: AppContext, key: IdentityKey | None = None) -> gr.Blocks:
     """
     settings = ctx.settings
     limits = settings.limits
-    if (ctx.chat.prompt_chars, dict(ctx.chat.slots.limits)) != (
-        limits.prompt_chars,
-        dict(limits.provider_concurrency),
-    ):
+    if limits.prompt_chars is not None or limits.provider_concurrency:
         # TODO(lead): AppContext.create passes these to ChatService; until then the app sets them
         ctx.chat.apply_limits(
             prompt_chars=limits.prompt_chars, provider_concurrency=limits.provider_concurrency
