@@ -9,9 +9,8 @@ import logging
 from collections.abc import Iterator, Sequence
 
 from .chat import ChatService, Prepared
-from .errors import HistoryError
+from .errors import HistoryError, HistoryFullError
 from .history import AnswerRecorder, HistoryStore
-from .history.quota import HistoryFullError
 from .images import ImageLimits, check_size
 from .moe_view import pack
 from .types import Chunk, ExpertRecord

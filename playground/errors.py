@@ -62,6 +62,10 @@ class InvalidIdentityError(HistoryError):
     "A visitor id that is not one this app made."
 
 
+class HistoryFullError(HistoryError):
+    """A visitor's history is at its quota (public mode): nothing more is saved until they delete some."""
+
+
 class ImportFormatError(HistoryError):
     "A file to import is not a history export this app can read."
 

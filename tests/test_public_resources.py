@@ -23,10 +23,10 @@ from playground.catalog import load_catalog
 from playground.chat import ChatService
 from playground.context import AppContext
 from playground.conversations import ConversationService
-from playground.errors import ImportFormatError, InvalidImageError, UnknownModelError
+from playground.errors import HistoryFullError, ImportFormatError, InvalidImageError, UnknownModelError
 from playground.history import HistoryStore, new_browser_id, open_history
 from playground.history.export import export_json, import_file, import_json
-from playground.history.quota import HistoryFullError, Quota
+from playground.history.quota import Quota
 from playground.images import ImageLimits, check_size, prepare_messages
 from playground.options import GenerationOptions
 from playground.prompts import load_prompts

@@ -16,6 +16,7 @@ from .identity import (
     resolve_owner,
 )
 from .integrity import DamagedDatabase, check_and_set_aside
+from .quota import Quota
 from .recorder import AnswerRecorder
 from .records import Battle, Conversation, ConversationSummary, StoredMessage, Vote
 from .store import HistoryStore
@@ -52,7 +53,7 @@ def open_history(settings: Settings) -> HistoryStore:
     damage = check_and_set_aside(settings.history_path)
     if damage is not None:
         log.error("%s", damage.message())
-    store = HistoryStore(settings.history_path)
+    store = HistoryStore(settings.history_path, quota=Quota.from_limits(settings.limits))
     store.damage = damage
     store.recover_interrupted()
     store.apply_retention(max_age_days=settings.history_max_age_days, max_count=settings.history_max_count)

@@ -11,16 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import HistoryError
+from ..errors import HistoryFullError
 
 if TYPE_CHECKING:
     from ..settings import Limits
 
-
-class HistoryFullError(HistoryError):
-    "A visitor's history is at its quota: nothing more is saved until they delete some."
-
-    # TODO(lead): move to playground/errors.py beside HistoryError (kept here to stay in my files).
+__all__ = ["HistoryFullError", "Quota", "Usage"]
 
 
 @dataclass(frozen=True)
