@@ -26,8 +26,16 @@ WIDE: ViewportSize = {"width": 1400, "height": 1100}
 TALL: ViewportSize = {"width": 1400, "height": 1300}
 
 
-def open_page(page: Page, url: str, tab: str | None = None, prefix: str | None = None) -> None:
+def open_page(
+    page: Page,
+    url: str,
+    tab: str | None = None,
+    prefix: str | None = None,
+    viewport: ViewportSize | None = None,
+) -> None:
     """The page at `url`, on the tab named `tab` (whose input box is `#<prefix>-input`)."""
+    if viewport is not None:
+        page.set_viewport_size(viewport)
     page.goto(url)
     page.wait_for_selector("#instruct-input textarea")
     if tab is not None:
@@ -51,15 +59,15 @@ def pick_model(page: Page, ctx: AppContext, model_id: str, prefix: str = "instru
     page.get_by_role("option", name=model_label(row)).click()
 
 
-def screenshot(page: Page, name: str, *, full_page: bool = False) -> Path:
-    """The page from its top (each chat from its top too: the question and its images) as
+def screenshot(page: Page, name: str, *, full_page: bool = False, chats_from_top: bool = True) -> Path:
+    """The page from its top (each chat from its top too, or its end: the question and its images) as
     ARTIFACTS/<name>, copied to SCREENSHOTS_DIR when that is set."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / name
     page.evaluate("window.scrollTo(0, 0)")
     for chat in page.locator(".bubble-wrap").all():
         if chat.is_visible():
-            chat.evaluate("e => e.scrollTo(0, 0)")
+            chat.evaluate("(e, top) => e.scrollTo(0, top ? 0 : e.scrollHeight)", chats_from_top)
     page.wait_for_timeout(300)
     page.screenshot(path=str(path), full_page=full_page)
     assert path.stat().st_size > 10_000, "the screenshot shows the page"

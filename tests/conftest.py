@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,17 @@ def in_process(ctx: AppContext) -> Iterator[Callable[..., Any]]:
     yield get
     for model in loaded.values():
         model.close()
+
+
+_STARTED = time.time()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Where the browser tests' screenshots went (test artifacts: CI keeps the folder)."""
+    from tests.browser import ARTIFACTS
+
+    fresh = (
+        [p for p in ARTIFACTS.glob("*.png") if p.stat().st_mtime >= _STARTED] if ARTIFACTS.is_dir() else []
+    )
+    if fresh:
+        terminalreporter.write_line(f"browser screenshots ({len(fresh)}): {ARTIFACTS}")

@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Page, Route, expect
 
 from playground.context import AppContext
-from playground.ui.widgets import model_label
+from tests.browser import pick_model
 from tests.support import make_settings, serving
 
 pytestmark = pytest.mark.browser
@@ -70,7 +70,9 @@ class _Hostile(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         pieces = [HOSTILE[i : i + 200] for i in range(0, len(HOSTILE), 200)]
-        chunks = [{"choices": [{"index": 0, "delta": {"content": t}, "finish_reason": None}]} for t in pieces]
+        chunks: list[dict[str, Any]] = [
+            {"choices": [{"index": 0, "delta": {"content": t}, "finish_reason": None}]} for t in pieces
+        ]
         chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         self._send(
             "text/event-stream", "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
@@ -121,14 +123,6 @@ def guard(page: Page, app_url: str) -> list[str]:
         "request", lambda r: None if r.url.startswith((origin, "data:", "blob:")) else foreign.append(r.url)
     )
     return foreign
-
-
-def pick_model(page: Page, ctx: AppContext, model_id: str) -> None:
-    row = next(r for r in ctx.registry.rows() if r.spec.id == model_id)
-    box = page.locator("#instruct-model input")
-    box.click()
-    box.fill(row.spec.name[:7])
-    page.get_by_role("option", name=model_label(row)).click()
 
 
 def ask(page: Page, text: str, *, lone_surrogate: bool = False) -> None:

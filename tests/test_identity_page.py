@@ -3,7 +3,6 @@ whose id the server no longer recognises gets a new one with their history resto
 
 from __future__ import annotations
 
-import dataclasses
 import socket
 import uuid
 from collections.abc import Iterator
@@ -15,9 +14,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from playground.context import AppContext
-from playground.conversations import ConversationService
-from playground.history import HistoryStore
 from playground.ui.app import BROWSER_COPY_KEY
+from tests.browser import with_settings
 from tests.support import serving
 
 SECRET = "operator-secret-" + uuid.uuid4().hex
@@ -26,17 +24,7 @@ BOT = '#instruct-chat [data-testid="bot"]'
 
 def app_context(ctx: AppContext, data_dir: Path, secret: str | None) -> AppContext:
     """The session's models, with this test's own settings and an empty history of its own."""
-    settings = dataclasses.replace(
-        ctx.settings,
-        data_dir=data_dir,
-        browser_secret=secret,
-        browser_history=True,
-        history_path_override=None,
-    )
-    store = HistoryStore(settings.history_path)
-    return dataclasses.replace(
-        ctx, settings=settings, history=store, conversations=ConversationService(ctx.chat, store)
-    )
+    return with_settings(ctx, data_dir, browser_secret=secret, browser_history=True)
 
 
 @contextmanager
