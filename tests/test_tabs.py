@@ -8,6 +8,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ import gradio as gr
 import pytest
 
 from playground.context import AppContext
-from playground.history import new_browser_id
+from playground.conversations import ConversationService
+from playground.history import HistoryStore, new_browser_id
+from playground.history.quota import Quota
 from playground.moe_view import unpack
 from playground.ui.chat_region import ChatRegion, RegionUI, add_question, attach_photo, box_parts
 from playground.ui.history_tab import HistoryTab
@@ -313,3 +316,19 @@ def test_conversion_and_provider_status_are_services(ctx: AppContext, tmp_path: 
     rows = {s.name: s for s in statuses(ctx.registry)}
     assert {"onnx", "transformers"} <= set(rows)
     assert "smollm2-135m-instruct@onnx" in rows["onnx"].models
+
+
+def test_a_full_history_still_answers_in_the_tab_and_says_it_was_not_saved(
+    ctx: AppContext, tmp_path: Path
+) -> None:
+    """Public mode's per-visitor quota: the real answer streams, the notice says it was not saved."""
+    with HistoryStore(tmp_path / "full.db", quota=Quota(conversations=1)) as store:
+        owner = new_browser_id()
+        store.create_conversation(owner, "instruct", "the only one")
+        full = replace(ctx, history=store, conversations=ConversationService(ctx.chat, store))
+        updates = answer(InstructTab(full), ask("Say hello."), owner, EMBEDDED)
+        conversation, conversation_id, _, _, notice = updates[-1][:5]
+        assert conversation[-1]["role"] == "assistant" and conversation[-1]["content"].strip()
+        assert conversation_id is None
+        assert "Not saved: Your history holds 1 conversation(s)" in notice
+        assert [c.title for c in store.list_conversations(owner)] == ["the only one"]

@@ -180,9 +180,10 @@ class ChatRegion:
             owner = check_owner_id(owner_value)
             options = widgets.options_from(*values, num_crops)
             question = conversation[-1]
+            unsaved = ""  # a full history (public mode) still answers, and says it was not saved
             if not incognito:
-                state.conversation_id = await asyncio.to_thread(
-                    self.ctx.conversations.ask,
+                state.conversation_id, unsaved = await asyncio.to_thread(
+                    self.ctx.conversations.ask_unless_full,
                     owner,
                     conversation_id,
                     question["content"],
@@ -205,7 +206,7 @@ class ChatRegion:
             user_error(exc)
             yield self._outputs(state, notice=render.safe_markdown(f"⚠ {exc}"))
             return
-        notice = prepared.notice
+        notice = " ".join(part for part in (unsaved, prepared.notice) if part)
         if loading:
             loaded = f"{prepared.spec.name} loaded in {time.perf_counter() - started:.1f} s."
             notice = f"{loaded} {notice}".strip()
