@@ -16,7 +16,7 @@ from .errors import PlaygroundError
 from .history import HistoryStore, open_history
 from .prompts import PromptLibrary, load_prompts
 from .providers import build_providers
-from .registry import Registry
+from .registry import Offer, Registry
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,16 @@ class AppContext:
             build_providers(settings, catalog),
             cache_budget_bytes=int(settings.model_cache_mb * 1e6),
             allow_paths=not settings.public,
+            offer=Offer.from_settings(settings),  # public mode: the models a visitor may pick
         )
-        chat = ChatService(registry)
+        limits = settings.limits
+        image_max_bytes = int(limits.image_mb * 1e6)
+        chat = ChatService(
+            registry,
+            image_max_bytes=image_max_bytes,
+            prompt_chars=limits.prompt_chars,
+            provider_concurrency=limits.provider_concurrency,
+        )
         history = open_history(settings)
         if settings.zerogpu:
             _load_for_zerogpu(registry)
@@ -55,7 +63,7 @@ class AppContext:
             chat,
             load_prompts(),
             history,
-            ConversationService(chat, history),
+            ConversationService(chat, history, image_max_bytes=image_max_bytes),
             _arena_sync(settings, history),
         )
 

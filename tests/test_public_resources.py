@@ -20,16 +20,14 @@ from gradio_client import Client
 from playwright.sync_api import Page, expect
 
 from playground.catalog import load_catalog
-from playground.chat import ChatService
 from playground.context import AppContext
 from playground.conversations import ConversationService
 from playground.errors import HistoryFullError, ImportFormatError, InvalidImageError, UnknownModelError
-from playground.history import HistoryStore, new_browser_id, open_history
+from playground.history import HistoryStore, new_browser_id
 from playground.history.export import export_json, import_file, import_json
 from playground.history.quota import Quota
 from playground.images import ImageLimits, check_size, prepare_messages
 from playground.options import GenerationOptions
-from playground.prompts import load_prompts
 from playground.providers import build_providers
 from playground.registry import Offer, Registry
 from playground.settings import Settings
@@ -46,21 +44,8 @@ SECOND_COPY = "smollm2-135m-instruct@transformers"
 
 
 def public_context(data_dir: Path, **env: str) -> AppContext:
-    """A public deployment's context, wired as requests-resources.md asks AppContext.create to wire it."""
-    settings = make_settings(data_dir, PLAYGROUND_PUBLIC="1", **env)
-    catalog = load_catalog()
-    registry = Registry(
-        build_providers(settings, catalog),
-        cache_budget_bytes=int(settings.model_cache_mb * 1e6),
-        allow_paths=not settings.public,
-        offer=Offer.from_settings(settings),
-    )
-    chat = ChatService(registry)
-    history = open_history(settings)
-    history.quota = Quota.from_limits(settings.limits)
-    image_max_bytes = int(settings.limits.image_mb * 1e6)
-    conversations = ConversationService(chat, history, image_max_bytes=image_max_bytes)
-    return AppContext(settings, catalog, registry, chat, load_prompts(), history, conversations)
+    """A public deployment's context, as the app builds it."""
+    return AppContext.create(make_settings(data_dir, PLAYGROUND_PUBLIC="1", **env))
 
 
 @pytest.fixture
@@ -70,15 +55,14 @@ def public(tmp_path: Path) -> Iterator[AppContext]:
     context.close()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="AppContext.create wiring requested from the lead (requests-resources.md)"
-)
 def test_the_app_context_wires_the_public_limits(tmp_path: Path) -> None:
     context = AppContext.create(make_settings(tmp_path, PLAYGROUND_PUBLIC="1"))
     try:
         assert context.registry.offer is not None
         assert context.history.quota == Quota(200, 10_000_000)
         assert context.conversations.image_limits.max_bytes == 10_000_000
+        assert context.chat.image_max_bytes == 10_000_000 and context.chat.prompt_chars == 8000
+        assert context.chat.slots.limits == {"*": 2}
     finally:
         context.close()
 

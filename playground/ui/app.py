@@ -50,12 +50,6 @@ def build_app(ctx: AppContext, key: IdentityKey | None = None) -> gr.Blocks:
     it stays on the server. The BrowserStates' `secret` goes to the page, so it is a public constant.
     """
     settings = ctx.settings
-    limits = settings.limits
-    if limits.prompt_chars is not None or limits.provider_concurrency:
-        # TODO(lead): AppContext.create passes these to ChatService; until then the app sets them
-        ctx.chat.apply_limits(
-            prompt_chars=limits.prompt_chars, provider_concurrency=limits.provider_concurrency
-        )
     identity = VisitorIdentity(key or IdentityKey.from_settings(settings.browser_secret, settings.data_dir))
     with gr.Blocks(title=TITLE, fill_width=True) as demo:
         browser_id = gr.BrowserState(None, storage_key=BROWSER_STATE_KEY, secret=BROWSER_STORAGE_SECRET)

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-import tempfile
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -36,6 +34,7 @@ from ..types import Chunk, ModelSpec
 from . import arena_display as show
 from . import widgets
 from .arena_display import SIDES, LivePane, RoundDict
+from .downloads import DownloadFolder
 from .signals import StopSignals
 from .streaming import FoldedStreams
 
@@ -79,6 +78,8 @@ class ArenaTab:
         self.signals = signals or StopSignals()
         self.choices = widgets.model_choices(ctx.registry)
         self.default_model = widgets.default_model(self.choices)
+        age = ctx.settings.limits.files_max_age_min
+        self.downloads = DownloadFolder("arena", None if age is None else age * 60)  # exports, pruned by age
 
     # Choosing the sides
 
@@ -378,9 +379,8 @@ class ArenaTab:
             data = export_battle(self.ctx.history, self.ctx.registry, owner, battle_id)
         except PlaygroundError as exc:
             return None, f"⚠ {exc}"
-        folder = Path(tempfile.mkdtemp(prefix="slm-arena-"))
-        path = folder / f"arena-battle.{'json' if kind == 'json' else 'md'}"
-        path.write_text(to_json(data) if kind == "json" else to_markdown(data), encoding="utf-8")
+        name = f"arena-battle.{'json' if kind == 'json' else 'md'}"
+        path = self.downloads.write(name, to_json(data) if kind == "json" else to_markdown(data))
         return str(path), f"✅ Exported round(s) 1–{len(data['rounds'])}."
 
     # Layout and events
