@@ -38,6 +38,13 @@ BOT_A, BOT_B = '#arena-chat-a [data-testid="bot"]', '#arena-chat-b [data-testid=
 ONNX, HF = "smollm2-135m-instruct@onnx", "smollm2-135m-instruct@transformers"
 FOLLOW_UP = "Explain what a small language model is, in three bullet points."
 STORY = "Write a very long story about a lighthouse keeper and the sea."
+DONE: set[str] = set()  # the steps that passed: the History step needs what the steps before it wrote
+
+
+def needs(*steps: str) -> None:
+    missing = [s for s in steps if s not in DONE]
+    if missing:
+        pytest.skip(f"needs the earlier step(s) {missing} of this module (run the whole module)")
 
 
 @pytest.fixture(autouse=True)
@@ -74,9 +81,11 @@ def test_the_page_loads_with_every_tab(visitor: Page, app_url: str) -> None:
         "SmolLM2-135M-Instruct · ONNX Runtime GenAI"
     )
     screenshot(visitor, "e2e-01-loaded.png")
+    DONE.add("loaded")
 
 
 def test_a_visitor_chats_and_sees_the_answer_stream(visitor: Page) -> None:
+    needs("loaded")
     page = visitor
     set_slider(page, "instruct", "temperature", "0")
     page.fill("#instruct-input textarea", QUESTION)
@@ -106,9 +115,11 @@ def test_a_visitor_chats_and_sees_the_answer_stream(visitor: Page) -> None:
     expect(prompt).to_contain_text(QUESTION)
     expect(prompt).to_contain_text(FOLLOW_UP)
     screenshot(page, "instruct-tab.png", full_page=True, chats_from_top=False)
+    DONE.add("chat")
 
 
 def test_stop_ends_the_engine_and_keeps_the_partial_answer(visitor: Page, ctx: AppContext) -> None:
+    needs("loaded")
     page = visitor
     stats = ctx.registry.get(ONNX).stats  # type: ignore[attr-defined]
     page.click("#instruct-new")
@@ -144,9 +155,11 @@ def test_stop_ends_the_engine_and_keeps_the_partial_answer(visitor: Page, ctx: A
     assert messages[1].finish_reason == "cancelled"
     assert messages[1].text.split()[:3] == partial.split()[:3], (messages[1].text[:80], partial[:80])
     assert page.locator(BOT).first.inner_text() == partial, "the partial text stays on the page"
+    DONE.add("stop")
 
 
 def test_an_image_attached_in_the_vision_tab_gets_an_answer(visitor: Page) -> None:
+    needs("loaded")
     page = visitor
     page.set_viewport_size(WIDE)
     page.get_by_role("tab", name="Vision", exact=True).click()
@@ -168,9 +181,11 @@ def test_an_image_attached_in_the_vision_tab_gets_an_answer(visitor: Page) -> No
         assert img.evaluate("i => i.complete && i.naturalWidth > 0")
         assert "/gradio_api/file=" in (img.get_attribute("src") or "")
     screenshot(page, "vision-tab.png")
+    DONE.add("vision")
 
 
 def test_an_arena_round_is_voted_and_moves_the_leaderboard(visitor: Page) -> None:
+    needs("loaded")
     page = visitor
     page.set_viewport_size(TALL)
     page.get_by_role("tab", name="Arena", exact=True).click()
@@ -199,6 +214,7 @@ def test_an_arena_round_is_voted_and_moves_the_leaderboard(visitor: Page) -> Non
 
 
 def test_after_a_reload_the_history_tab_finds_the_conversation(visitor: Page) -> None:
+    needs("chat", "stop", "vision")
     page = visitor
     page.set_viewport_size(WIDE)
     page.reload()

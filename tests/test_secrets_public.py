@@ -18,7 +18,7 @@ import logging
 import secrets
 from collections.abc import Iterable
 from pathlib import Path
-from urllib.parse import quote, quote_plus, urljoin
+from urllib.parse import quote_plus, urljoin
 
 import httpx
 import pytest
@@ -28,6 +28,7 @@ from playwright.sync_api import Browser, expect
 from playground.context import AppContext
 from tests.browser import pick_model
 from tests.cloud.fake_server import FakeServer
+from tests.secret_forms import leaked
 from tests.support import QUESTION, make_settings, serving
 
 # Every variable that holds a secret (settings.py, providers/cloud/presets.py, and an endpoints file's
@@ -53,39 +54,8 @@ API_OPTIONS = [0, 1, 0, 8, 1, -1, ""]  # temperature ... stop: greedy, 8 new tok
 BOT = '#instruct-chat [data-testid="bot"]'
 
 
-def base64_forms(value: str) -> set[str]:
-    """The value's base64 as it appears inside a longer encoded string, at each of the 3 alignments
-    (standard and URL-safe alphabets): the encoded characters that depend on the value alone."""
-    found = set()
-    for pad in range(3):
-        encoded = base64.b64encode(b"\0" * pad + value.encode()).decode().rstrip("=")
-        middle = encoded[4 if pad else 0 : -4]
-        found |= {middle, middle.replace("+", "-").replace("/", "_")}
-    return found
-
-
-def forms(name: str) -> dict[str, str]:
-    """What to look for, by a label for the failure message."""
-    value, core = SECRET_VALUES[name], CORES[name]
-    found = {
-        "value": value,
-        "core": core,
-        "url-encoded": quote(value, safe=""),
-        "form-encoded": quote_plus(value),
-    }
-    for i, form in enumerate(sorted(base64_forms(value) | base64_forms(core))):
-        found[f"base64 #{i}"] = form
-    return found
-
-
 def leaks(places: dict[str, str]) -> list[str]:
-    return [
-        f"{name} ({label}) in {place}"
-        for name in SECRET_NAMES
-        for label, form in forms(name).items()
-        for place, text in places.items()
-        if form in text
-    ]
+    return leaked(SECRET_VALUES, places, CORES)
 
 
 def log_texts(records: Iterable[logging.LogRecord]) -> str:
