@@ -5,6 +5,7 @@ It knows nothing about Gradio; the UI, the CLI and the benchmarks all call it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -123,16 +124,19 @@ class _Slotted:
     """The stream, started once the ticket's provider has a free slot, which it holds until the stream
     ends or is closed (closed before it started too: the ticket leaves the line)."""
 
-    def __init__(self, ticket: Ticket, start: Callable[[], Iterator[Chunk]]) -> None:
+    def __init__(
+        self, ticket: Ticket, start: Callable[[], Iterator[Chunk]], stop: threading.Event | None = None
+    ) -> None:
         self._ticket = ticket
         self._start = start
+        self._stop = stop
         self._run: Generator[Chunk, None, None] = self._chunks()
 
     def _chunks(self) -> Generator[Chunk, None, None]:
         try:
             while not self._ticket.wait(0.25):
-                if self._ticket.released:  # closed while waiting in line
-                    return
+                if self._ticket.released or (self._stop is not None and self._stop.is_set()):
+                    return  # closed, or stopped, while waiting in line
             stream = self._start()
             try:
                 yield from stream
@@ -249,11 +253,14 @@ class ChatService:
         before streaming, to say "waiting for a free slot" while it waits; pass it to `stream`."""
         return self.slots.ticket(spec.provider)
 
-    def stream(self, prepared: Prepared, ticket: Ticket | None = None) -> Iterator[Chunk]:
+    def stream(
+        self, prepared: Prepared, ticket: Ticket | None = None, *, stop: threading.Event | None = None
+    ) -> Iterator[Chunk]:
         """The answer, with the model leased while it streams and every engine error made ours.
 
         Where the provider's answers are limited, the stream waits for a free slot (`ticket`, or one
-        taken now) before it starts, and gives it back when it ends or is closed.
+        taken now) before it starts, and gives it back when it ends or is closed; setting `stop` while
+        it waits ends it with no answer (Stop in a pane whose stream nobody reads until it starts).
         """
 
         def start() -> Iterator[Chunk]:
@@ -261,7 +268,7 @@ class ChatService:
             return self.registry.leased(prepared.spec.id, engine_errors(prepared.spec, stream))
 
         ticket = ticket or self.reserve(prepared.spec)
-        return start() if ticket is None else _Slotted(ticket, start)
+        return start() if ticket is None else _Slotted(ticket, start, stop)
 
     def render_prompt(self, model_ref: str, messages: Sequence[Message]) -> tuple[str, int | None]:
         """The text the engine receives after the chat template, and its length in tokens."""

@@ -164,12 +164,18 @@ class ArenaService:
             round_.runs[name] = run
         return round_
 
-    def streams(self, owner: str, round_: Round) -> dict[str, Iterator[Chunk]]:
+    def streams(
+        self, owner: str, round_: Round, stops: Mapping[str, threading.Event] | None = None
+    ) -> dict[str, Iterator[Chunk]]:
         """Each side's answer as chunks, recorded as it streams. A side's error ends its stream (the
-        message is in `view`), never the other side's; closing a stream (Stop) stops that side only."""
-        return {name: self._stream(owner, round_, run) for name, run in round_.runs.items()}
+        message is in `view`), never the other side's; closing a stream (Stop) stops that side only,
+        and so does setting its `stops` event while the side waits for a provider's free slot."""
+        stops = stops or {}
+        return {name: self._stream(owner, round_, run, stops.get(name)) for name, run in round_.runs.items()}
 
-    def _stream(self, owner: str, round_: Round, run: SideRun) -> Iterator[Chunk]:
+    def _stream(
+        self, owner: str, round_: Round, run: SideRun, stop: threading.Event | None = None
+    ) -> Iterator[Chunk]:
         blind = round_.battle.mode == "blind"
         model, engine = ("", "") if blind else (run.spec.id, run.spec.provider)
         if run.prepared is None:
@@ -184,7 +190,7 @@ class ArenaService:
             owner, run.conversation, model=model, engine=engine, parameters=sent
         )
         try:
-            for chunk in self.chat.stream(run.prepared):
+            for chunk in self.chat.stream(run.prepared, stop=stop):
                 run.text += chunk.text
                 recorder.update(run.text)
                 if chunk.metrics is not None:

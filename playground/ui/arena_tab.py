@@ -241,7 +241,7 @@ class ArenaTab:
             }
 
         yield self.screen(battle_id, current(), live=live_metrics(), streaming=True)
-        streams = self.arena.streams(owner, round_)
+        streams = self.arena.streams(owner, round_, stops)
         groups = [["a"], ["b"]] if self.arena.serialise(round_) else [list(SIDES)]
         try:
             for group in groups:

@@ -83,3 +83,32 @@ def test_a_question_that_leaves_the_line_gives_its_place_up(
     first.release()
     assert third.granted.is_set() and not second.granted.is_set()
     third.release()
+
+
+def test_stop_while_waiting_in_line_ends_the_stream_without_a_request(
+    provider: Callable[..., CloudProvider], fake: FakeServer
+) -> None:
+    """The arena's panes stream in threads that read nothing until their slot comes: Stop reaches them."""
+    scenario = "fifo~stop"
+    cloud = provider("openai-compatible", OPENAI_BASE_URL=fake.url(scenario))
+    model = served_model(cloud, "alpha")
+    chat = ChatService(Registry([cloud]), provider_concurrency={"*": 1})
+    holder = chat.reserve(model.spec)
+    assert holder is not None and holder.granted.is_set()
+    prepared = Prepared(model, (Message("user", "waits"),), GenerationOptions(max_new_tokens=8), None)
+    stop = threading.Event()
+    got: list[str] = []
+    waiting = threading.Thread(
+        target=lambda: got.extend(c.text for c in chat.stream(prepared, stop=stop)), daemon=True
+    )
+    waiting.start()
+    time.sleep(0.5)
+    assert waiting.is_alive(), "in line behind the holder"
+    stop.set()
+    waiting.join(2)
+    assert not waiting.is_alive() and got == [], "Stop ended the wait, with no answer"
+    holder.release()
+    time.sleep(0.3)
+    assert fake.requests(scenario) == [], "and it never reached the provider"
+    after = chat.reserve(model.spec)
+    assert after is not None and after.granted.is_set(), "its place was given up"
