@@ -32,6 +32,11 @@ def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     raise ConfigError(f"{name} must be 1 or 0 (or true/false, yes/no, on/off), got {_shown(raw)}")
 
 
+def _spaces_flag(env: Mapping[str, str], name: str) -> bool:
+    """A flag the Spaces platform sets, read as the `spaces` package reads it (1, t, true); never an error."""
+    return env.get(name, "").strip().lower() in {"1", "t", "true"}
+
+
 def _shown(raw: str) -> str:
     """A value as an error message quotes it: at most 60 characters."""
     return repr(raw if len(raw) <= 60 else raw[:57] + "...")
@@ -194,6 +199,7 @@ class Limits:
     history_mb: float | None = None  # PLAYGROUND_VISITOR_HISTORY_MB: bytes of history per visitor
     files_max_age_min: float | None = None  # PLAYGROUND_FILES_MAX_AGE_MIN: uploads and exports kept
     refresh_interval_s: float | None = None  # PLAYGROUND_REFRESH_INTERVAL_S: Providers refresh, shared
+    abandon_grace_s: float = 5.0  # PLAYGROUND_ABANDON_GRACE_S: a job's client has this long to read it
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], public: bool) -> Limits:
@@ -226,6 +232,7 @@ class Limits:
             history_mb=limit("PLAYGROUND_VISITOR_HISTORY_MB", 10.0, MAX_CACHE_MB),
             files_max_age_min=limit("PLAYGROUND_FILES_MAX_AGE_MIN", 60.0, MAX_AGE_DAYS * 1440),
             refresh_interval_s=limit("PLAYGROUND_REFRESH_INTERVAL_S", 60.0, MAX_TIMEOUT_S),
+            abandon_grace_s=_number(env, "PLAYGROUND_ABANDON_GRACE_S", 5.0, top=MAX_TIMEOUT_S),
         )
 
 
@@ -272,6 +279,7 @@ class Settings:
     arena_daily_votes: int = 200  # a visitor's arena votes per UTC day, in public mode only
     limits: Limits = field(default_factory=Limits)
     zerogpu: bool = False  # on a ZeroGPU Space (SPACES_ZERO_GPU set by the platform)
+    default_model: str | None = None  # PLAYGROUND_DEFAULT_MODEL: the pickers' first choice, when ready
     dataset: str | None = None  # PLAYGROUND_DATASET: the dataset repository arena votes are pushed to
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -319,7 +327,8 @@ class Settings:
                 _number(env, "PLAYGROUND_ARENA_DAILY_VOTES", 200, MAX_DAILY_VOTES, integer=True)
             ),
             limits=Limits.from_env(env, public),
-            zerogpu=_flag(env, "SPACES_ZERO_GPU"),
+            zerogpu=_spaces_flag(env, "SPACES_ZERO_GPU"),
+            default_model=env.get("PLAYGROUND_DEFAULT_MODEL", "").strip() or None,
             dataset=env.get("PLAYGROUND_DATASET", "").strip() or None,
             env=env,
         )

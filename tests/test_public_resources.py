@@ -421,3 +421,20 @@ def test_twenty_clicks_on_the_page_make_one_round(tmp_path: Path, fake: FakeServ
             assert [r.path for r in fake.requests(scenario)[before:]] == ["/v1/models"]
     finally:
         context.close()
+
+
+# The owner's default model (PLAYGROUND_DEFAULT_MODEL), e.g. the model a Space preloads
+
+
+def test_the_default_model_is_the_owners_when_ready_else_the_embedded_one(ctx: AppContext) -> None:
+    choices = widgets.model_choices(ctx.registry)
+    transformers = "smollm2-135m-instruct@transformers"
+    assert widgets.default_model(choices, transformers, ctx.registry) == transformers
+    assert widgets.default_model(choices, None, ctx.registry) == EMBEDDED
+    not_ready = next(s for s in ctx.registry.specs() if not ctx.registry.availability(s).available)
+    assert widgets.default_model(choices, not_ready.id, ctx.registry) == EMBEDDED, "not ready: embedded"
+    assert widgets.default_model(choices, "no-such-model", ctx.registry) == EMBEDDED
+    settings = Settings.from_env({"PLAYGROUND_DEFAULT_MODEL": " phi-3.5-mini@onnx "})
+    assert settings.default_model == "phi-3.5-mini@onnx"
+    assert Settings.from_env({"SPACES_ZERO_GPU": "t"}).zerogpu and not Settings.from_env({}).zerogpu
+    assert Settings.from_env({"PLAYGROUND_ABANDON_GRACE_S": "2.5"}).limits.abandon_grace_s == 2.5

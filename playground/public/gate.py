@@ -36,7 +36,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-ABANDON_GRACE_S = 5.0  # TODO(lead): a setting? A client opens its stream within milliseconds of joining.
+ABANDON_GRACE_S = 5.0  # the default of PLAYGROUND_ABANDON_GRACE_S: a client opens its stream within ms
 WATCH_INTERVAL_S = 1.0
 MAX_JOIN_BYTES = 8 * 1024 * 1024  # a join's JSON body (the page sends its inputs' values, not files)
 HEALTH_PATH = "/healthz"

@@ -144,6 +144,7 @@ def serve_options(demo: gr.Blocks, ctx: AppContext, limits: Limits | None = None
         answers=answers,
         api_answers=api_answers,
         trust_forwarded=limits.trust_forwarded,
+        grace_s=limits.abandon_grace_s,
         health=health,
     )
     return {

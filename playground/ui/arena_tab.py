@@ -77,7 +77,7 @@ class ArenaTab:
         self.arena = arena or ArenaService.from_context(ctx)
         self.signals = signals or StopSignals()
         self.choices = widgets.model_choices(ctx.registry)
-        self.default_model = widgets.default_model(self.choices)
+        self.default_model = widgets.default_model(self.choices, ctx.settings.default_model, ctx.registry)
         age = ctx.settings.limits.files_max_age_min
         self.downloads = DownloadFolder("arena", None if age is None else age * 60)  # exports, pruned by age
 

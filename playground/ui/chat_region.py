@@ -127,7 +127,7 @@ class ChatRegion:
         self.config = config
         self.signals = signals or StopSignals()
         self.choices = widgets.model_choices(ctx.registry, config.capability)
-        self.default_model = widgets.default_model(self.choices)
+        self.default_model = widgets.default_model(self.choices, ctx.settings.default_model, ctx.registry)
 
     # Hooks a tab may override
 

@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import gradio as gr
 
 from ..catalog import SAMPLING_KEYS, sampling_for
-from ..errors import InvalidOptionsError
+from ..errors import InvalidOptionsError, PlaygroundError
 from ..options import GenerationOptions
 from ..registry import ModelRow, Registry
 from ..types import Capability, ModelSpec
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "smollm2-135m-instruct@onnx"
 SAMPLING_FIELDS = SAMPLING_KEYS  # the parameters a model's recommended sampling sets
 
 
-def default_model(choices: Sequence[tuple[str, str]]) -> str:
-    """Of a picker's `model_choices`: the embedded model where it is listed, else the first (ready) one."""
-    if not choices or any(v == DEFAULT_MODEL for _, v in choices):
+def default_model(
+    choices: Sequence[tuple[str, str]], preferred: str | None = None, registry: Registry | None = None
+) -> str:
+    """Of a picker's `model_choices`: the owner's `preferred` model (PLAYGROUND_DEFAULT_MODEL) where it is
+    listed and ready, else the embedded model where it is listed, else the first (ready) one."""
+    listed = {v for _, v in choices}
+    if preferred and registry is not None:
+        try:
+            spec = registry.resolve(preferred)  # an id or a catalog key ("phi-3.5-mini")
+        except PlaygroundError as exc:
+            log.warning("PLAYGROUND_DEFAULT_MODEL: %s", exc)
+        else:
+            if spec.id in listed and registry.availability(spec).available:
+                return spec.id
+    if not choices or DEFAULT_MODEL in listed:
         return DEFAULT_MODEL  # none listed: asking for it says which models are offered
     return choices[0][1]
 
