@@ -36,12 +36,14 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	touch $@
 
 # Chromium for the browser tests, from Debian's packages where we are root with apt; never a download
-# of Playwright's own browser build.
+# of Playwright's own browser build. The two font packages draw emoji and Chinese in the screenshots.
+BROWSER_PACKAGES := chromium fonts-noto-color-emoji fonts-wqy-zenhei
 browser:
-	@if command -v chromium >/dev/null 2>&1; then :; \
+	@if command -v chromium >/dev/null 2>&1 && [ -d /usr/share/fonts/truetype/noto ]; then :; \
 	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "Installing Chromium for the browser tests (apt-get)"; \
-		apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; \
+		echo "Installing Chromium and fonts for the browser tests (apt-get)"; \
+		apt-get update -qq >/dev/null && apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null; \
+	elif command -v chromium >/dev/null 2>&1; then :; \
 	else echo "Chromium not found and cannot be installed here: browser tests will be skipped."; fi
 
 prepare: setup
