@@ -127,7 +127,8 @@ def test_assembled_space_starts_offline_in_public_mode(tmp_path: Path, embedded_
         labels = json.dumps(config)
         assert "Votes and the leaderboard reset when this Space restarts" in labels  # no PLAYGROUND_DATASET
         assert re.search(
-            r"Phi-3\.5-mini-instruct[^\"]*download[^\"]*microsoft/Phi-3\.5-mini-instruct-onnx", labels
+            r"Phi-3\.5-mini-instruct[^\"]*not downloaded on this server[^\"]*microsoft/Phi-3\.5-mini-instruct-onnx",
+            labels,
         )
         client = Client(url, verbose=False)
         answer = client.predict(QUESTION, api_name="/chat", temperature=0, max_new_tokens=24)
@@ -135,7 +136,9 @@ def test_assembled_space_starts_offline_in_public_mode(tmp_path: Path, embedded_
         with pytest.raises(Exception) as refused:
             client.predict("Hi", api_name="/chat", model="phi-3.5-mini@onnx", max_new_tokens=8)
         message = str(refused.value)
-        assert "Phi-3.5-mini-instruct on ONNX Runtime GenAI is not ready: download" in message, message
+        assert "Phi-3.5-mini-instruct on ONNX Runtime GenAI is not ready: not downloaded on this server" in (
+            message
+        ), message
         assert proc.poll() is None  # a model that is not ready is a message, not a crash
     finally:
         proc.terminate()

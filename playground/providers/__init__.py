@@ -13,7 +13,7 @@ def build_providers(settings: Settings, catalog: list[CatalogEntry]) -> list[Pro
     """Every provider this configuration enables, local engines first; no network call is made here."""
     mode = EngineMode(processes=settings.engine_processes, workers=settings.engine_workers)
     return [
-        OnnxProvider(catalog, settings.models_dir, mode),
-        TransformersProvider(catalog, settings.models_dir, mode),
+        OnnxProvider(catalog, settings.models_dir, mode, downloads=not settings.public),
+        TransformersProvider(catalog, settings.models_dir, mode, downloads=not settings.public),
         *build_cloud_providers(settings, catalog),
     ]

@@ -55,9 +55,17 @@ class _LocalProvider:
     name = ""
     package = ""
 
-    def __init__(self, catalog: list[CatalogEntry], models_dir: Path, mode: EngineMode | None = None) -> None:
+    def __init__(
+        self,
+        catalog: list[CatalogEntry],
+        models_dir: Path,
+        mode: EngineMode | None = None,
+        *,
+        downloads: bool = True,
+    ) -> None:
         self.models_dir = models_dir
         self.mode = mode or EngineMode(processes=False)
+        self.downloads = downloads  # False on a public deployment: a visitor cannot download a model
         self._specs = [
             narrow(_spec(e, self.name), self.capabilities())
             for e in catalog
@@ -97,6 +105,11 @@ class _LocalProvider:
         if repo and is_downloaded(self.models_dir, repo):
             return Availability.ok()
         size = f" {human_size(spec.size_bytes)}" if spec.size_bytes else ""
+        if not self.downloads:
+            return Availability.no(
+                f"not downloaded on this server ({size.strip() or 'its files'} from {repo}); its owner can "
+                "preload it (Space.md: preload_from_hub)"
+            )
         return Availability.no(
             f"download{size} from {repo} (Models tab, or `python -m playground download {spec.id}`)"
         )
