@@ -4,6 +4,7 @@ producer waits for the loop to send each update; errors, Stop and cleanup."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
 from collections.abc import Coroutine, Iterator
@@ -11,7 +12,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from playground.ui.streaming import ThreadedStream
+from playground.ui.streaming import FoldedStreams, ThreadedStream
 
 T = TypeVar("T")
 
@@ -140,3 +141,23 @@ def test_a_consumer_that_leaves_releases_the_producer() -> None:
 
     run_loop(run())
     assert cleaned.wait(10)
+
+
+REQUEST: contextvars.ContextVar[str] = contextvars.ContextVar("request", default="none")
+
+
+def test_the_producer_sees_the_handlers_context_variables() -> None:
+    """Gradio keeps the visitor's request in a context variable, which ZeroGPU's spaces.GPU reads from
+    the thread that calls the engine: the producer thread runs in a copy of the handler's context."""
+
+    def engine() -> Iterator[str]:
+        yield REQUEST.get()
+
+    async def handler(stream: type[ThreadedStream[str]] | type[FoldedStreams[str]]) -> list[str]:
+        REQUEST.set("visitor-1")
+        if stream is ThreadedStream:
+            return [item async for batch in ThreadedStream(engine()) for item in batch]
+        return [i async for update in FoldedStreams({"a": engine()}) for i in update.items.get("a", [])]
+
+    assert run_loop(handler(ThreadedStream)) == ["visitor-1"]
+    assert run_loop(handler(FoldedStreams)) == ["visitor-1"]

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar, cast
 
@@ -173,7 +174,7 @@ class ThreadedStream(Generic[T]):
     async def __aiter__(self) -> AsyncGenerator[list[T], None]:
         loop = asyncio.get_running_loop()
         mailbox = _Mailbox(loop)
-        threading.Thread(target=self._produce, args=(mailbox,), daemon=True, name="stream").start()
+        _thread(self._produce, mailbox, name="stream").start()
         try:
             batch: list[T]
             end: _Done | _Failed | None = None
@@ -192,6 +193,14 @@ class ThreadedStream(Generic[T]):
         finally:
             self._stop.set()
             mailbox.release()
+
+
+def _thread(target: Callable[..., None], *args: object, name: str) -> threading.Thread:
+    """A producer thread that runs in a copy of the handler's context: whatever Gradio keeps in context
+    variables (the visitor's request, which ZeroGPU's `spaces.GPU` reads to charge the right account)
+    is seen by the engine's calls made from it."""
+    context = contextvars.copy_context()
+    return threading.Thread(target=context.run, args=(target, *args), daemon=True, name=name)
 
 
 def _split(items: list[object]) -> tuple[list[T], _Done | _Failed | None]:
@@ -266,9 +275,7 @@ class FoldedStreams(Generic[T]):
         mailbox = _Mailbox(loop)
         mailbox.release()  # producers never wait for the loop
         for pane in self._streams:
-            threading.Thread(
-                target=self._produce, args=(pane, mailbox), daemon=True, name=f"pane-{pane}"
-            ).start()
+            _thread(self._produce, pane, mailbox, name=f"pane-{pane}").start()
         open_panes = set(self._streams)
         not_before = 0.0
         try:
