@@ -381,7 +381,9 @@ def _abusive_streams(events: list[TraceEvent], visitor_streams: int, tokens: int
     long = [s for s in streams if len(s) > tokens + 2]  # a visitor's: its tokens and the metrics item
     short = [s for s in streams if len(s) <= tokens + 2]
     extra = max(0, len(short) - visitor_streams)
-    short.sort(key=len, reverse=True)  # the longest of the short ones are the abuser's
+    # a visitor's answer is whole (greedy on a story runs to the limit): the leftovers furthest from
+    # a whole answer are the abuser's, stopped early
+    short.sort(key=lambda s: abs(len(s) - (tokens + 1)), reverse=True)
     abusive = sorted(long + short[:extra], key=lambda s: s[0].at)
     return [len(s) for s in abusive], sum(s[-1].at - s[0].at for s in abusive)
 
