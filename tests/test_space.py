@@ -140,6 +140,7 @@ def test_assembled_space_starts_offline_in_public_mode(tmp_path: Path, embedded_
             message
         ), message
         assert proc.poll() is None  # a model that is not ready is a message, not a crash
+        assert "Embedded model ready in" in log.read_text(), "prepared at start, in the background"
     finally:
         proc.terminate()
         try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 import weakref
 from typing import Any
 
@@ -23,6 +25,8 @@ from .models_tab import build as build_models_tab
 from .moe_tab import MoeTab
 from .providers_tab import ProvidersTab
 from .vision_tab import VisionTab
+
+log = logging.getLogger(__name__)
 
 TITLE = "SLM Playground"
 INTRO = (
@@ -170,6 +174,8 @@ def launch(
         logging.getLogger("playground.trace").setLevel(logging.DEBUG)
     ctx = AppContext.create(settings)
     demo = build_app(ctx)
+    if settings.space_id:  # the disk starts empty after each restart: convert before the first visitor asks
+        threading.Thread(target=_prepare_embedded, args=(settings,), daemon=True, name="prepare").start()
     try:
         _, _, share_url = demo.launch(
             server_name=host or settings.server_name,
@@ -183,3 +189,16 @@ def launch(
         demo.block_thread()
     finally:
         ctx.close()
+
+
+def _prepare_embedded(settings: Settings) -> None:
+    """`python -m playground prepare`, in the background (a visitor asking meanwhile waits for the same
+    conversion: it is locked per folder and published whole)."""
+    from ..providers.local import embedded
+
+    try:
+        started = time.perf_counter()
+        folder = embedded.ensure_onnx_folder(settings.models_dir)
+        log.info("Embedded model ready in %.0f s: %s", time.perf_counter() - started, folder)
+    except Exception:  # the page still works: the first chat converts it, or says why it cannot
+        log.exception("Could not convert the embedded model ahead of the first chat")
