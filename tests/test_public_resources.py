@@ -19,6 +19,8 @@ import pytest
 from gradio_client import Client
 from playwright.sync_api import Page, expect
 
+from playground.arena.pairing import Side, named
+from playground.arena.service import ArenaService
 from playground.catalog import load_catalog
 from playground.context import AppContext
 from playground.conversations import ConversationService
@@ -169,6 +171,14 @@ def test_an_image_over_the_limit_is_refused_before_it_is_read_or_stored(
         small.ask(owner, None, "What is it?", vision.id, tab="vision", images=[str(picture)])
     assert public.history.list_conversations(owner) == []
     assert not public.history.images.root.exists() or not any(public.history.images.root.iterdir())
+
+    arena = ArenaService(public.chat, public.history, conversations=small)
+    pair = named(Side(vision.id), Side(vision.id))
+    with pytest.raises(InvalidImageError, match="scale it down"):
+        arena.start(owner, pair, "What is it?", images=[picture])
+    assert public.history.list_conversations(owner) == [], "the arena refuses it before storing too"
+    assert not public.history.images.root.exists() or not any(public.history.images.root.iterdir())
+    assert ArenaService.from_context(public).conversations is public.conversations, "the app's limits"
 
 
 # History imports: size before reading, count before writing, all or nothing

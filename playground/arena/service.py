@@ -22,6 +22,7 @@ from ..chat import ChatService, Prepared
 from ..conversations import ConversationService
 from ..errors import HistoryError, PlaygroundError
 from ..history import Battle, HistoryStore, StoredMessage, Vote
+from ..images import check_size
 from ..registry import LOCAL_ENGINES
 from ..types import Chunk, FinishReason, Message, Metrics, ModelSpec
 from .anonymise import RoundView, SideView, anonymise, revealed_sides
@@ -72,10 +73,11 @@ class ArenaService:
         daily_votes: int | None = None,
         engine_processes: bool = True,
         on_vote: Callable[[Battle], None] | None = None,
+        conversations: ConversationService | None = None,
     ) -> None:
         self.chat = chat
         self.store = store
-        self.conversations = ConversationService(chat, store)
+        self.conversations = conversations or ConversationService(chat, store)  # its image limits too
         self.daily_votes = daily_votes
         self.engine_processes = engine_processes
         self.on_vote = on_vote  # each voted round, as recorded (arena/sync.py copies it to a dataset)
@@ -90,6 +92,7 @@ class ArenaService:
             daily_votes=ctx.settings.arena_daily_votes if ctx.settings.public else None,
             engine_processes=ctx.settings.engine_processes,
             on_vote=ctx.arena_sync.write if ctx.arena_sync is not None else None,
+            conversations=ctx.conversations,
         )
 
     # Rounds
@@ -103,7 +106,7 @@ class ArenaService:
             "a": self.chat.resolve(pair.a.model, pair.a.provider),
             "b": self.chat.resolve(pair.b.model, pair.b.provider),
         }
-        refs = [self.store.store_image_file(path) for path in images]
+        refs = self._store_images(images)
         battle = self.store.create_battle(
             owner,
             prompt,
@@ -127,9 +130,15 @@ class ArenaService:
         previous = self.store.get_battle(owner, battle_id)
         rounds = self.store.battle_rounds(owner, previous.thread)
         mode = "blind" if previous.mode == "blind" and all(r.vote is None for r in rounds) else "named"
-        refs = [self.store.store_image_file(path) for path in images]
+        refs = self._store_images(images)
         battle = self.store.add_round(owner, rounds[-1].id, prompt, images=refs, mode=mode)
         return self._prepare(owner, battle, self.specs(battle))
+
+    def _store_images(self, images: Sequence[str | Path]) -> list[str]:
+        """The images' references in the store, each refused past the size limit before it is stored."""
+        for path in images:
+            check_size(str(path), self.conversations.image_limits)
+        return [self.store.store_image_file(path) for path in images]
 
     def regenerate(self, owner: str, battle_id: str) -> Round:
         """Ask the latest round again (its answers are dropped); refused once it has a vote."""
