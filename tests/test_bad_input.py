@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -162,3 +163,11 @@ def test_our_own_bug_is_one_line_and_its_traceback_goes_to_the_log(tmp_path: Pat
     log = tmp_path / "logs" / "cli-errors.log"
     assert "unexpected KeyError" in line and str(log) in line and "\n" not in line
     assert "Traceback" in log.read_text() and "test_bad_input.py" in log.read_text()
+
+
+def test_every_setting_is_in_env_example() -> None:
+    """.env.example is where an owner looks: each PLAYGROUND_ variable the settings read is there."""
+    root = Path(__file__).resolve().parents[1]
+    read = set(re.findall(r'"(PLAYGROUND_[A-Z_]+)"', (root / "playground" / "settings.py").read_text()))
+    example = (root / ".env.example").read_text()
+    assert len(read) > 30 and not {name for name in read if name not in example}
