@@ -177,3 +177,29 @@ def test_a_job_nobody_reads_is_dropped_before_it_runs(ctx: AppContext) -> None:
             assert job.result(timeout=180), "the readers' answers were not affected"
         wait_for(lambda: health(url)["queue"] == {"waiting": 0, "running": 0}, 10)
         wait_for(lambda: idle(ctx), 10)
+
+
+def call_chat(url: str, session: str) -> tuple[float, Any]:
+    """`/call/chat` as a plain HTTP client, with a session of its own, read on `/call/chat/<event_id>`:
+    how long the stream lasted, and the last data it carried."""
+    data = [LONG, None, "", 0.0, None, None, 500, None, None, ""]
+    event = httpx.post(f"{url}gradio_api/call/chat", json={"data": data, "session_hash": session}, timeout=30)
+    started, last = time.monotonic(), None
+    with httpx.stream("GET", f"{url}gradio_api/call/chat/{event.json()['event_id']}", timeout=60) as stream:
+        for line in stream.iter_lines():  # heartbeats keep a dropped job's stream open: give up at 30 s
+            if line.startswith("data: ") and line != "data: null":
+                last = json.loads(line.removeprefix("data: "))
+            if time.monotonic() - started > 30:
+                break
+    return time.monotonic() - started, last
+
+
+def test_a_plain_http_caller_that_reads_its_call_stream_is_not_dropped(ctx: AppContext) -> None:
+    """Read past the gate's grace, the stream of a `/call` job keeps it alive: the gate knows whose
+    session it belongs to, and the whole (greedy) answer arrives, as with a grace nothing reaches."""
+    with public_app(ctx, abandon_grace_s=60) as url:
+        _, whole = call_chat(url, "my-own-session")
+    with public_app(ctx, abandon_grace_s=0.2) as url:
+        lasted, last = call_chat(url, "my-own-session")
+    assert lasted > 1.5, "it streamed past the grace and the gate's next look"
+    assert last == whole and len(whole[0]) > 1000, "the whole answer, not one cut off as abandoned"

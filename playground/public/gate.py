@@ -91,7 +91,7 @@ class Gate:
             await self._join(scope, receive, send, found.group("api"))
             return
         if method == "GET" and (found := _DATA.search(path)):
-            session = found.group("event") or _query(scope, "session_hash")
+            session = self._session_of(found.group("event")) or _query(scope, "session_hash")
             if session:
                 await self._stream(session, scope, receive, send)
                 return
@@ -174,6 +174,14 @@ class Gate:
             else:
                 del self.open_streams[session]
             self.last_stream[session] = time.monotonic()
+
+    def _session_of(self, event_id: str | None) -> str | None:
+        """The session of a `/call/<api_name>/<event_id>` stream: the event's (its own id unless the
+        caller gave one), so that reading it keeps the job alive."""
+        if not event_id:
+            return None
+        event = self._queue().event_ids_to_events.get(event_id)
+        return getattr(event, "session_hash", None) or event_id
 
     def _watch_started(self) -> None:
         if self._watcher is None or self._watcher.done():
