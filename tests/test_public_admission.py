@@ -166,17 +166,20 @@ def test_a_job_nobody_reads_is_dropped_before_it_runs(ctx: AppContext) -> None:
     with public_app(ctx) as url:
         # four readers' jobs fill /chat's four places; the fifth job waits and its client never reads
         readers = [Client(url, verbose=False) for _ in range(4)]
-        running = [c.submit(LONG, max_new_tokens=500, api_name="/chat") for c in readers]
+        # greedy, so that no answer ends early (the story runs to the token limit)
+        running = [c.submit(LONG, temperature=0, max_new_tokens=2000, api_name="/chat") for c in readers]
         wait_for(lambda: health(url)["queue"]["running"] == 4, 60)
         assert join(url, uuid.uuid4().hex, tokens=2000).status_code == 200
         assert health(url)["queue"]["waiting"] == 1
         wait_for(lambda: health(url)["queue"]["waiting"] == 0, GRACE_S + 5)
         assert not any(job.done() for job in running), "no place was freed: the job never started"
         assert health(url)["queue"]["running"] == 4
-        for job in running:
-            assert job.result(timeout=180), "the readers' answers were not affected"
-        wait_for(lambda: health(url)["queue"] == {"waiting": 0, "running": 0}, 10)
-        wait_for(lambda: idle(ctx), 10)
+        before = sum(len(job.outputs()) for job in running)  # two workers: two of them stream at a time
+        wait_for(lambda: sum(len(job.outputs()) for job in running) > before, 10)
+        for job in running:  # the readers' answers were not affected: still streaming; enough of them
+            job.cancel()
+        wait_for(lambda: health(url)["queue"] == {"waiting": 0, "running": 0}, 20)
+        wait_for(lambda: idle(ctx), 20)
 
 
 def call_chat(url: str, session: str) -> tuple[float, Any]:
