@@ -77,9 +77,11 @@ def test_a_phase_with_an_abuser_on_the_public_app(upstream: TokenServer, tmp_pat
     assert phase.upstream is not None
     abusive = [a for a in phase.upstream["answers"] if a["asked"] == ABUSE_TOKENS]
     assert 2 <= len(abusive) <= abuse.admitted
-    markdown = report([phase], [], Options(targets=("openai",)), {"date": "d", "cores": "2", "cpu": "c",
-                      "memory": "m", "python": "p", "packages": "x"}, ["0 / 0 / 0"], "cmd")  # fmt: skip
+    phase.page, phase.page_loads = (3.0, 1.0, 0.1), [3.0]  # a page three times slower than idle
+    machine = {"date": "d", "cores": "2", "cpu": "c", "memory": "m", "python": "p", "packages": "x"}
+    markdown = report([phase], [(1.0, 0.5, 0.1)], Options(targets=("openai",)), machine, ["0"], "cmd")
     assert "### Public mode under load" in markdown and "| openai | never-open | 2 | 0 |" in markdown
+    assert "MISSED `openai` / `never-open`: page loaded in 3.00 s (3.00 s), 3.00× idle" in markdown
 
 
 def _request(joined: float, first: float) -> Request:
