@@ -172,17 +172,14 @@ class ChatService:
         *,
         image_max_bytes: int | None = None,
         prompt_chars: int | None = None,
+        max_new_tokens: int | None = None,
         provider_concurrency: Mapping[str, int] | None = None,
     ) -> None:
         self.registry = registry
         self.image_max_bytes = image_max_bytes  # PLAYGROUND_IMAGE_MB: one image a visitor sends
         self.prompt_chars = prompt_chars
+        self.max_new_tokens = max_new_tokens  # PLAYGROUND_MAX_NEW_TOKENS: the longest answer
         self.slots = ProviderSlots(provider_concurrency or {})
-
-    def apply_limits(self, *, prompt_chars: int | None, provider_concurrency: Mapping[str, int]) -> None:
-        """Set the public-mode limits on a service built without them (the app does it at start)."""
-        self.prompt_chars = prompt_chars
-        self.slots = ProviderSlots(provider_concurrency)
 
     def resolve(self, model_ref: str, provider: str | None = None, *, has_key: bool = False) -> ModelSpec:
         spec = self.registry.resolve(model_ref, provider)
@@ -217,10 +214,13 @@ class ChatService:
         def count(candidate: Sequence[Message]) -> int | None:
             return count_prompt(model, candidate)
 
-        fitted = fit_to_window(messages, count, model.spec.context_window, options.max_new_tokens)
         notice = ""
+        if self.max_new_tokens is not None and options.max_new_tokens > self.max_new_tokens:
+            notice = f"Answers here are at most {self.max_new_tokens} new tokens (this deployment's limit)."
+            options = options.model_copy(update={"max_new_tokens": self.max_new_tokens})
+        fitted = fit_to_window(messages, count, model.spec.context_window, options.max_new_tokens)
         if fitted.dropped:
-            notice = (
+            notice += (" " if notice else "") + (
                 f"The conversation is longer than {model.spec.name}'s {model.spec.context_window}-token "
                 f"window: the {fitted.dropped} oldest message(s) were left out of this request."
             )
@@ -248,13 +248,19 @@ class ChatService:
             return None
         return f"Loading {spec.name} on {spec.engine_label}… (first use: its engine starts in a process of its own)"
 
-    def reserve(self, spec: ModelSpec) -> Ticket | None:
-        """A place in the provider's line (None: its answers are not limited). The page takes one
-        before streaming, to say "waiting for a free slot" while it waits; pass it to `stream`."""
-        return self.slots.ticket(spec.provider)
+    def reserve(self, spec: ModelSpec, owner: str | None = None) -> Ticket | None:
+        """A place in the provider's line (None: its answers are not limited) for `owner` (a session:
+        while others wait, one owner holds at most one slot). The page takes one before streaming, to
+        say "waiting for a free slot" while it waits; pass it to `stream`."""
+        return self.slots.ticket(spec.provider, owner)
 
     def stream(
-        self, prepared: Prepared, ticket: Ticket | None = None, *, stop: threading.Event | None = None
+        self,
+        prepared: Prepared,
+        ticket: Ticket | None = None,
+        *,
+        stop: threading.Event | None = None,
+        owner: str | None = None,
     ) -> Iterator[Chunk]:
         """The answer, with the model leased while it streams and every engine error made ours.
 
@@ -267,7 +273,7 @@ class ChatService:
             stream = prepared.model.stream(prepared.messages, prepared.options)
             return self.registry.leased(prepared.spec.id, engine_errors(prepared.spec, stream))
 
-        ticket = ticket or self.reserve(prepared.spec)
+        ticket = ticket or self.reserve(prepared.spec, owner)
         return start() if ticket is None else _Slotted(ticket, start, stop)
 
     def render_prompt(self, model_ref: str, messages: Sequence[Message]) -> tuple[str, int | None]:

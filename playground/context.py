@@ -51,6 +51,7 @@ class AppContext:
             registry,
             image_max_bytes=image_max_bytes,
             prompt_chars=limits.prompt_chars,
+            max_new_tokens=limits.max_new_tokens,
             provider_concurrency=limits.provider_concurrency,
         )
         history = open_history(settings)

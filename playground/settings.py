@@ -192,6 +192,7 @@ class Limits:
     import_mb: float = 20.0  # PLAYGROUND_IMPORT_MB: a history import file
     import_conversations: int | None = None  # PLAYGROUND_IMPORT_CONVERSATIONS: conversations per import
     prompt_chars: int | None = None  # PLAYGROUND_PROMPT_CHARS: one question (system prompt included)
+    max_new_tokens: int | None = None  # PLAYGROUND_MAX_NEW_TOKENS: the longest answer
     image_mb: float = 20.0  # PLAYGROUND_IMAGE_MB: one image
     # Models and storage
     models: tuple[str, ...] | None = None  # PLAYGROUND_PUBLIC_MODELS: the models a visitor may pick
@@ -226,6 +227,7 @@ class Limits:
             import_mb=import_mb,
             import_conversations=_whole(limit("PLAYGROUND_IMPORT_CONVERSATIONS", 200, integer=True)),
             prompt_chars=_whole(limit("PLAYGROUND_PROMPT_CHARS", 8000, integer=True)),
+            max_new_tokens=_whole(limit("PLAYGROUND_MAX_NEW_TOKENS", 1024, integer=True)),
             image_mb=image_mb,
             models=_names(env, "PLAYGROUND_PUBLIC_MODELS"),
             history_conversations=_whole(limit("PLAYGROUND_VISITOR_CONVERSATIONS", 200, integer=True)),

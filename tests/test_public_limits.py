@@ -107,10 +107,24 @@ def test_a_question_longer_than_the_limit_is_refused_before_anything_loads(ctx: 
 def test_the_api_says_the_prompt_is_too_long(ctx: AppContext) -> None:
     from tests.test_public_admission import public_app
 
-    previous = (ctx.chat.prompt_chars, dict(ctx.chat.slots.limits))
-    ctx.chat.apply_limits(prompt_chars=50, provider_concurrency={})  # as PLAYGROUND_PROMPT_CHARS=50 does
+    previous, ctx.chat.prompt_chars = ctx.chat.prompt_chars, 50  # as PLAYGROUND_PROMPT_CHARS=50 does
     try:
         with public_app(ctx) as url, pytest.raises(Exception, match="this playground takes at most 50"):
             Client(url, verbose=False).predict("z" * 51, api_name="/chat")
     finally:
-        ctx.chat.apply_limits(prompt_chars=previous[0], provider_concurrency=previous[1])
+        ctx.chat.prompt_chars = previous
+
+
+def test_a_longer_answer_than_the_limit_is_lowered_to_it_with_a_notice(ctx: AppContext) -> None:
+    """PLAYGROUND_MAX_NEW_TOKENS (public default 1024): the real engine stops at the cap."""
+    chat = ChatService(ctx.registry, max_new_tokens=12)
+    question = [Message("user", "Write a long story about a lighthouse keeper.")]
+    prepared = chat.prepare(ONNX, question, GenerationOptions(temperature=0, max_new_tokens=400))
+    assert prepared.options.max_new_tokens == 12
+    assert "Answers here are at most 12 new tokens" in prepared.notice
+    last = list(chat.stream(prepared))[-1]
+    assert last.metrics is not None and last.metrics.completion_tokens == 12
+    within = chat.prepare(ONNX, question, GenerationOptions(max_new_tokens=8))
+    assert within.options.max_new_tokens == 8 and "at most" not in within.notice
+    assert Limits.from_env({}, public=True).max_new_tokens == 1024
+    assert Limits.from_env({}, public=False).max_new_tokens is None

@@ -199,7 +199,8 @@ class ArenaService:
             owner, run.conversation, model=model, engine=engine, parameters=sent
         )
         try:
-            for chunk in self.chat.stream(run.prepared, stop=stop):
+            # each side is its own place in a provider's line: both sides of one round stream at once
+            for chunk in self.chat.stream(run.prepared, stop=stop, owner=f"{owner}/{run.name}"):
                 run.text += chunk.text
                 recorder.update(run.text)
                 if chunk.metrics is not None:

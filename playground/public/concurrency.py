@@ -11,17 +11,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections import deque
+import time
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 
 ANY = "*"
+HEAVY_S = 15.0  # slot time in the usage window past which an owner waits behind the others
+USAGE_WINDOW_S = 60.0
+PER_OWNER = 1  # slots of one provider one owner may hold at once
 
 
 class Ticket:
-    """A place in a provider's line; `granted` once it may stream. Release it when done (or to leave)."""
+    """A place in a provider's line; `granted` once it may stream. Release it when done (or to leave).
 
-    def __init__(self, slots: Slots) -> None:
+    `owner` is who asked (a session, or an arena pane of one): see `Slots` for what it changes.
+    """
+
+    def __init__(self, slots: Slots, owner: str | None = None) -> None:
         self._slots = slots
+        self.owner = owner
         self.granted = threading.Event()
         self._callbacks: list[Callable[[], None]] = []
         self.released = False
@@ -33,6 +41,10 @@ class Ticket:
     def ahead(self) -> int:
         """How many tickets wait before this one (0 when granted)."""
         return self._slots.ahead(self)
+
+    def held_by_owner(self) -> bool:
+        """Whether it waits for its owner's other answer on this provider to end (the per-owner cap)."""
+        return self._slots.held_by_owner(self)
 
     def wait(self, timeout: float | None = None) -> bool:
         return self.granted.wait(timeout)
@@ -67,17 +79,35 @@ class Ticket:
 
 
 class Slots:
-    """At most `limit` granted tickets; the rest wait in a FIFO line."""
+    """At most `limit` granted tickets; the rest wait in line, in arrival order, with two exceptions
+    that keep one visitor from taking a provider from the others:
 
-    def __init__(self, name: str, limit: int) -> None:
+    - an owner holds at most `per_owner` slots at once (None: no cap); their next ticket waits, and
+      lets those behind it go first, until one of theirs ends;
+    - an owner whose answers held a slot for more than HEAVY_S of the last USAGE_WINDOW_S seconds
+      (a few long answers) goes after everyone else waiting; a slot is never left idle for it.
+
+    A ticket without an owner is nobody's in particular: neither exception applies to it.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        limit: int,
+        per_owner: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.name = name
         self.limit = limit
+        self.per_owner = per_owner
+        self._clock = clock
         self._lock = threading.Lock()
         self._line: deque[Ticket] = deque()
-        self._active: set[Ticket] = set()
+        self._active: dict[Ticket, float] = {}  # granted tickets, with when they were granted
+        self._usage: dict[str, deque[tuple[float, float]]] = {}  # owner -> (ended, seconds held)
 
-    def ticket(self) -> Ticket:
-        ticket = Ticket(self)
+    def ticket(self, owner: str | None = None) -> Ticket:
+        ticket = Ticket(self, owner)
         with self._lock:
             self._line.append(ticket)
             granted = self._grant()
@@ -86,11 +116,17 @@ class Slots:
         return ticket
 
     def ahead(self, ticket: Ticket) -> int:
+        """How many wait before this ticket (0 when granted, or when only its owner's cap holds it)."""
         with self._lock:
             try:
                 return self._line.index(ticket)
             except ValueError:
                 return 0
+
+    def held_by_owner(self, ticket: Ticket) -> bool:
+        """Whether this waiting ticket waits for its own owner's other answers (the per-owner cap)."""
+        with self._lock:
+            return not ticket.granted.is_set() and self._capped(ticket.owner, self._holding())
 
     def on_grant(self, ticket: Ticket, callback: Callable[[], None]) -> None:
         with self._lock:
@@ -104,7 +140,10 @@ class Slots:
             if ticket.released:
                 return
             ticket.released = True
-            self._active.discard(ticket)
+            since = self._active.pop(ticket, None)
+            if since is not None and ticket.owner is not None:
+                now = self._clock()
+                self._usage.setdefault(ticket.owner, deque()).append((now, now - since))
             with contextlib.suppress(ValueError):
                 self._line.remove(ticket)
             granted = self._grant()
@@ -112,14 +151,45 @@ class Slots:
             each._fire()
 
     def _grant(self) -> list[Ticket]:
-        """Under the lock: hand free slots to the first in line."""
+        """Under the lock: hand free slots to the next in line."""
         granted = []
-        while self._line and len(self._active) < self.limit:
-            ticket = self._line.popleft()
-            self._active.add(ticket)
+        while len(self._active) < self.limit:
+            ticket = self._next()
+            if ticket is None:
+                break
+            self._line.remove(ticket)
+            self._active[ticket] = self._clock()
             ticket.granted.set()
             granted.append(ticket)
         return granted
+
+    def _next(self) -> Ticket | None:
+        """The first in line not held back by its owner's cap, light owners before heavy ones."""
+        holding = self._holding()
+        eligible = [t for t in self._line if not self._capped(t.owner, holding)]
+        if not eligible:
+            return None
+        now = self._clock()
+        return min(eligible, key=lambda t: self._heavy(t.owner, now))  # min keeps arrival order on ties
+
+    def _holding(self) -> Counter[str]:
+        return Counter(t.owner for t in self._active if t.owner is not None)
+
+    def _capped(self, owner: str | None, holding: Counter[str]) -> bool:
+        return owner is not None and self.per_owner is not None and holding[owner] >= self.per_owner
+
+    def _heavy(self, owner: str | None, now: float) -> bool:
+        if owner is None:
+            return False
+        usage = self._usage.get(owner)
+        if not usage:
+            return False
+        while usage and now - usage[0][0] > USAGE_WINDOW_S:
+            usage.popleft()
+        if not usage:
+            del self._usage[owner]  # bounded: only the owners of the last window
+            return False
+        return sum(held for _, held in usage) > HEAVY_S
 
     @property
     def active(self) -> int:
@@ -134,22 +204,24 @@ class Slots:
 
 class ProviderSlots:
     """One `Slots` per provider, from `{provider or "*": n}`; a provider neither named nor covered by
-    `*` is not limited (`ticket` returns None)."""
+    `*` is not limited (`ticket` returns None). Where a provider is limited, one owner holds
+    `per_owner` of its slots at most (default 1: a visitor's second answer on it waits for the first)."""
 
-    def __init__(self, limits: Mapping[str, int]) -> None:
+    def __init__(self, limits: Mapping[str, int], per_owner: int | None = PER_OWNER) -> None:
         self.limits = dict(limits)
+        self.per_owner = per_owner
         self._slots: dict[str, Slots] = {}
         self._lock = threading.Lock()
 
-    def ticket(self, provider: str) -> Ticket | None:
+    def ticket(self, provider: str, owner: str | None = None) -> Ticket | None:
         limit = self.limits.get(provider, self.limits.get(ANY))
         if limit is None:
             return None
         with self._lock:
             slots = self._slots.get(provider)
             if slots is None:
-                slots = self._slots[provider] = Slots(provider, limit)
-        return slots.ticket()
+                slots = self._slots[provider] = Slots(provider, limit, self.per_owner)
+        return slots.ticket(owner)
 
     def __bool__(self) -> bool:
         return bool(self.limits)

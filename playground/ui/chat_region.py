@@ -213,7 +213,7 @@ class ChatRegion:
         state.start(prepared.spec, notice)
         state.meter = render.context_meter(prepared.prompt_tokens, prepared.spec.context_window)
         yield self._outputs(state, streaming=True)
-        ticket = self.ctx.chat.reserve(prepared.spec)
+        ticket = self.ctx.chat.reserve(prepared.spec, session)
         try:
             if ticket is not None:
                 async for waiting in wait_for_slot(ticket, stop_event):

@@ -57,6 +57,7 @@ class InstructTab(ChatRegion):
         repetition_penalty: float | None = None,
         seed: int | None = None,
         stop: str | None = None,
+        request: gr.Request | None = None,
     ) -> AsyncIterator[str]:
         """Stream one answer to `question` as cumulative text; stateless, never written to the history.
 
@@ -77,7 +78,7 @@ class InstructTab(ChatRegion):
             messages = render.to_messages([{"role": "user", "content": question}], system_prompt)
             model_id = model or self.default_model
             prepared = await asyncio.to_thread(self.ctx.chat.prepare, model_id, messages, options)
-            ticket = self.ctx.chat.reserve(prepared.spec)
+            ticket = self.ctx.chat.reserve(prepared.spec, request.session_hash if request else None)
             try:
                 if ticket is not None:  # in line for the provider: no text yet
                     async for _ in wait_for_slot(ticket, threading.Event()):

@@ -304,16 +304,22 @@ SLOT_POLL_S = 1.0
 async def wait_for_slot(ticket: Ticket, stop: threading.Event) -> AsyncIterator[str]:
     """While the ticket waits in its provider's line: a notice each time its place changes. Ends when
     the ticket is granted, or when `stop` is set (the ticket then leaves the line). Takes no thread."""
-    shown = -1
+    shown: int | None = None
     while not ticket.granted.is_set():
         if stop.is_set():
             ticket.release()
             return
-        ahead = ticket.ahead()
+        ahead = -1 if ticket.held_by_owner() else ticket.ahead()  # -1: behind its owner's other answer
         if ahead != shown:
             shown = ahead
-            yield (
-                f"⏳ Waiting for a free slot on {ticket.provider}: {ahead} question(s) ahead of yours; "
-                "answers start in the order they were asked."
-            )
+            if ahead < 0:
+                yield (
+                    f"⏳ Waiting for your other answer on {ticket.provider} to end: one answer per "
+                    "visitor at a time on a busy provider."
+                )
+            else:
+                yield (
+                    f"⏳ Waiting for a free slot on {ticket.provider}: {ahead} question(s) ahead of yours; "
+                    "answers start in the order they were asked."
+                )
         await ticket.wait_async(SLOT_POLL_S)

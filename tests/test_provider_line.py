@@ -1,0 +1,102 @@
+"""The provider's line (PLAYGROUND_PROVIDER_CONCURRENCY): arrival order, one slot per visitor at a
+time, and a visitor whose long answers held a slot for long lets the others go first. A fake clock
+stands for the minutes of usage (the real-server tests are in tests/cloud/test_public_concurrency.py)."""
+
+from __future__ import annotations
+
+from playground.public.concurrency import HEAVY_S, USAGE_WINDOW_S, ProviderSlots, Slots, Ticket
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def granted(*tickets: Ticket) -> list[bool]:
+    return [t.granted.is_set() for t in tickets]
+
+
+def test_light_visitors_start_in_arrival_order() -> None:
+    line = Slots("nvidia", 1, per_owner=1, clock=Clock())
+    first, second, third = line.ticket("a"), line.ticket("b"), line.ticket("c")
+    assert granted(first, second, third) == [True, False, False]
+    assert (second.ahead(), third.ahead()) == (0, 1)
+    first.release()
+    assert granted(second, third) == [True, False]
+    second.release()
+    assert third.granted.is_set()
+
+
+def test_one_visitor_holds_one_slot_even_when_it_asks_first() -> None:
+    """An abusive session that joins two long answers before anyone else gets one slot, not both."""
+    line = Slots("nvidia", 2, per_owner=1, clock=Clock())
+    long_one, long_two = line.ticket("abuser"), line.ticket("abuser")
+    assert granted(long_one, long_two) == [True, False], "the second waits although a slot is free"
+    assert long_two.held_by_owner() and long_two.ahead() == 0
+    visitor = line.ticket("visitor")
+    assert visitor.granted.is_set(), "the free slot goes to the visitor behind it"
+    long_one.release()
+    assert long_two.granted.is_set() and not long_two.held_by_owner()
+
+
+def test_a_heavy_visitor_goes_after_the_others_but_never_leaves_a_slot_idle() -> None:
+    clock = Clock()
+    line = Slots("onnx", 1, per_owner=1, clock=clock)
+    long_answer = line.ticket("heavy")
+    clock.now += HEAVY_S + 1  # one long answer: more slot time than HEAVY_S in the window
+    long_answer.release()
+    blocker = line.ticket("someone")
+    again, light = line.ticket("heavy"), line.ticket("light")  # the heavy one asked first
+    blocker.release()
+    assert granted(again, light) == [False, True], "the light visitor goes first"
+    light.release()
+    assert again.granted.is_set(), "alone in line, the heavy visitor gets the slot"
+    again.release()
+    clock.now += USAGE_WINDOW_S + 1  # its usage is forgotten after the window
+    blocker = line.ticket("someone")
+    late, other = line.ticket("heavy"), line.ticket("other")
+    blocker.release()
+    assert granted(late, other) == [True, False], "light again: arrival order"
+
+
+def test_tickets_without_an_owner_are_served_in_arrival_order() -> None:
+    line = Slots("azure", 2, per_owner=1, clock=Clock())
+    tickets = [line.ticket() for _ in range(3)]
+    assert granted(*tickets) == [True, True, False]
+
+
+def test_provider_slots_cap_each_owner_at_one_by_default() -> None:
+    slots = ProviderSlots({"*": 2})
+    one, two = slots.ticket("nvidia", "me"), slots.ticket("nvidia", "me")
+    assert one is not None and two is not None and granted(one, two) == [True, False]
+    elsewhere = slots.ticket("azure-openai", "me")
+    assert elsewhere is not None and elsewhere.granted.is_set(), "each provider has its own line"
+    assert ProviderSlots({}).ticket("nvidia", "me") is None, "no limit: no line"
+
+
+def test_the_page_says_what_a_waiting_answer_waits_for() -> None:
+    import threading
+
+    from playground.ui.streaming import wait_for_slot
+    from tests.test_streaming import run_loop
+
+    line = Slots("nvidia", 2, per_owner=1, clock=Clock())
+    line.ticket("me")
+    mine, someone = line.ticket("me"), line.ticket("someone")
+    full = Slots("azure", 1, per_owner=1, clock=Clock())
+    full.ticket("x")
+    behind = full.ticket("y")
+
+    async def first_notice(ticket: Ticket) -> str:
+        stop = threading.Event()
+        async for notice in wait_for_slot(ticket, stop):
+            stop.set()
+            return notice
+        return ""
+
+    assert someone.granted.is_set()
+    assert "Waiting for your other answer on nvidia to end" in run_loop(first_notice(mine))
+    assert "Waiting for a free slot on azure: 0 question(s) ahead of yours" in run_loop(first_notice(behind))
