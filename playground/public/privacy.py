@@ -35,7 +35,12 @@ def privacy_notice(settings: Settings) -> str:
         "lists, exports and deletes yours.",
         "- **Arena** battles and votes (the prompts, both answers, your vote), for the leaderboard; they "
         "are anonymous (tied to your browser's id, not to a name)"
-        + (f" and saved to the dataset `{settings.dataset}`." if settings.dataset else "."),
+        + (
+            f"; each voted round's models and vote (no prompt, no answer, no id) are also pushed to the "
+            f"dataset `{settings.dataset}`, so the leaderboard survives restarts."
+            if settings.dataset
+            else "."
+        ),
         "- **Your browser** keeps a random, signed visitor id (so the History tab finds your "
         "conversations again)"
         + (", and a copy of your conversations, in its local storage" if settings.browser_history else "")
