@@ -614,11 +614,12 @@ def over_limit_s(answers: Sequence[dict[str, Any]], limit: int) -> float:
     return over
 
 
-def upstream_line(phase: Phase, abuse_tokens: int) -> str:
-    """What the token server saw of the abusive answers: started, finished, hung up, tokens."""
+def upstream_line(phase: Phase, visitor_tokens: int) -> str:
+    """What the token server saw of the abusive answers (those asking for more than a visitor's, which
+    the app may have lowered to PLAYGROUND_MAX_NEW_TOKENS): started, finished, hung up, tokens."""
     if not phase.upstream:
         return "-"
-    answers = [a for a in phase.upstream["answers"] if a["asked"] == abuse_tokens]
+    answers = [a for a in phase.upstream["answers"] if a["asked"] > visitor_tokens]
     finished = sum(a["written"] >= a["asked"] for a in answers)
     hung = sum(a["hung_up"] for a in answers)
     written = [a["written"] for a in answers]
@@ -660,7 +661,7 @@ def report(
                 f"{phase.abusive_seconds:.1f} s |"
             )
         goals.extend(_goals(phase, s, ratio, idle_page, [p[0] for p in idle]))
-    upstream = [f"- `{p.target}` / `{p.variant}`: the token server saw {upstream_line(p, options.abuse_tokens)}."
+    upstream = [f"- `{p.target}` / `{p.variant}`: the token server saw {upstream_line(p, options.tokens)}."
                 for p in phases if p.upstream and p.abuse is not None]  # fmt: skip
     met = [g for g in goals if g.startswith("met")]
     missed = [g for g in goals if g.startswith("MISSED")]

@@ -227,7 +227,7 @@ class Limits:
             import_mb=import_mb,
             import_conversations=_whole(limit("PLAYGROUND_IMPORT_CONVERSATIONS", 200, integer=True)),
             prompt_chars=_whole(limit("PLAYGROUND_PROMPT_CHARS", 8000, integer=True)),
-            max_new_tokens=_whole(limit("PLAYGROUND_MAX_NEW_TOKENS", 1024, integer=True)),
+            max_new_tokens=_whole(limit("PLAYGROUND_MAX_NEW_TOKENS", 512, integer=True)),
             image_mb=image_mb,
             models=_names(env, "PLAYGROUND_PUBLIC_MODELS"),
             history_conversations=_whole(limit("PLAYGROUND_VISITOR_CONVERSATIONS", 200, integer=True)),

@@ -116,7 +116,7 @@ def test_the_api_says_the_prompt_is_too_long(ctx: AppContext) -> None:
 
 
 def test_a_longer_answer_than_the_limit_is_lowered_to_it_with_a_notice(ctx: AppContext) -> None:
-    """PLAYGROUND_MAX_NEW_TOKENS (public default 1024): the real engine stops at the cap."""
+    """PLAYGROUND_MAX_NEW_TOKENS (public default 512): the real engine stops at the cap."""
     chat = ChatService(ctx.registry, max_new_tokens=12)
     question = [Message("user", "Write a long story about a lighthouse keeper.")]
     prepared = chat.prepare(ONNX, question, GenerationOptions(temperature=0, max_new_tokens=400))
@@ -126,5 +126,5 @@ def test_a_longer_answer_than_the_limit_is_lowered_to_it_with_a_notice(ctx: AppC
     assert last.metrics is not None and last.metrics.completion_tokens == 12
     within = chat.prepare(ONNX, question, GenerationOptions(max_new_tokens=8))
     assert within.options.max_new_tokens == 8 and "at most" not in within.notice
-    assert Limits.from_env({}, public=True).max_new_tokens == 1024
+    assert Limits.from_env({}, public=True).max_new_tokens == 512
     assert Limits.from_env({}, public=False).max_new_tokens is None
