@@ -778,7 +778,8 @@ def _goals(
                 f"{ratio / GOAL_P95:.2f}× over): the abuser's answers ({len(phase.abusive_streams)} ran) "
                 f"streamed {held:.1f} s in all over a {phase.wall_s:.0f} s phase, "
                 f"{100 * held / (PROVIDER_SLOTS * phase.wall_s):.0f}% of the provider's "
-                f"{PROVIDER_SLOTS} answers at once (a session may hold them all: its 2 jobs at once)."
+                f"{PROVIDER_SLOTS} answers at once (one at a time per session: its first answer takes a slot "
+                "before the visitors arrive, and each later one when no lighter visitor waits)."
             )
     inverted, pairs = s.first_inverted
     if inverted:

@@ -16,7 +16,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping
 
 ANY = "*"
-HEAVY_S = 15.0  # slot time in the usage window past which an owner waits behind the others
+HEAVY_S = 10.0  # slot time in the usage window past which an owner waits behind the others
 USAGE_WINDOW_S = 60.0
 PER_OWNER = 1  # slots of one provider one owner may hold at once
 
