@@ -113,3 +113,11 @@ class ModelManager:
         if repo and spec.provider in ("onnx", "transformers"):
             return store.hub_dir(self.models_dir, str(repo)) == removed.path
         return bool(spec.extra.get("embedded")) and removed.kind == "embedded"
+
+
+def prepare_embedded(models_dir: Path) -> Path:
+    """Convert the embedded model once (`python -m playground prepare`, and a Space at start): its
+    ONNX Runtime GenAI folder, made from the packaged GGUF file the first time."""
+    from .providers.local import embedded
+
+    return embedded.ensure_onnx_folder(models_dir)

@@ -194,11 +194,11 @@ def launch(
 def _prepare_embedded(settings: Settings) -> None:
     """`python -m playground prepare`, in the background (a visitor asking meanwhile waits for the same
     conversion: it is locked per folder and published whole)."""
-    from ..providers.local import embedded
+    from ..models_service import prepare_embedded
 
     try:
         started = time.perf_counter()
-        folder = embedded.ensure_onnx_folder(settings.models_dir)
+        folder = prepare_embedded(settings.models_dir)
         log.info("Embedded model ready in %.0f s: %s", time.perf_counter() - started, folder)
     except Exception:  # the page still works: the first chat converts it, or says why it cannot
         log.exception("Could not convert the embedded model ahead of the first chat")
