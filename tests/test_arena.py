@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -38,9 +39,21 @@ def secret_words(ctx: AppContext, *ids: str) -> list[str]:
     return sorted(words)
 
 
+def mentioned(text: str, words: list[str]) -> list[str]:
+    """The words `text` mentions. A number (a context window) counts only as a number of its own, not
+    inside a random id or a timing (a battle id's hex or 0.281920 s are not the window 8192)."""
+    found = []
+    for word in words:
+        if word.isdigit():
+            if re.search(rf"(?<![0-9a-z.]){word}(?![0-9a-z])", text):
+                found.append(word)
+        elif word in text:
+            found.append(word)
+    return found
+
+
 def leaks(payload: object, words: list[str]) -> list[str]:
-    text = json.dumps(payload, ensure_ascii=False).lower()
-    return [w for w in words if w in text]
+    return mentioned(json.dumps(payload, ensure_ascii=False).lower(), words)
 
 
 def without_answers(view: RoundView) -> dict[str, object]:

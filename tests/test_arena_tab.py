@@ -23,6 +23,7 @@ from playground.history import HistoryStore, Vote, new_browser_id
 from playground.ui.arena_tab import BLIND, DENSE_VS_MOE, NAMED, OUTPUT_NAMES, ArenaTab, preset_link
 from playground.ui.history_tab import BLIND_PREVIEW, HistoryTab
 from tests.support import QUESTION
+from tests.test_arena import mentioned
 from tests.test_streaming import run_loop
 
 ONNX, HF = "smollm2-135m-instruct@onnx", "smollm2-135m-instruct@transformers"
@@ -206,19 +207,19 @@ def test_a_blind_round_names_nobody_in_any_output_before_the_vote(tab: ArenaTab,
     updates = play(tab, owner, mode=BLIND)
     for update in updates:
         text = dump(update)
-        leaked = [w for w in words if w in text]
+        leaked = mentioned(text, words)
         assert not leaked, leaked
     final = updates[-1]
     assert out(final, "head_a") == "### Model A" and out(final, "head_b") == "### Model B"
     assert "tok/s" in out(final, "status_a")  # metrics shown, without labels
     battle, rounds = out(final, "battle"), out(final, "rounds")
     refused, message = tab.export("json", owner, battle)
-    assert refused is None and "after the vote" in message and not [w for w in words if w in message.lower()]
+    assert refused is None and "after the vote" in message and not mentioned(message.lower(), words)
     # The History tab lists the two conversations as Model A and Model B, and does not preview them.
     history = HistoryTab(ctx)
     table, ids = history.rows(owner)
     assert sorted(row[1] for row in table) == ["Model A", "Model B"]
-    assert not [w for w in words if w in dump(table)]
+    assert not mentioned(dump(table), words)
     event = gr.SelectData(None, {"index": [0, 0], "value": ""})
     assert history.select(ids, owner, event) == (ids[0], BLIND_PREVIEW)
     # Continuing or exporting it there would name its model: refused until the vote; "all" leaves it out.
@@ -226,10 +227,10 @@ def test_a_blind_round_names_nobody_in_any_output_before_the_vote(tab: ArenaTab,
         with pytest.raises(gr.Error, match="vote in the Arena tab first"):
             attempt()
     everything = Path(history.export("all-json", None, owner)).read_text()
-    assert not [w for w in words if w in everything.lower()] and ids[0] not in everything
+    assert not mentioned(everything.lower(), words) and ids[0] not in everything
     # The vote reveals both sides, in the panes and in the History tab.
     voted = tab.vote("tie", owner, battle, rounds)
-    assert [w for w in words if w in dump(voted)], "the check above sees names once they are shown"
+    assert mentioned(dump(voted), words), "the check above sees names once they are shown"
     heads = out(voted, "head_a") + out(voted, "head_b")
     assert ONNX in heads and HF in heads and "was `" in out(voted, "notice")
     table, _ = history.rows(owner)
