@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
@@ -279,3 +280,28 @@ def test_a_visitor_of_a_public_deployment_chats(browser: Browser, public_url: st
     page.get_by_role("tab", name="Models", exact=True).click()
     expect(page.get_by_role("button", name="Download", exact=True)).to_be_disabled(timeout=10_000)
     page.context.close()
+
+
+def test_a_refused_question_says_why_in_the_page(browser: Browser, tmp_path: Path) -> None:
+    """Public mode's door, seen by a visitor: past the rate (here one question a minute), the page shows
+    the gate's message (Gradio's error toast), and the first answer stays."""
+    settings = make_settings(tmp_path / "data", PLAYGROUND_PUBLIC="1", PLAYGROUND_RATE_PER_MINUTE="1")
+    public = AppContext.create(settings)
+    try:
+        with serving(public) as url:
+            page = browser.new_context(viewport={"width": 1440, "height": 1100}).new_page()
+            open_page(page, url)
+            set_slider(page, "instruct", "max-new-tokens", "16")
+            page.fill("#instruct-input textarea", QUESTION)
+            page.press("#instruct-input textarea", "Enter")
+            expect(page.locator(BOT).nth(1)).to_contain_text("tok/s", timeout=60_000)  # the metrics line
+            page.fill("#instruct-input textarea", FOLLOW_UP)
+            page.press("#instruct-input textarea", "Enter")
+            expect(page.get_by_text("asked 1 question in the last minute (at most 1)").first).to_be_visible(
+                timeout=20_000
+            )
+            screenshot(page, "e2e-08-public-refused.png")
+            expect(page.locator(BOT).first).to_contain_text("Paris")  # the first answer stays
+            page.context.close()
+    finally:
+        public.close()

@@ -97,14 +97,14 @@ class Admission:
             )
         if limits.visitor_jobs is not None and len(mine) >= limits.visitor_jobs:
             raise AdmissionRefused(
-                f"You already have {len(mine)} questions waiting or being answered (at most "
+                f"You already have {_questions(len(mine))} waiting or being answered (at most "
                 f"{limits.visitor_jobs} at once): wait for one to finish, then ask again.",
                 JOBS_RETRY_S,
             )
         from_address = sum(1 for j in jobs if j.address == address)
         if limits.address_jobs is not None and from_address >= limits.address_jobs:
             raise AdmissionRefused(
-                f"{from_address} questions from your network address are waiting or being answered (at "
+                f"{_questions(from_address)} from your network address waiting or being answered (at "
                 f"most {limits.address_jobs} at once): wait for one to finish, then ask again.",
                 JOBS_RETRY_S,
             )
@@ -133,7 +133,7 @@ class Admission:
         if len(recent) >= limit:
             wait = recent[0] + WINDOW_S - now
             raise AdmissionRefused(
-                f"{who} asked {len(recent)} questions in the last minute (at most {limit}): "
+                f"{who} asked {_questions(len(recent))} in the last minute (at most {limit}): "
                 f"try again in {max(1, math.ceil(wait))} s.",
                 wait,
             )
@@ -141,3 +141,7 @@ class Admission:
     def tracked(self) -> int:
         """How many sessions and addresses the rate windows hold now (tests check it stays bounded)."""
         return len(self._sessions) + len(self._addresses)
+
+
+def _questions(count: int) -> str:
+    return f"{count} question" + ("" if count == 1 else "s")
