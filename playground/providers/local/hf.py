@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -221,25 +221,18 @@ class TransformersModel:
         if self._gpu:
             yield from self._events_on_gpu(inputs, options, stop, prompt_len)
             return
-        streamer = _TokenQueue()
-        errors: list[BaseException] = []
         recording = self._tap.new_recording() if self._tap is not None else None
-        worker = threading.Thread(
-            target=self._run,
-            args=(inputs, streamer, self._generate_kwargs(options, stop), options.seed, errors, recording),
-            name=f"generate-{self.spec.id}",
-            daemon=True,
-        )
+        kwargs = self._generate_kwargs(options, stop)
         self.stats.begin()
-        worker.start()
+        tokens = _generated(
+            lambda streamer: self._run(inputs, streamer, kwargs, options.seed, recording),
+            stop,
+            name=f"generate-{self.spec.id}",
+        )
         try:
-            yield from self._decode(_queued(streamer), stop, options, prompt_len, recording)
-            worker.join()
-            if errors:
-                raise ProviderError(f"transformers failed: {errors[0]}", provider="transformers")
+            yield from self._decode(tokens, stop, options, prompt_len, recording)
         finally:
-            stop.set()
-            worker.join(timeout=30)
+            tokens.close()
 
     def _events_on_gpu(
         self, inputs: Any, options: GenerationOptions, stop: threading.Event, prompt_len: int
@@ -273,7 +266,6 @@ class TransformersModel:
         streamer: _TokenQueue,
         kwargs: dict[str, Any],
         seed: int | None,
-        errors: list[BaseException],
         recording: Recording | None = None,
     ) -> None:
         import torch
@@ -283,9 +275,6 @@ class TransformersModel:
                 torch.manual_seed(seed)
             with torch.inference_mode(), self._bind(recording):
                 self._model.generate(**inputs, streamer=streamer, **kwargs)
-        except Exception as exc:  # surfaced in the consumer as a ProviderError
-            errors.append(exc)
-            streamer.end()
         finally:
             self.stats.end()
 
@@ -365,35 +354,48 @@ def generate_ids(
         name: value.to(engine.device) if hasattr(value, "to") else value for name, value in inputs.items()
     }
     stop = threading.Event()
-    streamer = _TokenQueue()
-    errors: list[BaseException] = []
 
     class _EventStop(StoppingCriteria):
         def __call__(self, input_ids: Any, scores: Any, **kw: Any) -> bool:
             return stop.is_set()
 
-    def run() -> None:
+    def run(streamer: _TokenQueue) -> None:
+        if seed is not None:
+            torch.manual_seed(seed)
+        with torch.inference_mode():
+            engine.generate(
+                **moved, streamer=streamer, stopping_criteria=StoppingCriteriaList([_EventStop()]), **kwargs
+            )
+
+    yield from _generated(run, stop, name="generate-gpu")
+
+
+def _generated(
+    run: Callable[[_TokenQueue], None], stop: threading.Event, *, name: str
+) -> Generator[int, None, None]:
+    """generate() in a thread of its own (`run` calls it with this queue as its streamer): the token ids
+    as they come, then its failure raised here as ours. Closed early (Stop), it sets `stop`, which
+    generate()'s StoppingCriteria sees at the next token, and waits for the thread."""
+    streamer = _TokenQueue()
+    errors: list[BaseException] = []
+
+    def target() -> None:
         try:
-            if seed is not None:
-                torch.manual_seed(seed)
-            with torch.inference_mode():
-                engine.generate(
-                    **moved,
-                    streamer=streamer,
-                    stopping_criteria=StoppingCriteriaList([_EventStop()]),
-                    **kwargs,
-                )
+            run(streamer)
         except Exception as exc:  # raised below, in the consumer
             errors.append(exc)
             streamer.end()
 
-    worker = threading.Thread(target=run, name="generate-gpu", daemon=True)
+    worker = threading.Thread(target=target, name=name, daemon=True)
     worker.start()
+    ended = False
     try:
         yield from _queued(streamer)
+        ended = True  # generate() finished by itself: `stop` stays unset (the answer was not cancelled)
         worker.join()
         if errors:
             raise ProviderError(f"transformers failed: {errors[0]}", provider="transformers")
     finally:
-        stop.set()
+        if not ended:
+            stop.set()
         worker.join(timeout=30)
