@@ -11,7 +11,7 @@ from playground.ui.history_tab import HistoryTab
 
 
 def tab_over(store: HistoryStore) -> HistoryTab:
-    return HistoryTab(SimpleNamespace(history=store))  # type: ignore[arg-type]
+    return HistoryTab(SimpleNamespace(history=store, settings=Settings.from_env({})))  # type: ignore[arg-type]
 
 
 def test_history_survives_a_restart_through_the_browser_copy(tmp_path: Path) -> None:

@@ -119,7 +119,7 @@ def test_sign_in_only_on_a_space_with_oauth() -> None:
 
 
 def tab_over(store: HistoryStore, public: bool = False) -> HistoryTab:
-    settings = SimpleNamespace(public=public)
+    settings = Settings.from_env({"PLAYGROUND_PUBLIC": "1" if public else "0"})
     return HistoryTab(SimpleNamespace(history=store, settings=settings))  # type: ignore[arg-type]
 
 

@@ -86,11 +86,9 @@ class HistoryTab:
         self.ctx = ctx
         self.store = ctx.history
 
-    @functools.cached_property
+    @property
     def limits(self) -> Limits:
-        """The deployment's limits (the defaults where a test builds the tab without settings)."""
-        limits = getattr(getattr(self.ctx, "settings", None), "limits", None)
-        return limits if isinstance(limits, Limits) else Limits()
+        return self.ctx.settings.limits
 
     @functools.cached_property
     def downloads(self) -> DownloadFolder:
