@@ -9,7 +9,7 @@ import logging
 from collections.abc import Iterator, Sequence
 
 from .chat import ChatService, Prepared
-from .errors import HistoryError, HistoryFullError
+from .errors import HistoryError
 from .history import AnswerRecorder, HistoryStore
 from .images import ImageLimits, check_size
 from .moe_view import pack
@@ -58,26 +58,6 @@ class ConversationService:
         else:
             self.store.add_message(owner, conversation_id, "user", question, images=refs or ())
         return conversation_id
-
-    def ask_unless_full(
-        self,
-        owner: str,
-        conversation_id: str | None,
-        question: str,
-        model_id: str,
-        *,
-        tab: str = "instruct",
-        edit: bool = False,
-        images: Sequence[str] | None = None,
-    ) -> tuple[str | None, str]:
-        """`ask`, except that a full history does not stop the answer: (conversation id, "") when the
-        question is saved, (None, notice) when the history is at its quota: the answer is then shown and
-        not saved (None is incognito), and the notice says so and what to do."""
-        try:
-            saved = self.ask(owner, conversation_id, question, model_id, tab=tab, edit=edit, images=images)
-        except HistoryFullError as exc:
-            return None, f"Not saved: {exc}"
-        return saved, ""
 
     def forget_last_answer(self, owner: str, conversation_id: str) -> None:
         """Before a regenerate: the last question stays, what followed it goes."""

@@ -305,8 +305,9 @@ def test_a_full_history_still_answers_and_says_it_was_not_saved(tmp_path: Path, 
         owner = new_browser_id()
         store.create_conversation(owner, "instruct", "the only one")
         service = ConversationService(ctx.chat, store)
-        saved, notice = service.ask_unless_full(owner, None, "Say hello.", EMBEDDED)
-        assert saved is None and notice.startswith("Not saved: Your history holds 1 conversation(s)")
+        with pytest.raises(HistoryFullError, match=r"^Your history holds 1 conversation\(s\)"):
+            service.ask(owner, None, "Say hello.", EMBEDDED)
+        saved = None  # the chat tabs then answer as if incognito, saying "Not saved"
         prepared = ctx.chat.prepare(
             EMBEDDED, [Message("user", "Say hello.")], GenerationOptions(max_new_tokens=8)
         )

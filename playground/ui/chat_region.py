@@ -24,7 +24,7 @@ import gradio as gr
 
 from ..codegen import snippet
 from ..context import AppContext
-from ..errors import PlaygroundError
+from ..errors import HistoryFullError, PlaygroundError
 from ..history import check_owner_id
 from ..moe_view import pack
 from ..text import valid_text
@@ -182,16 +182,19 @@ class ChatRegion:
             question = conversation[-1]
             unsaved = ""  # a full history (public mode) still answers, and says it was not saved
             if not incognito:
-                state.conversation_id, unsaved = await asyncio.to_thread(
-                    self.ctx.conversations.ask_unless_full,
-                    owner,
-                    conversation_id,
-                    question["content"],
-                    model_id,
-                    tab=self.config.tab,
-                    edit=bool(question.get("edit")),
-                    images=question.get("images") if self.config.images else None,
-                )
+                try:
+                    state.conversation_id = await asyncio.to_thread(
+                        self.ctx.conversations.ask,
+                        owner,
+                        conversation_id,
+                        question["content"],
+                        model_id,
+                        tab=self.config.tab,
+                        edit=bool(question.get("edit")),
+                        images=question.get("images") if self.config.images else None,
+                    )
+                except HistoryFullError as exc:  # answered as if incognito: nothing is written
+                    state.conversation_id, unsaved = None, f"Not saved: {exc}"
             messages = render.to_messages(conversation, system_prompt)
             key = self.session_key(keys, model_id)
             loading = await asyncio.to_thread(self.ctx.chat.loading_notice, model_id)
