@@ -43,6 +43,7 @@ from bench.common import (
     subprocess_server,
     write_section,
 )
+from playground.answers import Request
 from playground.context import AppContext
 from playground.history import new_browser_id
 from playground.options import GenerationOptions
@@ -97,13 +98,11 @@ def served_ids(ctx: AppContext) -> tuple[str, str]:
 
 
 def alone(ctx: AppContext, model_id: str, tokens: int) -> tuple[float, float]:
-    """One side by itself through the chat service: (wall time, decode rate)."""
-    chat = ctx.chat
+    """One side by itself through the answer pipeline: (wall time, decode rate)."""
     options = GenerationOptions(temperature=0, max_new_tokens=tokens)
     started = time.perf_counter()
-    prepared = chat.prepare(model_id, [Message("user", QUESTION)], options)
-    metrics = [c.metrics for c in chat.stream(prepared) if c.metrics is not None][-1]
-    return time.perf_counter() - started, float(metrics.tokens_per_s or 0.0)
+    result = ctx.answers.complete(Request(model_id, [Message("user", QUESTION)], options))
+    return time.perf_counter() - started, float(result.metrics.tokens_per_s or 0.0)
 
 
 def arena_round(tab: ArenaTab, owner: str, a: str, b: str, tokens: int) -> tuple[float, dict[str, float]]:

@@ -36,6 +36,7 @@ from bench.common import (
     pct,
     write_section,
 )
+from playground.answers import Request
 from playground.context import AppContext
 from playground.options import GenerationOptions
 from playground.settings import Settings
@@ -59,9 +60,8 @@ def context(processes: bool, data_dir: str) -> AppContext:
 def decode_rate(ctx: AppContext, model_id: str) -> float:
     """One greedy answer of TOKENS tokens; the engine's decode rate."""
     options = GenerationOptions(temperature=0, max_new_tokens=TOKENS)
-    prepared = ctx.chat.prepare(model_id, [Message("user", QUESTION)], options)
-    metrics = [c.metrics for c in ctx.chat.stream(prepared) if c.metrics is not None][-1]
-    return float(metrics.tokens_per_s or 0.0)
+    result = ctx.answers.complete(Request(model_id, [Message("user", QUESTION)], options))
+    return float(result.metrics.tokens_per_s or 0.0)
 
 
 def together(ctx: AppContext, model_ids: Sequence[str]) -> list[float]:

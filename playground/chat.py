@@ -1,12 +1,10 @@
-"""The chat service: resolves a model, fits the conversation into its window, streams the answer.
-
-It knows nothing about Gradio; the UI, the CLI and the benchmarks all call it.
+"""Preparing a request: resolve the model, apply its sampling defaults, check images, fit the
+conversation into its window. The answer pipeline (answers.py) calls it; it knows nothing about Gradio.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 
 from .catalog import sampling_for
@@ -14,7 +12,6 @@ from .errors import ModelUnavailableError, PlaygroundError, PromptTooLongError, 
 from .images import IMAGE_TOKENS_ESTIMATE, prepare_messages, require_vision
 from .options import GenerationOptions
 from .providers.base import ChatModel
-from .public.concurrency import ProviderSlots, Ticket
 from .registry import LOCAL_ENGINES, Registry
 from .types import Chunk, Message, ModelSpec
 
@@ -91,7 +88,7 @@ def fit_to_window(
         )
 
 
-def engine_errors(spec: ModelSpec, stream: Iterator[Chunk]) -> Iterator[Chunk]:
+def engine_errors(spec: ModelSpec, stream: Iterator[Chunk]) -> Generator[Chunk, None, None]:
     """The one point where an engine's own exception (a ValueError, a MemoryError...) becomes ours,
     so the page shows its message and the history records the answer as `error`, not `cancelled`."""
     try:
@@ -120,50 +117,11 @@ def check_prompt_chars(messages: Sequence[Message], limit: int | None) -> None:
         )
 
 
-class _Slotted:
-    """The stream, started once the ticket's provider has a free slot, which it holds until the stream
-    ends or is closed (closed before it started too: the ticket leaves the line)."""
-
-    def __init__(
-        self, ticket: Ticket, start: Callable[[], Iterator[Chunk]], stop: threading.Event | None = None
-    ) -> None:
-        self._ticket = ticket
-        self._start = start
-        self._stop = stop
-        self._run: Generator[Chunk, None, None] = self._chunks()
-
-    def _chunks(self) -> Generator[Chunk, None, None]:
-        try:
-            while not self._ticket.wait(0.25):
-                if self._ticket.released or (self._stop is not None and self._stop.is_set()):
-                    return  # closed, or stopped, while waiting in line
-            stream = self._start()
-            try:
-                yield from stream
-            finally:
-                close = getattr(stream, "close", None)
-                if close is not None:
-                    close()
-        finally:
-            self._ticket.release()
-
-    def __iter__(self) -> Iterator[Chunk]:
-        return self
-
-    def __next__(self) -> Chunk:
-        return next(self._run)
-
-    def close(self) -> None:
-        self._run.close()
-        self._ticket.release()
-
-
 class ChatService:
-    """Streams answers through the registry.
+    """Resolves models and prepares requests through the registry.
 
     Limits (None: off): `prompt_chars` for one question (system prompt included); `image_max_bytes`
-    for one image; `provider_concurrency`, answers at once per provider (`{"*": n}` for every one),
-    handed out in arrival order.
+    for one image; `max_new_tokens` for one answer (PLAYGROUND_MAX_NEW_TOKENS).
     """
 
     def __init__(
@@ -173,116 +131,106 @@ class ChatService:
         image_max_bytes: int | None = None,
         prompt_chars: int | None = None,
         max_new_tokens: int | None = None,
-        provider_concurrency: Mapping[str, int] | None = None,
     ) -> None:
         self.registry = registry
         self.image_max_bytes = image_max_bytes  # PLAYGROUND_IMAGE_MB: one image a visitor sends
         self.prompt_chars = prompt_chars
-        self.max_new_tokens = max_new_tokens  # PLAYGROUND_MAX_NEW_TOKENS: the longest answer
-        self.slots = ProviderSlots(provider_concurrency or {})
+        self.max_new_tokens = max_new_tokens
 
     def resolve(self, model_ref: str, provider: str | None = None, *, has_key: bool = False) -> ModelSpec:
+        """The model's spec; refused (ModelUnavailableError, with the reason) when it is not ready, unless
+        the caller brings the key that would make it ready."""
         spec = self.registry.resolve(model_ref, provider)
         state = self.registry.availability(spec)
         if not state.available and not (has_key and state.needs_key):
             raise ModelUnavailableError(f"{spec.name} on {spec.engine_label} is not ready: {state.reason}.")
         return spec
 
+    def check(self, spec: ModelSpec, messages: Sequence[Message]) -> None:
+        """What is refused before anything loads: a question over the length limit, images for a
+        text-only model."""
+        check_prompt_chars(messages, self.prompt_chars)
+        require_vision(spec, messages)
+
     def prepare(
         self,
-        model_ref: str,
+        model: ChatModel,
         messages: Sequence[Message],
         options: GenerationOptions,
-        provider: str | None = None,
         api_key: str | None = None,
     ) -> Prepared:
-        """Resolve, load and fit. `api_key` is a visitor's own key for this request only (cloud models)."""
-        check_prompt_chars(messages, self.prompt_chars)  # before anything loads
-        spec = self.resolve(model_ref, provider, has_key=bool(api_key))
-        require_vision(spec, messages)  # a text-only model refuses images before anything loads
-        model = self.registry.get(spec)
+        """Fit a request to a loaded model. `api_key` is a visitor's own key for this request only."""
+        self.check(model.spec, messages)
         sampling = sampling_for(model.spec)
         if sampling is not None:  # the model's recommended values, where the caller set none
             options = sampling.apply(options)
         with_key = getattr(model, "with_api_key", None)
         if api_key and with_key is not None:
             model = with_key(api_key)
-
-        # images checked before anything is sent
-        messages = prepare_messages(model.spec, messages, max_bytes=self.image_max_bytes)
-
-        def count(candidate: Sequence[Message]) -> int | None:
-            return count_prompt(model, candidate)
-
-        notice = ""
+        messages = prepare_messages(model.spec, messages, max_bytes=self.image_max_bytes)  # before sending
+        notices: list[str] = []
         if self.max_new_tokens is not None and options.max_new_tokens > self.max_new_tokens:
-            notice = f"Answers here are at most {self.max_new_tokens} new tokens (this deployment's limit)."
+            notices.append(
+                f"Answers here are at most {self.max_new_tokens} new tokens (this deployment's limit)."
+            )
             options = options.model_copy(update={"max_new_tokens": self.max_new_tokens})
-        fitted = fit_to_window(messages, count, model.spec.context_window, options.max_new_tokens)
-        if fitted.dropped:
-            notice += (" " if notice else "") + (
-                f"The conversation is longer than {model.spec.name}'s {model.spec.context_window}-token "
-                f"window: the {fitted.dropped} oldest message(s) were left out of this request."
-            )
+        fitted = fit_to_window(
+            messages, lambda m: count_prompt(model, m), model.spec.context_window, options.max_new_tokens
+        )
+        notices += _fit_notices(model, fitted, options)
         if fitted.max_new_tokens < options.max_new_tokens:
-            notice += (" " if notice else "") + (
-                f"Only {fitted.max_new_tokens} tokens are left in the window for the answer."
-            )
             options = options.model_copy(update={"max_new_tokens": fitted.max_new_tokens})
-        if fitted.prompt_tokens is not None and not hasattr(model, "count_prompt"):
-            images = sum(len(m.images) for m in fitted.messages)
-            if images:
-                notice += (" " if notice else "") + (
-                    f"The prompt's {images} image(s) are counted as about {IMAGE_TOKENS_ESTIMATE} tokens each "
-                    f"(an estimate: {model.spec.engine_label} does not say how many it makes of an image)."
-                )
-        return Prepared(model, fitted.messages, options, fitted.prompt_tokens, fitted.dropped, notice)
+        return Prepared(
+            model, fitted.messages, options, fitted.prompt_tokens, fitted.dropped, " ".join(notices)
+        )
 
-    def loading_notice(self, model_ref: str, provider: str | None = None) -> str | None:
+    def loading_notice(self, spec: ModelSpec) -> str | None:
         """ "Loading X on Y…" when asking this model now starts its engine (a local model not loaded yet)."""
-        try:
-            spec = self.registry.resolve(model_ref, provider)
-        except PlaygroundError:
-            return None  # prepare() will say what is wrong
         if spec.provider not in LOCAL_ENGINES or self.registry.is_loaded(spec.id):
             return None
         return f"Loading {spec.name} on {spec.engine_label}… (first use: its engine starts in a process of its own)"
 
-    def reserve(self, spec: ModelSpec, owner: str | None = None) -> Ticket | None:
-        """A place in the provider's line (None: its answers are not limited) for `owner` (a session:
-        while others wait, one owner holds at most one slot). The page takes one before streaming, to
-        say "waiting for a free slot" while it waits; pass it to `stream`."""
-        return self.slots.ticket(spec.provider, owner)
-
-    def stream(
+    def preview(
         self,
-        prepared: Prepared,
-        ticket: Ticket | None = None,
-        *,
-        stop: threading.Event | None = None,
-        owner: str | None = None,
-    ) -> Iterator[Chunk]:
-        """The answer, with the model leased while it streams and every engine error made ours.
-
-        Where the provider's answers are limited, the stream waits for a free slot (`ticket`, or one
-        taken now) before it starts, and gives it back when it ends or is closed; setting `stop` while
-        it waits ends it with no answer (Stop in a pane whose stream nobody reads until it starts).
-        """
-
-        def start() -> Iterator[Chunk]:
-            stream = prepared.model.stream(prepared.messages, prepared.options)
-            return self.registry.leased(prepared.spec.id, engine_errors(prepared.spec, stream))
-
-        ticket = ticket or self.reserve(prepared.spec, owner)
-        return start() if ticket is None else _Slotted(ticket, start, stop)
+        model_ref: str,
+        messages: Sequence[Message],
+        options: GenerationOptions,
+        provider: str | None = None,
+    ) -> Prepared:
+        """The request as it would be sent now (nothing is generated): what was fitted, the options as
+        sent, the prompt's tokens."""
+        spec = self.resolve(model_ref, provider)
+        self.check(spec, messages)
+        with self.registry.lease(spec) as lease:
+            return self.prepare(lease.model, messages, options)
 
     def render_prompt(self, model_ref: str, messages: Sequence[Message]) -> tuple[str, int | None]:
         """The text the engine receives after the chat template, and its length in tokens."""
-        model = self.registry.get(self.resolve(model_ref))
-        messages = prepare_messages(model.spec, messages, max_bytes=self.image_max_bytes)
-        prompt = model.render_prompt(messages)
-        if prompt is None:
-            import json
+        with self.registry.lease(self.resolve(model_ref)) as lease:
+            model = lease.model
+            messages = prepare_messages(model.spec, messages, max_bytes=self.image_max_bytes)
+            prompt = model.render_prompt(messages)
+            if prompt is None:
+                import json
 
-            return json.dumps([m.to_record() for m in messages], indent=2, ensure_ascii=False), None
-        return prompt, count_prompt(model, messages)
+                return json.dumps([m.to_record() for m in messages], indent=2, ensure_ascii=False), None
+            return prompt, count_prompt(model, messages)
+
+
+def _fit_notices(model: ChatModel, fitted: Fitted, options: GenerationOptions) -> list[str]:
+    """What fitting the request to the window changed, in words."""
+    spec, notices = model.spec, []
+    if fitted.dropped:
+        notices.append(
+            f"The conversation is longer than {spec.name}'s {spec.context_window}-token window: the "
+            f"{fitted.dropped} oldest message(s) were left out of this request."
+        )
+    if fitted.max_new_tokens < options.max_new_tokens:
+        notices.append(f"Only {fitted.max_new_tokens} tokens are left in the window for the answer.")
+    images = sum(len(m.images) for m in fitted.messages)
+    if images and fitted.prompt_tokens is not None and not hasattr(model, "count_prompt"):
+        notices.append(
+            f"The prompt's {images} image(s) are counted as about {IMAGE_TOKENS_ESTIMATE} tokens each "
+            f"(an estimate: {spec.engine_label} does not say how many it makes of an image)."
+        )
+    return notices

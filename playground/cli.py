@@ -6,7 +6,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -17,7 +19,7 @@ from .errors import ConfigError, PlaygroundError
 from .options import GenerationOptions
 from .settings import Settings, _default_data_dir
 from .text import valid_bytes
-from .types import Capability, Chunk, ExpertRecord, FinishReason, Message, Metrics
+from .types import Capability, FinishReason, Message, Metrics
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -93,6 +95,8 @@ def _row_json(spec, availability) -> dict[str, object]:  # type: ignore[no-untyp
 
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    from .answers import Request
+
     ctx = _context(settings)
     options = GenerationOptions.parse(
         temperature=args.temperature,
@@ -106,46 +110,51 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     )
     messages = [Message("system", args.system)] if args.system else []
     messages.append(Message("user", args.prompt, images=tuple(str(Path(i).resolve()) for i in args.image)))
-    prepared = ctx.chat.prepare(args.model, messages, options, provider=args.provider)
-    if prepared.notice:
-        print(prepared.notice, file=sys.stderr)
-    experts: list[ExpertRecord] = []
-    text, metrics = _consume(ctx.chat.stream(prepared), echo=not args.json, experts=experts)
+    answer = ctx.answers.ask(Request(args.model, messages, options, provider=args.provider))
+    result = _draw(answer, echo=not args.json)
+    ctx.close()
+    if result.error:
+        raise PlaygroundError(result.error)
     if args.json:
-        result = {"model": prepared.spec.id, "text": text, "metrics": _metrics_json(metrics)}
-        if experts or Capability.MOE in prepared.spec.capabilities:
-            result["experts"] = [record.to_dict() for record in experts]  # per token, per layer
-        print(json.dumps(result))
+        out = {"model": result.spec.id if result.spec else args.model, "text": result.text}
+        out["metrics"] = _metrics_json(result.metrics)
+        if result.experts or (result.spec and Capability.MOE in result.spec.capabilities):
+            out["experts"] = [record.to_dict() for record in result.experts]  # per token, per layer
+        print(json.dumps(out))
     else:
         print()
-        if metrics.finish_reason in FINISH_NOTES:
-            print(FINISH_NOTES[metrics.finish_reason], file=sys.stderr)
-    ctx.close()
-    return EXIT_CODES.get(metrics.finish_reason, 0)
+        if result.reason in FINISH_NOTES:
+            print(FINISH_NOTES[result.reason], file=sys.stderr)
+    return EXIT_CODES.get(result.reason, 0)
 
 
-def _consume(  # type: ignore[no-untyped-def]
-    stream, *, echo: bool, experts: list[ExpertRecord] | None = None
-) -> tuple[str, Metrics]:
-    """Print deltas as they come; Ctrl-C closes the stream (stopping the engine) and keeps the text.
-    An MoE model's per-token expert records go to `experts` when given."""
-    parts: list[str] = []
-    metrics: Metrics | None = None
+def _draw(answer, *, echo: bool):  # type: ignore[no-untyped-def]
+    """The answer's events to the end, printing its text as it comes. Ctrl-C stops the answer (the
+    engine stops, what arrived is kept, the finish reason is `cancelled`); a second Ctrl-C quits."""
+    from .answers import Result, Started, Text
+
+    result = Result()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def stop(signum: int, frame: object) -> None:
+        answer.stop()
+        signal.signal(signal.SIGINT, previous)
+
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        signal.signal(signal.SIGINT, stop)
     try:
-        for chunk in stream:
-            assert isinstance(chunk, Chunk)
-            if chunk.experts is not None and experts is not None:
-                experts.append(chunk.experts)
-            if chunk.text:
-                parts.append(chunk.text)
-                if echo:
-                    print(chunk.text, end="", flush=True)
-            if chunk.metrics is not None:
-                metrics = chunk.metrics
-    except KeyboardInterrupt:
-        stream.close()
-        metrics = Metrics(completion_tokens=0, finish_reason=FinishReason.CANCELLED)
-    return "".join(parts), metrics or Metrics(finish_reason=FinishReason.INTERRUPTED)
+        for event in answer:
+            result.take(event)
+            if echo and isinstance(event, Text):
+                print(event.text, end="", flush=True)
+            elif isinstance(event, Started) and event.notice:
+                print(event.notice, file=sys.stderr, flush=True)
+    finally:
+        answer.close()
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
+    return result
 
 
 def _metrics_json(metrics: Metrics) -> dict[str, object]:
@@ -176,7 +185,7 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
     ctx = _context(settings)
     try:
         rows = []
-        for row in compare(ctx.chat, args.model, prompts, options, system=args.system or ""):
+        for row in compare(ctx.answers, args.model, prompts, options, system=args.system or ""):
             rows.append(row)
             if args.json:
                 print(json_lines([row]), flush=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import zerogpu
+from .answers import AnswerService
 from .arena import sync
 from .catalog import CatalogEntry, load_catalog
 from .chat import ChatService
@@ -31,6 +32,7 @@ class AppContext:
     prompts: PromptLibrary
     history: HistoryStore
     conversations: ConversationService
+    answers: AnswerService  # the one way to an answer: every tab, /chat, the arena, the CLI
     arena_sync: sync.ArenaSync | None = None  # arena votes pushed to PLAYGROUND_DATASET
 
     @classmethod
@@ -52,7 +54,6 @@ class AppContext:
             image_max_bytes=image_max_bytes,
             prompt_chars=limits.prompt_chars,
             max_new_tokens=limits.max_new_tokens,
-            provider_concurrency=limits.provider_concurrency,
         )
         history = open_history(settings)
         if settings.zerogpu:
@@ -64,7 +65,8 @@ class AppContext:
             chat,
             load_prompts(),
             history,
-            ConversationService(chat, history, image_max_bytes=image_max_bytes),
+            ConversationService(history, image_max_bytes=image_max_bytes),
+            AnswerService(chat, history, provider_concurrency=limits.provider_concurrency),
             _arena_sync(settings, history),
         )
 

@@ -1,30 +1,21 @@
-"""Conversations kept in the history: questions written before generation, answers as they stream.
-
-It joins the chat service and the history store; it knows nothing about Gradio.
+"""Conversations kept in the history: the questions, written before they are answered (the answers are
+recorded by the answer pipeline, answers.py). It knows nothing about Gradio.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-from .chat import ChatService, Prepared
-from .errors import HistoryError
-from .history import AnswerRecorder, HistoryStore
+from .history import HistoryStore
 from .images import ImageLimits, check_size
-from .moe_view import pack
-from .types import Chunk, ExpertRecord
 
 TITLE_LENGTH = 60
-
-log = logging.getLogger(__name__)
 
 
 class ConversationService:
     """Records a chat in the store: None as the conversation id means incognito (nothing written)."""
 
-    def __init__(self, chat: ChatService, store: HistoryStore, *, image_max_bytes: int | None = None) -> None:
-        self.chat = chat
+    def __init__(self, store: HistoryStore, *, image_max_bytes: int | None = None) -> None:
         self.store = store
         self.image_limits = (
             ImageLimits() if image_max_bytes is None else ImageLimits(max_bytes=image_max_bytes)
@@ -65,51 +56,3 @@ class ConversationService:
         questions = [m for m in messages if m.role == "user"]
         if questions:
             self.store.edit_last_question(owner, conversation_id, questions[-1].text)
-
-    def record(
-        self, owner: str, conversation_id: str | None, prepared: Prepared, stream: Iterator[Chunk]
-    ) -> Iterator[Chunk]:
-        """Pass the stream through, saving the answer at once, then at most once a second, then its end.
-
-        An MoE answer's expert records are saved with it when it ends (stopped answers too).
-        """
-        if conversation_id is None:
-            yield from stream
-            return
-        spec = prepared.spec
-        recorder = self.store.start_answer(
-            owner,
-            conversation_id,
-            model=spec.id,
-            engine=spec.provider,
-            parameters=prepared.options.model_dump(mode="json"),
-        )
-        text = ""
-        experts: list[ExpertRecord] = []
-        try:
-            for chunk in stream:
-                if chunk.experts is not None:
-                    experts.append(chunk.experts)
-                text += chunk.text
-                recorder.update(text)
-                if chunk.metrics is not None:
-                    self._save_experts(owner, recorder, experts)
-                    recorder.finish(chunk.metrics, text=text)
-                yield chunk
-        except Exception as exc:  # ours, or (in-process) an engine's own: an error, never "cancelled"
-            self._save_experts(owner, recorder, experts)
-            recorder.fail({"finish_reason": "error", "error": str(exc) or type(exc).__name__})
-            raise
-        finally:
-            if not recorder.finished:
-                self._save_experts(owner, recorder, experts)
-            recorder.close()  # not finished by now: the stream was closed (Stop)
-
-    def _save_experts(self, owner: str, recorder: AnswerRecorder, experts: list[ExpertRecord]) -> None:
-        """The expert map goes with the answer; a failed write loses the map, never the answer."""
-        if not experts or recorder.finished:
-            return
-        try:
-            self.store.save_experts(owner, recorder.message_id, pack(experts))
-        except HistoryError as exc:
-            log.warning("Could not save the expert map of answer %s: %s", recorder.message_id, exc)

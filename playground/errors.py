@@ -42,6 +42,10 @@ class PromptTooLongError(PlaygroundError):
     "The prompt does not fit the model's context window, even after trimming."
 
 
+class StoppedError(PlaygroundError):
+    "Stop was pressed while the request waited (for memory, a worker or a provider's slot)."
+
+
 class ConversionError(PlaygroundError):
     "Converting a model to ONNX failed."
 

@@ -6,15 +6,15 @@ import difflib
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import ModelUnavailableError, UnknownModelError
+from .options import GenerationOptions
 from .providers.base import ChatModel, Provider
 from .providers.local import path_spec
-from .types import Availability, Capability, Chunk, ModelSpec
+from .types import Availability, Capability, Chunk, Message, ModelSpec
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -220,24 +220,18 @@ class Registry:
 
     # The memory budget and leases
 
-    @contextmanager
-    def lease(self, model_id: str) -> Iterator[None]:
-        """Hold a model while one of its answers streams: it is never evicted meanwhile."""
+    def lease(self, spec: ModelSpec, *, stop: threading.Event | None = None) -> Lease:
+        """The loaded model, held until the lease is released (placeholder until the scheduler lands)."""
+        model = self.get(spec)
         with self._guard:
-            self._leases[model_id] += 1
-        try:
-            yield
-        finally:
-            with self._guard:
-                self._leases[model_id] -= 1
-                if self._leases[model_id] <= 0:
-                    del self._leases[model_id]
+            self._leases[spec.id] += 1
+        return Lease(self, spec, model)
 
-    def leased(self, model_id: str, stream: Iterator[Chunk]) -> Iterator[Chunk]:
-        """The stream, with the model leased until it ends or is closed (closing this closes `stream`:
-        `yield from` passes the close on)."""
-        with self.lease(model_id):
-            yield from stream
+    def _release(self, model_id: str) -> None:
+        with self._guard:
+            self._leases[model_id] -= 1
+            if self._leases[model_id] <= 0:
+                del self._leases[model_id]
 
     def busy(self, model_id: str) -> bool:
         with self._guard:
@@ -292,6 +286,31 @@ class Registry:
             models, self._loaded = list(self._loaded.values()), OrderedDict()
         for model in models:
             model.close()
+
+
+class Lease:
+    """A model held by one request: never evicted until released."""
+
+    def __init__(self, registry: Registry, spec: ModelSpec, model: ChatModel) -> None:
+        self.spec, self.model = spec, model
+        self._registry = registry
+        self._released = False
+
+    def stream(
+        self, messages: Sequence[Message], options: GenerationOptions, *, stop: threading.Event | None = None
+    ) -> Iterator[Chunk]:
+        return self.model.stream(messages, options)
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._registry._release(self.spec.id)
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def memory_of(model: ChatModel) -> int:

@@ -109,5 +109,5 @@ def with_settings(ctx: AppContext, data_dir: Path, **changes: Any) -> AppContext
     settings = dataclasses.replace(ctx.settings, data_dir=data_dir, history_path_override=None, **changes)
     store = HistoryStore(settings.history_path)
     return dataclasses.replace(
-        ctx, settings=settings, history=store, conversations=ConversationService(ctx.chat, store)
+        ctx, settings=settings, history=store, conversations=ConversationService(store)
     )

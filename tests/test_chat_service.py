@@ -56,7 +56,7 @@ def test_a_question_longer_than_the_window_is_refused(ctx: AppContext) -> None:
 
 def test_prepare_trims_and_says_so(ctx: AppContext) -> None:
     options = GenerationOptions(temperature=0, max_new_tokens=8000)
-    prepared = ctx.chat.prepare("smollm2-135m-instruct@onnx", long_conversation(3), options)
+    prepared = ctx.chat.preview("smollm2-135m-instruct@onnx", long_conversation(3), options)
     assert "tokens are left in the window" in prepared.notice
     assert prepared.options.max_new_tokens + (prepared.prompt_tokens or 0) == 8192
     assert prepared.dropped == 0, "history is kept while a quarter of the window is free for the answer"

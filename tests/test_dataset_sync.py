@@ -32,7 +32,7 @@ def played(ctx: AppContext, tmp_path_factory: pytest.TempPathFactory) -> tuple[H
     base = tmp_path_factory.mktemp("sync")
     store = HistoryStore(base / "a.db")
     writer = sync.VoteWriter(base / "push")
-    arena = ArenaService(ctx.chat, store, on_vote=writer.write)
+    arena = ArenaService(ctx.answers, store, on_vote=writer.write)
     owner = new_browser_id()
     view = arena.run(
         owner, arena.start(owner, named(Side(ONNX, options=GREEDY), Side(HF, options=GREEDY)), QUESTION)

@@ -6,10 +6,11 @@ import threading
 import time
 from collections.abc import Iterator
 
+from playground.answers import Event, Finished, Request, Text
 from playground.context import AppContext
 from playground.options import GenerationOptions
-from playground.types import Chunk, Message
-from playground.ui.signals import StopSignals
+from playground.stops import StopSignals
+from playground.types import Message
 from playground.ui.streaming import FoldedStreams, PaneUpdate
 from tests.test_streaming import run_loop
 
@@ -99,27 +100,27 @@ def test_two_local_engines_stream_in_both_panes_at_once(ctx: AppContext) -> None
     options = GenerationOptions(temperature=0, max_new_tokens=60)
     story = [Message("user", "Write a long story about a lighthouse keeper.")]
     streams = {
-        pane: ctx.chat.stream(ctx.chat.prepare(model_id, story, options))
+        pane: ctx.answers.ask(Request(model_id, story, options))
         for pane, model_id in (
             ("a", "smollm2-135m-instruct@onnx"),
             ("b", "smollm2-135m-instruct@transformers"),
         )
     }
-    updates: list[PaneUpdate[Chunk]] = run_loop(_collect(FoldedStreams(streams)))
+    updates: list[PaneUpdate[Event]] = run_loop(_collect(FoldedStreams(streams, ends_itself=True)))
     first_end = min(ended_at(updates, "a"), ended_at(updates, "b"))  # type: ignore[arg-type]
     before = {
         pane
         for u in updates[: first_end + 1]
         for pane, items in u.items.items()
-        if any(c.text for c in items)
+        if any(isinstance(e, Text) for e in items)
     }
     assert before == {"a", "b"}, "one pane waited for the other"
     for pane in "ab":
-        chunks = [c for u in updates for c in u.items.get(pane, [])]
-        assert chunks[-1].metrics is not None and chunks[-1].metrics.completion_tokens == 60
+        events = [e for u in updates for e in u.items.get(pane, [])]
+        assert isinstance(events[-1], Finished) and events[-1].metrics.completion_tokens == 60
 
 
-async def _collect(folded: FoldedStreams[Chunk]) -> list[PaneUpdate[Chunk]]:
+async def _collect(folded: FoldedStreams[Event]) -> list[PaneUpdate[Event]]:
     return [update async for update in folded]
 
 
@@ -129,9 +130,9 @@ def test_stop_signals_are_per_session_and_pane() -> None:
     other = signals.begin("s2", "a")
     assert signals.stop("s1", "a") and a.is_set() and not b.is_set() and not other.is_set()
     again = signals.begin("s1", "a")  # a new round on pane a leaves pane b's answer stoppable
-    assert signals.stop("s1", None) and again.is_set() and b.is_set() and not other.is_set()
+    assert signals.stop("s1", ["a", "b"]) and again.is_set() and b.is_set() and not other.is_set()
     signals.end("s1", again, "a")
     signals.end("s1", b, "b")
-    assert not signals.stop("s1", None)
+    assert not signals.stop("s1", ["a", "b"]) and len(signals) == 1
     single = signals.begin("s3")
     assert signals.stop("s3") and single.is_set()

@@ -13,6 +13,7 @@ import urllib.request
 import pytest
 from gradio_client import Client
 
+from playground.answers import Request
 from playground.catalog import load_catalog
 from playground.context import AppContext
 from playground.options import GenerationOptions
@@ -110,9 +111,9 @@ def test_every_catalog_model_says_where_its_sampling_comes_from() -> None:
 
 def test_the_recommended_sampling_fills_only_what_the_caller_left_out(ctx: AppContext) -> None:
     ask = [Message("user", QUESTION)]
-    chosen = ctx.chat.prepare(EMBEDDED, ask, GenerationOptions.parse()).options
+    chosen = ctx.chat.preview(EMBEDDED, ask, GenerationOptions.parse()).options
     assert (chosen.temperature, chosen.top_p) == (0.2, 0.9)
-    mine = ctx.chat.prepare(EMBEDDED, ask, GenerationOptions.parse(temperature=0, top_p=1)).options
+    mine = ctx.chat.preview(EMBEDDED, ask, GenerationOptions.parse(temperature=0, top_p=1)).options
     assert (mine.temperature, mine.top_p) == (0.0, 1.0)
 
 
@@ -128,8 +129,9 @@ def test_picking_a_model_sets_its_sampling_and_names_the_source(ctx: AppContext)
 
 
 def test_the_embedded_model_with_its_defaults_answers_sensibly(ctx: AppContext) -> None:
-    prepared = ctx.chat.prepare(EMBEDDED, [Message("user", QUESTION)], GenerationOptions.parse(seed=7))
-    text = "".join(chunk.text for chunk in ctx.chat.stream(prepared))
+    text = ctx.answers.complete(
+        Request(EMBEDDED, [Message("user", QUESTION)], GenerationOptions.parse(seed=7))
+    ).text
     assert "Paris" in text
 
 
@@ -158,7 +160,7 @@ def test_untrusted_markdown_is_rewritten(hostile: str, shown: str) -> None:
 def test_a_user_error_is_one_log_line_and_no_traceback(
     app_url: str, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    caplog.set_level(logging.INFO, logger="playground.ui")
+    caplog.set_level(logging.INFO, logger="playground")
     client = Client(app_url, verbose=False)
     with pytest.raises(Exception, match="Unknown model"):
         client.predict("Hi", api_name="/chat", model="no-such-model-at-all")

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from playground.answers import Experts, Finished, Recording, Request
 from playground.catalog import load_catalog
 from playground.context import AppContext
 from playground.moe_view import card, pack, routing_map, stored_map, unpack
@@ -215,8 +216,7 @@ def test_history_keeps_the_map_with_the_answer(ctx: AppContext) -> None:
     owner = "moe-owner"
     service = ctx.conversations
     conversation = service.ask(owner, None, HELLO[0].content, MOE, tab="moe")
-    prepared = ctx.chat.prepare(MOE, HELLO, GREEDY)
-    records = records_of(list(service.record(owner, conversation, prepared, ctx.chat.stream(prepared))))
+    records = ctx.answers.complete(Request(MOE, HELLO, GREEDY, record=Recording(owner, conversation))).experts
     answer = ctx.history.get_conversation(owner, conversation).messages[-1]
     assert answer.role == "assistant" and answer.finish_reason == FinishReason.LENGTH
     stored = unpack(answer.experts)
@@ -233,16 +233,16 @@ def test_history_keeps_the_map_with_the_answer(ctx: AppContext) -> None:
 
     # Stopped mid-answer: the map of what was generated is kept with the partial answer.
     conversation = service.ask(owner, None, "Again", MOE, tab="moe")
-    prepared = ctx.chat.prepare(
-        MOE, [Message("user", "Again")], GREEDY.model_copy(update={"max_new_tokens": 200})
+    longer = GREEDY.model_copy(update={"max_new_tokens": 200})
+    answer = ctx.answers.ask(
+        Request(MOE, [Message("user", "Again")], longer, record=Recording(owner, conversation))
     )
-    stream = service.record(owner, conversation, prepared, ctx.chat.stream(prepared))
     seen = 0
-    for chunk in stream:
-        seen += chunk.experts is not None
+    for event in answer:
+        seen += isinstance(event, Experts)
         if seen == 3:
-            break
-    stream.close()
+            answer.stop()
+    assert isinstance(event, Finished) and event.reason == FinishReason.CANCELLED
     answer = ctx.history.get_conversation(owner, conversation).messages[-1]
     assert answer.finish_reason == FinishReason.CANCELLED
     assert len(unpack(answer.experts)) >= 3

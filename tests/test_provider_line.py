@@ -80,8 +80,7 @@ def test_provider_slots_cap_each_owner_at_one_by_default() -> None:
 def test_the_page_says_what_a_waiting_answer_waits_for() -> None:
     import threading
 
-    from playground.ui.streaming import wait_for_slot
-    from tests.test_streaming import run_loop
+    from playground.answers import _wait_in_line
 
     line = Slots("nvidia", 2, per_owner=1, clock=Clock())
     line.ticket("me")
@@ -90,13 +89,13 @@ def test_the_page_says_what_a_waiting_answer_waits_for() -> None:
     full.ticket("x")
     behind = full.ticket("y")
 
-    async def first_notice(ticket: Ticket) -> str:
+    def first_notice(ticket: Ticket) -> str:
         stop = threading.Event()
-        async for notice in wait_for_slot(ticket, stop):
+        for waiting in _wait_in_line(ticket, stop):
             stop.set()
-            return notice
+            return waiting.notice
         return ""
 
     assert someone.granted.is_set()
-    assert "Waiting for your other answer on nvidia to end" in run_loop(first_notice(mine))
-    assert "Waiting for a free slot on azure: 0 question(s) ahead of yours" in run_loop(first_notice(behind))
+    assert "Waiting for your other answer on nvidia to end" in first_notice(mine)
+    assert "Waiting for a free slot on azure: 0 question(s) ahead of yours" in first_notice(behind)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from gradio_client import Client
 
+from playground.answers import AnswerService, Request
 from playground.chat import ChatService
 from playground.context import AppContext
 from playground.errors import PromptTooLongError
@@ -94,14 +95,14 @@ def test_a_question_longer_than_the_limit_is_refused_before_anything_loads(ctx: 
     model = ctx.registry.resolve(ONNX)
     long = [Message("system", "s" * 60), Message("user", "q" * 41)]
     with pytest.raises(PromptTooLongError, match=r"101 characters \(with the system prompt\).*at most 100"):
-        chat.prepare(model.id, long, GenerationOptions())
-    fits = chat.prepare(
+        chat.preview(model.id, long, GenerationOptions())
+    fits = chat.preview(
         model.id, [Message("system", "s" * 60), Message("user", "q" * 40)], GenerationOptions()
     )
     assert fits.messages[-1].content == "q" * 40
     # earlier turns do not count: the window trims them
     turns = [Message("user", "x" * 90), Message("assistant", "y" * 90), Message("user", "short")]
-    assert chat.prepare(model.id, turns, GenerationOptions()).messages[-1].content == "short"
+    assert chat.preview(model.id, turns, GenerationOptions()).messages[-1].content == "short"
 
 
 def test_the_api_says_the_prompt_is_too_long(ctx: AppContext) -> None:
@@ -119,12 +120,14 @@ def test_a_longer_answer_than_the_limit_is_lowered_to_it_with_a_notice(ctx: AppC
     """PLAYGROUND_MAX_NEW_TOKENS (public default 512): the real engine stops at the cap."""
     chat = ChatService(ctx.registry, max_new_tokens=12)
     question = [Message("user", "Write a long story about a lighthouse keeper.")]
-    prepared = chat.prepare(ONNX, question, GenerationOptions(temperature=0, max_new_tokens=400))
+    prepared = chat.preview(ONNX, question, GenerationOptions(temperature=0, max_new_tokens=400))
     assert prepared.options.max_new_tokens == 12
     assert "Answers here are at most 12 new tokens" in prepared.notice
-    last = list(chat.stream(prepared))[-1]
-    assert last.metrics is not None and last.metrics.completion_tokens == 12
-    within = chat.prepare(ONNX, question, GenerationOptions(max_new_tokens=8))
+    result = AnswerService(chat).complete(
+        Request(ONNX, question, GenerationOptions(temperature=0, max_new_tokens=400))
+    )
+    assert result.metrics.completion_tokens == 12 and "at most 12 new tokens" in result.notice
+    within = chat.preview(ONNX, question, GenerationOptions(max_new_tokens=8))
     assert within.options.max_new_tokens == 8 and "at most" not in within.notice
     assert Limits.from_env({}, public=True).max_new_tokens == 512
     assert Limits.from_env({}, public=False).max_new_tokens is None

@@ -19,6 +19,7 @@ import pytest
 from gradio_client import Client
 from playwright.sync_api import Page, expect
 
+from playground.answers import AnswerService, Request
 from playground.arena.pairing import Side, named
 from playground.arena.service import ArenaService
 from playground.catalog import load_catalog
@@ -64,7 +65,7 @@ def test_the_app_context_wires_the_public_limits(tmp_path: Path) -> None:
         assert context.history.quota == Quota(200, 10_000_000)
         assert context.conversations.image_limits.max_bytes == 10_000_000
         assert context.chat.image_max_bytes == 10_000_000 and context.chat.prompt_chars == 8000
-        assert context.chat.slots.limits == {"*": 2}
+        assert context.answers.slots.limits == {"*": 2}
     finally:
         context.close()
 
@@ -88,7 +89,7 @@ def test_public_mode_offers_each_model_on_one_local_engine_within_the_budget(pub
 
 def test_a_model_not_offered_is_refused_with_what_is_offered_and_nothing_loads(public: AppContext) -> None:
     with pytest.raises(UnknownModelError, match="not offered on this public deployment") as refused:
-        public.chat.prepare(SECOND_COPY, [Message("user", "Hi")], GenerationOptions())
+        public.chat.preview(SECOND_COPY, [Message("user", "Hi")], GenerationOptions())
     assert EMBEDDED in str(refused.value)
     spec = next(s for p in public.registry.providers.values() for s in p.specs() if s.id == SECOND_COPY)
     with pytest.raises(UnknownModelError, match="not offered"):
@@ -165,14 +166,14 @@ def test_an_image_over_the_limit_is_refused_before_it_is_read_or_stored(
     with pytest.raises(InvalidImageError):
         check_size(str(picture), ImageLimits(max_bytes=size - 1))
 
-    small = ConversationService(public.chat, public.history, image_max_bytes=100_000)
+    small = ConversationService(public.history, image_max_bytes=100_000)
     owner = new_browser_id()
     with pytest.raises(InvalidImageError, match="scale it down"):
         small.ask(owner, None, "What is it?", vision.id, tab="vision", images=[str(picture)])
     assert public.history.list_conversations(owner) == []
     assert not public.history.images.root.exists() or not any(public.history.images.root.iterdir())
 
-    arena = ArenaService(public.chat, public.history, conversations=small)
+    arena = ArenaService(public.answers, public.history, conversations=small)
     pair = named(Side(vision.id), Side(vision.id))
     with pytest.raises(InvalidImageError, match="scale it down"):
         arena.start(owner, pair, "What is it?", images=[picture])
@@ -304,15 +305,15 @@ def test_a_full_history_still_answers_and_says_it_was_not_saved(tmp_path: Path, 
     with HistoryStore(tmp_path / "h.db", quota=Quota(conversations=1)) as store:
         owner = new_browser_id()
         store.create_conversation(owner, "instruct", "the only one")
-        service = ConversationService(ctx.chat, store)
+        service = ConversationService(store)
         with pytest.raises(HistoryFullError, match=r"^Your history holds 1 conversation\(s\)"):
             service.ask(owner, None, "Say hello.", EMBEDDED)
-        saved = None  # the chat tabs then answer as if incognito, saying "Not saved"
-        prepared = ctx.chat.prepare(
-            EMBEDDED, [Message("user", "Say hello.")], GenerationOptions(max_new_tokens=8)
+        # the chat tabs then answer as if incognito (no recording), saying "Not saved"
+        answers = AnswerService(ctx.chat, store)
+        result = answers.complete(
+            Request(EMBEDDED, [Message("user", "Say hello.")], GenerationOptions(max_new_tokens=8))
         )
-        text = "".join(c.text for c in service.record(owner, saved, prepared, ctx.chat.stream(prepared)))
-        assert text.strip(), "the answer is shown"
+        assert result.text.strip(), "the answer is shown"
         assert [c.title for c in store.list_conversations(owner)] == ["the only one"]
 
 

@@ -255,12 +255,13 @@ def test_stop_in_one_tab_leaves_another_tab_streaming(ctx: AppContext, tabs: Any
     _, _, regions = tabs
     instruct, moe = regions["instruct"], regions["moe"]
     session = "two-tabs"
-    instruct_event = instruct.signals.begin(session, instruct.config.pane)
-    moe_event = moe.signals.begin(session, moe.config.pane)
+    signals = ctx.answers.signals  # one for the app: each tab is its own pane
+    instruct_event = signals.begin(session, instruct.config.tab)
+    moe_event = signals.begin(session, moe.config.tab)
     moe.stop(gr.Request(session_hash=session))
     assert moe_event.is_set() and not instruct_event.is_set()
-    instruct.signals.end(session, instruct_event)
-    moe.signals.end(session, moe_event)
+    signals.end(session, instruct_event, instruct.config.tab)
+    signals.end(session, moe_event, moe.config.tab)
 
 
 def test_new_conversation_empties_the_map(tabs: Any) -> None:
@@ -325,7 +326,7 @@ def test_a_full_history_still_answers_in_the_tab_and_says_it_was_not_saved(
     with HistoryStore(tmp_path / "full.db", quota=Quota(conversations=1)) as store:
         owner = new_browser_id()
         store.create_conversation(owner, "instruct", "the only one")
-        full = replace(ctx, history=store, conversations=ConversationService(ctx.chat, store))
+        full = replace(ctx, history=store, conversations=ConversationService(store))
         updates = answer(InstructTab(full), ask("Say hello."), owner, EMBEDDED)
         conversation, conversation_id, _, _, notice = updates[-1][:5]
         assert conversation[-1]["role"] == "assistant" and conversation[-1]["content"].strip()

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from playground.answers import AnswerService, Request
 from playground.catalog import load_catalog
 from playground.chat import ChatService
 from playground.errors import ImagesNotSupportedError
@@ -161,13 +162,15 @@ def test_in_a_worker_process_through_the_chat_service(
     provider, _ = _spec(processes=True)
     registry = Registry([provider])
     chat = ChatService(registry)
+    pipeline = AnswerService(chat)
     try:
         answers = {}
         for name, path in pictures.items():
-            prepared = chat.prepare(DEMO, [Message("user", "Describe.", images=(path,))], GREEDY)
+            prepared = chat.preview(DEMO, [Message("user", "Describe.", images=(path,))], GREEDY)
             assert type(prepared.model).__name__ == "ProcessModel"
             assert prepared.messages[0].images[0].startswith("data:image/png;base64,")
-            text, metrics = _answer_chunks(chat.stream(prepared))
+            result = pipeline.complete(Request(DEMO, [Message("user", "Describe.", images=(path,))], GREEDY))
+            text, metrics = result.text, result.metrics
             assert metrics.prompt_tokens == prepared.prompt_tokens, "image tokens counted by the worker"
             answers[name] = text
         in_process = _answer(
@@ -175,7 +178,7 @@ def test_in_a_worker_process_through_the_chat_service(
             list(prepare_messages(model.spec, [Message("user", "Describe.", images=(pictures["red"],))])),
         )[0]
         assert answers["red"] == in_process and answers["red"] != answers["blue"]
-        without = chat.prepare(DEMO, [Message("user", "Describe.")], GREEDY)
+        without = chat.preview(DEMO, [Message("user", "Describe.")], GREEDY)
         assert prepared.prompt_tokens is not None and without.prompt_tokens is not None
         assert prepared.prompt_tokens - without.prompt_tokens >= PER_IMAGE
     finally:
@@ -198,9 +201,9 @@ def test_a_text_only_model_refuses_images_before_loading(pictures: dict[str, str
     with pytest.raises(
         ImagesNotSupportedError, match=r"SmolLM2-135M-Instruct on transformers does not take images"
     ):
-        chat.prepare("smollm2-135m-instruct@transformers", ask, GREEDY)
+        chat.preview("smollm2-135m-instruct@transformers", ask, GREEDY)
     with pytest.raises(ImagesNotSupportedError, match="Tiny Phi-MoE demo"):
-        chat.prepare("tiny-phimoe-demo@transformers", ask, GREEDY)
+        chat.preview("tiny-phimoe-demo@transformers", ask, GREEDY)
     assert registry.loaded() == [], "nothing was loaded to refuse"
 
 

@@ -97,7 +97,7 @@ def test_killed_worker_ends_the_answer_interrupted_and_the_next_gets_a_new_one(c
     model = worker_model(ctx, ONNX)
     owner = "a" * 32
     conversation = ctx.conversations.ask(owner, None, "Tell me a long story.", ONNX)
-    prepared = ctx.chat.prepare(ONNX, STORY, LONG)
+    prepared = ctx.chat.preview(ONNX, STORY, LONG)
     stream = ctx.conversations.record(owner, conversation, prepared, ctx.chat.stream(prepared))
     chunks: list[Chunk] = []
     for chunk in stream:
@@ -117,7 +117,7 @@ def test_killed_worker_ends_the_answer_interrupted_and_the_next_gets_a_new_one(c
     stored = ctx.history.get_conversation(owner, conversation).messages[-1]
     assert stored.finish_reason == FinishReason.INTERRUPTED and stored.text == partial
     # the app is up, and the next request gets a fresh worker
-    again = list(ctx.chat.stream(ctx.chat.prepare(ONNX, [Message("user", QUESTION)], GREEDY)))
+    again = list(ctx.chat.stream(ctx.chat.preview(ONNX, [Message("user", QUESTION)], GREEDY)))
     assert "Paris" in "".join(c.text for c in again)
     assert victim not in [w.pid for w in model.workers()]
 
@@ -143,7 +143,7 @@ def test_two_answers_at_once_make_progress_together(roomy: AppContext, pair: tup
     ctx = roomy
     options = GenerationOptions(temperature=0, max_new_tokens=120)
     streams = [
-        ctx.chat.stream(ctx.chat.prepare(model_id, STORY, options)) for model_id in pair
+        ctx.chat.stream(ctx.chat.preview(model_id, STORY, options)) for model_id in pair
     ]  # both prepared first, so both are queued before either runs
     marks: list[tuple[str, float]] = []
     threads = [threading.Thread(target=_timeline, args=(s, marks, f"side{i}")) for i, s in enumerate(streams)]
@@ -170,7 +170,7 @@ def tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppContext]:
 
 
 def test_a_model_is_never_evicted_mid_answer(tight: AppContext) -> None:
-    prepared = tight.chat.prepare(ONNX, STORY, LONG.model_copy(update={"max_new_tokens": 300}))
+    prepared = tight.chat.preview(ONNX, STORY, LONG.model_copy(update={"max_new_tokens": 300}))
     stream = tight.chat.stream(prepared)
     assert next(iter(stream)).text is not None
     onnx = worker_model(tight, ONNX)

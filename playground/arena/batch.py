@@ -10,10 +10,9 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from ..chat import ChatService
-from ..errors import PlaygroundError
+from ..answers import AnswerService, Request
 from ..options import GenerationOptions
-from ..types import FinishReason, Message, Metrics
+from ..types import Message, Metrics
 from .library import ArenaPrompt
 
 METRIC_KEYS = ("ttft_s", "tokens_per_s", "prompt_tokens", "completion_tokens", "total_s", "finish_reason")
@@ -49,7 +48,7 @@ class CompareRow:
 
 
 def compare(
-    chat: ChatService,
+    answers: AnswerService,
     models: Sequence[str],
     prompts: Sequence[ArenaPrompt],
     options: GenerationOptions,
@@ -59,31 +58,23 @@ def compare(
 ) -> Iterator[CompareRow]:
     """Each prompt to each model in turn; a side's error is its row's, the run goes on.
     An unknown or unready model is refused before the first prompt."""
-    specs = [chat.resolve(ref, provider) for ref in models]
+    specs = [answers.chat.resolve(ref, provider) for ref in models]
     for index, prompt in enumerate(prompts):
         messages = [Message("system", system)] if system else []
         messages.append(Message("user", prompt.text))
         for side, spec in zip("ab", specs, strict=False):
-            try:
-                prepared = chat.prepare(spec.id, messages, options)
-                parts: list[str] = []
-                metrics: Metrics | None = None
-                for chunk in chat.stream(prepared):
-                    parts.append(chunk.text)
-                    metrics = chunk.metrics or metrics
-                yield CompareRow(
-                    index,
-                    prompt.text,
-                    prompt.lang,
-                    side,
-                    spec.id,
-                    "".join(parts),
-                    metrics,
-                    notice=prepared.notice,
-                )
-            except PlaygroundError as exc:
-                failed = Metrics(finish_reason=FinishReason.ERROR)
-                yield CompareRow(index, prompt.text, prompt.lang, side, spec.id, "", failed, error=str(exc))
+            result = answers.complete(Request(spec.id, messages, options))
+            yield CompareRow(
+                index,
+                prompt.text,
+                prompt.lang,
+                side,
+                spec.id,
+                result.text,
+                result.metrics,
+                error=result.error,
+                notice=result.notice,
+            )
 
 
 def format_table(rows: Sequence[CompareRow], *, width: int = 60) -> str:

@@ -1,8 +1,9 @@
 """Battles: one prompt to two sides, each answer recorded in its own conversation, then one vote a round.
 
-A tab calls `start` (or `next_round`, `regenerate`), pumps `Round.streams()` (two independent chunk
-iterators: the page folds them into one update per tick; closing one stops that side only), reads
-`view(round)` (already anonymised in a blind round) and calls `vote`. The CLI and the tests call `run`,
+A tab calls `start` (or `next_round`, `regenerate`), pumps `streams(owner, round)` (two answers of the
+answer pipeline, answers.py: the page folds them into one update per tick; each side is its own Stop
+pane), reads `view(round)` (already anonymised in a blind round, and following what was drawn) and
+calls `vote`. The CLI and the tests call `run`,
 which drives both streams at once in two threads. Everything needed to repeat a call is stored: the
 prompt and images (the conversations), the models and engines (the battle row), each side's system prompt
 and parameters as asked (the battle's parameters) and as sent (each answer's parameters: sampling
@@ -13,18 +14,18 @@ the vote and the times.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..chat import ChatService, Prepared
+from ..answers import Answer, AnswerService, Event, Finished, Recording, Request, Started, Text
 from ..conversations import ConversationService
-from ..errors import HistoryError, PlaygroundError
+from ..errors import HistoryError
 from ..history import Battle, HistoryStore, StoredMessage, Vote
 from ..images import check_size
 from ..registry import LOCAL_ENGINES
-from ..types import Chunk, FinishReason, Message, Metrics, ModelSpec
+from ..types import Message, Metrics, ModelSpec
 from .anonymise import RoundView, SideView, anonymise, revealed_sides
 from .pairing import SIDES, Pair, Side
 from .ratings import Leaderboard, leaderboard
@@ -41,7 +42,8 @@ class SideRun:
     side: Side
     spec: ModelSpec
     conversation: str
-    prepared: Prepared | None = None
+    notice: str = ""
+    prompt_tokens: int | None = None
     error: str = ""
     text: str = ""
     metrics: Metrics | None = None
@@ -50,6 +52,15 @@ class SideRun:
     @property
     def done(self) -> bool:
         return self.finish_reason is not None
+
+    def take(self, event: Event) -> None:
+        if isinstance(event, Text):
+            self.text += event.text
+        elif isinstance(event, Started):
+            self.notice, self.prompt_tokens = event.notice, event.prompt_tokens
+        elif isinstance(event, Finished):
+            self.metrics, self.error = event.metrics, event.error
+            self.finish_reason = str(event.reason)
 
 
 @dataclass
@@ -67,7 +78,7 @@ class ArenaService:
 
     def __init__(
         self,
-        chat: ChatService,
+        answers: AnswerService,
         store: HistoryStore,
         *,
         daily_votes: int | None = None,
@@ -75,9 +86,10 @@ class ArenaService:
         on_vote: Callable[[Battle], None] | None = None,
         conversations: ConversationService | None = None,
     ) -> None:
-        self.chat = chat
+        self.answers = answers
+        self.chat = answers.chat
         self.store = store
-        self.conversations = conversations or ConversationService(chat, store)  # its image limits too
+        self.conversations = conversations or ConversationService(store)  # its image limits too
         self.daily_votes = daily_votes
         self.engine_processes = engine_processes
         self.on_vote = on_vote  # each voted round, as recorded (arena/sync.py copies it to a dataset)
@@ -87,7 +99,7 @@ class ArenaService:
         """The arena of a running playground: in public mode each visitor may cast
         PLAYGROUND_ARENA_DAILY_VOTES votes a day (default 200); elsewhere there is no cap."""
         return cls(
-            ctx.chat,
+            ctx.answers,
             ctx.history,
             daily_votes=ctx.settings.arena_daily_votes if ctx.settings.public else None,
             engine_processes=ctx.settings.engine_processes,
@@ -163,68 +175,50 @@ class ArenaService:
         conversations = {"a": battle.conversation_a, "b": battle.conversation_b}
         for name in SIDES:
             side = Side.from_dict(battle.parameters[name])  # type: ignore[arg-type]
-            run = SideRun(name, side, specs[name], conversations[name])
-            messages = [Message("system", side.system)] if side.system else []
-            messages += self.store.chat_messages(owner, run.conversation)
-            try:
-                run.prepared = self.chat.prepare(run.spec.id, messages, side.options)
-            except PlaygroundError as exc:
-                run.error = str(exc)
-            round_.runs[name] = run
+            round_.runs[name] = SideRun(name, side, specs[name], conversations[name])
         return round_
 
-    def streams(
-        self, owner: str, round_: Round, stops: Mapping[str, threading.Event] | None = None
-    ) -> dict[str, Iterator[Chunk]]:
-        """Each side's answer as chunks, recorded as it streams. A side's error ends its stream (the
-        message is in `view`), never the other side's; closing a stream (Stop) stops that side only,
-        and so does setting its `stops` event while the side waits for a provider's free slot."""
-        stops = stops or {}
-        return {name: self._stream(owner, round_, run, stops.get(name)) for name, run in round_.runs.items()}
+    def streams(self, owner: str, round_: Round, session: str | None = None) -> dict[str, Answer]:
+        """Each side's answer, recorded as it streams in its own conversation (a blind side without its
+        names until the vote); drawing it updates the round's view. A side's error ends its answer (the message is in `view`), never the other
+        side's; each side is its own Stop pane of `session` ("arena-a", "arena-b") and its own place in a
+        provider's line, so both sides of one round stream at once."""
+        return {name: self._ask(owner, round_, run, session) for name, run in round_.runs.items()}
 
-    def _stream(
-        self, owner: str, round_: Round, run: SideRun, stop: threading.Event | None = None
-    ) -> Iterator[Chunk]:
-        blind = round_.battle.mode == "blind"
-        model, engine = ("", "") if blind else (run.spec.id, run.spec.provider)
-        if run.prepared is None:
-            self.store.add_message(
-                owner, run.conversation, "assistant", "", model=model, engine=engine,
-                metrics={"finish_reason": "error", "error": run.error}, finish_reason="error",
-            )  # fmt: skip
-            run.finish_reason = "error"
-            return
-        sent = run.prepared.options.model_dump(mode="json") | {"system": run.side.system}
-        recorder = self.store.start_answer(
-            owner, run.conversation, model=model, engine=engine, parameters=sent
+    def _ask(self, owner: str, round_: Round, run: SideRun, session: str | None) -> Answer:
+        hidden = "" if round_.battle.mode == "blind" else None
+        messages = [Message("system", run.side.system)] if run.side.system else []
+        messages += self.store.chat_messages(owner, run.conversation)
+        record = Recording(
+            owner, run.conversation, hidden, hidden, parameters={"system": run.side.system}, refusal=True
         )
-        try:
-            # each side is its own place in a provider's line: both sides of one round stream at once
-            for chunk in self.chat.stream(run.prepared, stop=stop, owner=f"{owner}/{run.name}"):
-                run.text += chunk.text
-                recorder.update(run.text)
-                if chunk.metrics is not None:
-                    run.metrics = chunk.metrics
-                    recorder.finish(chunk.metrics, text=run.text)
-                yield chunk
-            run.finish_reason = str(run.metrics.finish_reason if run.metrics else FinishReason.STOP)
-        except PlaygroundError as exc:
-            run.error, run.finish_reason = str(exc), "error"
-            recorder.fail({"finish_reason": "error", "error": run.error})
-        finally:
-            if run.finish_reason is None:
-                run.finish_reason = "cancelled"
-            recorder.close()
+        answer = self.answers.ask(
+            Request(
+                run.spec.id,
+                messages,
+                run.side.options,
+                owner=f"{owner}/{run.name}",
+                stop=None if session is None else (session, pane(run.name)),
+                record=record,
+            )
+        )
+        answer.watch(run.take)  # the round's view follows whoever draws the answer
+        return answer
 
     def run(self, owner: str, round_: Round) -> RoundView:
         """Both answers to the end, at once (one after the other where two seeded local answers would
         share one process's random generator); the round's view."""
         streams = self.streams(owner, round_)
+
+        def drain(name: str) -> None:
+            for _ in streams[name]:
+                pass
+
         if self.serialise(round_):
-            for stream in streams.values():
-                _drain(stream)
+            for name in streams:
+                drain(name)
         else:
-            threads = [threading.Thread(target=_drain, args=(s,), daemon=True) for s in streams.values()]
+            threads = [threading.Thread(target=drain, args=(n,), daemon=True) for n in streams]
             for thread in threads:
                 thread.start()
             for thread in threads:
@@ -305,20 +299,19 @@ class ArenaService:
         return leaderboard(self.store.list_rated_battles(), rounds=rounds, seed=seed)
 
 
-def _drain(stream: Iterator[Chunk]) -> None:
-    for _ in stream:
-        pass
+def pane(side: str) -> str:
+    """An arena side's Stop pane in a session (the chat tabs' panes are their names)."""
+    return f"arena-{side}"
 
 
 def _side_view(run: SideRun) -> SideView:
-    prepared = run.prepared
     return SideView(
         label=run.spec.id,
         model=run.spec.id,
         engine=run.spec.engine_label,
         text=run.text,
         metrics=None if run.metrics is None else run.metrics.to_dict(),
-        notice=prepared.notice if prepared else "",
+        notice=run.notice,
         error=run.error,
         window=run.spec.context_window,
         finish_reason=run.finish_reason,

@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from ..answers import Event, Text
 from ..arena.ratings import Leaderboard, Table
-from ..types import Chunk
 from . import render
 
 SIDES = ("a", "b")
@@ -38,10 +38,10 @@ class LivePane:
     tokens: int = 0
     ended: float | None = None
 
-    def take(self, chunks: Sequence[Chunk]) -> None:
+    def take(self, events: Sequence[Event]) -> None:
         now = time.perf_counter()
-        for chunk in chunks:
-            if chunk.text:
+        for event in events:
+            if isinstance(event, Text) and event.text:
                 self.tokens += 1
                 if self.first is None:
                     self.first = now

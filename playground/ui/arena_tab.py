@@ -15,27 +15,27 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import gradio as gr
 
+from ..answers import Event
 from ..arena import sync
 from ..arena.anonymise import safe_text
 from ..arena.export import export_battle, to_json, to_markdown
 from ..arena.pairing import PRESETS, Pair, Side, blind, preset_pair, preset_states
-from ..arena.service import ArenaService, Round
+from ..arena.service import ArenaService, Round, pane
 from ..context import AppContext
 from ..errors import HistoryError, PlaygroundError
 from ..history import check_owner_id
 from ..text import valid_text
-from ..types import Chunk, ModelSpec
+from ..types import ModelSpec
 from . import arena_display as show
 from . import widgets
 from .arena_display import SIDES, LivePane, RoundDict
 from .downloads import DownloadFolder
-from .signals import StopSignals
 from .streaming import FoldedStreams
 
 DENSE_VS_MOE = "dense-vs-moe"  # the preset the MoE tab's card links to
@@ -70,12 +70,9 @@ class ArenaUI:
 class ArenaTab:
     """Handlers of the Arena tab; one instance per app, per-visitor data only in Gradio state."""
 
-    def __init__(
-        self, ctx: AppContext, signals: StopSignals | None = None, arena: ArenaService | None = None
-    ) -> None:
+    def __init__(self, ctx: AppContext, arena: ArenaService | None = None) -> None:
         self.ctx = ctx
         self.arena = arena or ArenaService.from_context(ctx)
-        self.signals = signals or StopSignals()
         self.choices = widgets.model_choices(ctx.registry)
         self.default_model = widgets.default_model(self.choices, ctx.settings.default_model, ctx.registry)
         age = ctx.settings.limits.files_max_age_min
@@ -225,42 +222,39 @@ class ArenaTab:
     ) -> AsyncIterator[tuple[Any, ...]]:
         """Stream both sides at once (one after the other where the arena says so), one update per tick."""
         battle_id = round_.battle.id
-        stops = {name: self.signals.begin(session, name) for name in SIDES}
         live = {name: LivePane() for name in SIDES}
-        prompt_tokens = {
-            n: (r.prepared.prompt_tokens if r.prepared else None) for n, r in round_.runs.items()
-        }
         errors: list[str] = []
 
         def current() -> list[RoundDict]:
             return [*before, self.arena.view(round_).to_dict()]
 
         def live_metrics() -> dict[str, dict[str, object]]:
-            return {
-                n: live[n].metrics(prompt_tokens[n]) for n in SIDES if round_.runs[n].finish_reason is None
-            }
+            runs = round_.runs
+            return {n: live[n].metrics(runs[n].prompt_tokens) for n in SIDES if runs[n].finish_reason is None}
 
         yield self.screen(battle_id, current(), live=live_metrics(), streaming=True)
-        streams = self.arena.streams(owner, round_, stops)
+        answers = self.arena.streams(owner, round_, session)
         groups = [["a"], ["b"]] if self.arena.serialise(round_) else [list(SIDES)]
         try:
             for group in groups:
-                folded: FoldedStreams[Chunk] = FoldedStreams(
-                    {n: streams[n] for n in group}, stops={n: stops[n] for n in group}
+                folded: FoldedStreams[Event] = FoldedStreams(
+                    {n: answers[n] for n in group},
+                    stops={n: answers[n].stop_event for n in group},
+                    ends_itself=True,
                 )
                 async for update in folded:
-                    for name, chunks in update.items.items():
-                        live[name].take(chunks)
+                    for name, events in update.items.items():
+                        live[name].take(events)
                     for name, error in update.ended.items():
                         live[name].ended = live[name].ended or time.perf_counter()
-                        if error is not None:
+                        if error is not None:  # not one of ours: the pipeline turns those into Finished
                             errors.append(
                                 self.hidden_message(error, round_.specs, hidden=round_.battle.mode == "blind")
                             )
                     yield self.screen(battle_id, current(), live=live_metrics(), streaming=True)
         finally:
-            for name in SIDES:
-                self.signals.end(session, stops[name], name)
+            for answer in answers.values():
+                answer.close()  # a side never started (the visitor left first) gives its Stop back
         yield self.screen(battle_id, current(), notice="\n\n".join(f"⚠ {e}" for e in errors), chart=True)
 
     def sides(self, pane_a: PaneValues, pane_b: PaneValues) -> dict[str, Side]:
@@ -326,18 +320,18 @@ class ArenaTab:
         """A fresh battle: the panes emptied; the next prompt starts with the sides chosen now."""
         return self.screen(None, [], keep_prompt=True)
 
-    def stop(self, pane: str | None, request: gr.Request) -> None:
-        """Stop one pane's answer ("a", "b") or both (None); the engine stops at its next token."""
-        self.signals.stop(request.session_hash, pane)
+    def stop(self, sides: Sequence[str], request: gr.Request) -> None:
+        """Stop these sides' answers ("a", "b"); the engine stops at its next token."""
+        self.ctx.answers.stop(request.session_hash, [pane(side) for side in sides])
 
     def stop_a(self, request: gr.Request) -> None:
-        self.stop("a", request)
+        self.stop(["a"], request)
 
     def stop_b(self, request: gr.Request) -> None:
-        self.stop("b", request)
+        self.stop(["b"], request)
 
     def stop_both(self, request: gr.Request) -> None:
-        self.stop(None, request)
+        self.stop(SIDES, request)
 
     # The vote, the leaderboard, the export
 

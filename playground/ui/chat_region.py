@@ -15,24 +15,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
 
+from ..answers import Event, Experts, Finished, Recording, Request, Started, Text, Waiting
 from ..codegen import snippet
 from ..context import AppContext
 from ..errors import HistoryFullError, PlaygroundError
 from ..history import check_owner_id
 from ..moe_view import pack
 from ..text import valid_text
-from ..types import Capability, Chunk, ExpertRecord, ModelSpec
+from ..types import Capability, ExpertRecord, ModelSpec
 from . import render, widgets
-from .render import Turn, user_error
-from .signals import StopSignals
-from .streaming import ThreadedStream, wait_for_slot
+from .render import Turn, user_error, warn
+from .streaming import ThreadedStream
 
 Chat = list[dict[str, Any]]
 Box = str | dict[str, Any]  # a Textbox's value, or a MultimodalTextbox's {"text": ..., "files": [...]}
@@ -47,10 +46,8 @@ class RegionConfig:
     tab: str  # the Tabs id, and the `tab` its conversations are kept under in the history
     capability: Capability = Capability.CHAT  # the models the picker lists
     images: bool = False  # images by upload, paste and webcam
-    api: bool = False  # the `/chat` endpoint for scripts (one tab has it)
     chat_placeholder: str = "Ask the model anything."
     input_placeholder: str = "Type a message, Enter to send"
-    pane: str = ""  # Stop's pane in this session (one per tab here; the arena has two)
     custom_models: bool = False  # the picker also takes a typed model id or a local folder
 
 
@@ -108,24 +105,12 @@ def settled(conversation: list[Turn]) -> list[Turn]:
     ]
 
 
-def apply(turn: Turn, batch: list[Chunk], records: list[ExpertRecord] | None = None) -> None:
-    """Add a batch of chunks to the answer being streamed (expert records to `records`)."""
-    turn["content"] += "".join(c.text for c in batch)
-    for chunk in batch:
-        if chunk.experts is not None and records is not None:
-            records.append(chunk.experts)
-        if chunk.metrics is not None:
-            turn["metrics"] = chunk.metrics.to_dict()
-            turn["finish"] = str(chunk.metrics.finish_reason)
-
-
 class ChatRegion:
     """Handlers of one tab's chat; one instance per app, per-visitor data only in Gradio state."""
 
-    def __init__(self, ctx: AppContext, config: RegionConfig, signals: StopSignals | None = None) -> None:
+    def __init__(self, ctx: AppContext, config: RegionConfig) -> None:
         self.ctx = ctx
         self.config = config
-        self.signals = signals or StopSignals()
         self.choices = widgets.model_choices(ctx.registry, config.capability)
         self.default_model = widgets.default_model(self.choices, ctx.settings.default_model, ctx.registry)
 
@@ -168,86 +153,62 @@ class ChatRegion:
         num_crops: float | None,
         request: gr.Request,
     ) -> AsyncIterator[tuple[Any, ...]]:
-        """Step two: stream the answer to the last question, keeping whatever arrives."""
+        """Step two: stream the answer to the last question (through the answer pipeline), keeping
+        whatever arrives."""
         if not conversation or conversation[-1]["role"] != "user":
             return
-        session, pane = request.session_hash, self.config.pane
-        stop_event = self.signals.begin(session, pane)
-        system_prompt = valid_text(system_prompt or "")
-        values = (temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, valid_text(stop or ""))
         state = _Answer(conversation, conversation_id)
+        values = (temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, valid_text(stop or ""))
         try:
             owner = check_owner_id(owner_value)
             options = widgets.options_from(*values, num_crops)
-            question = conversation[-1]
-            unsaved = ""  # a full history (public mode) still answers, and says it was not saved
             if not incognito:
-                try:
-                    state.conversation_id = await asyncio.to_thread(
-                        self.ctx.conversations.ask,
-                        owner,
-                        conversation_id,
-                        question["content"],
-                        model_id,
-                        tab=self.config.tab,
-                        edit=bool(question.get("edit")),
-                        images=question.get("images") if self.config.images else None,
-                    )
-                except HistoryFullError as exc:  # answered as if incognito: nothing is written
-                    state.conversation_id, unsaved = None, f"Not saved: {exc}"
-            messages = render.to_messages(conversation, system_prompt)
-            key = self.session_key(keys, model_id)
-            loading = await asyncio.to_thread(self.ctx.chat.loading_notice, model_id)
-            if loading:
-                yield self._outputs(state, notice=f"⏳ {loading}")
-            started = time.perf_counter()
-            prepared = await asyncio.to_thread(
-                self.ctx.chat.prepare, model_id, messages, options, api_key=key
-            )
+                state.conversation_id, state.unsaved = await asyncio.to_thread(
+                    self._keep_question, owner, conversation_id, model_id, conversation[-1]
+                )
         except PlaygroundError as exc:
-            self.signals.end(session, stop_event, pane)
             user_error(exc)
             yield self._outputs(state, notice=render.safe_markdown(f"⚠ {exc}"))
             return
-        notice = " ".join(part for part in (unsaved, prepared.notice) if part)
-        if loading:
-            loaded = f"{prepared.spec.name} loaded in {time.perf_counter() - started:.1f} s."
-            notice = f"{loaded} {notice}".strip()
-        state.start(prepared.spec, notice)
-        state.meter = render.context_meter(prepared.prompt_tokens, prepared.spec.context_window)
-        yield self._outputs(state, streaming=True)
-        ticket = self.ctx.chat.reserve(prepared.spec, session)
-        try:
-            if ticket is not None:
-                async for waiting in wait_for_slot(ticket, stop_event):
-                    yield self._outputs(state, streaming=True, notice=waiting)
-                state.notice = render.safe_markdown(f"ℹ {notice}") if notice else ""
-            if not stop_event.is_set():
-                stream = self.ctx.conversations.record(
-                    owner, state.conversation_id, prepared, self.ctx.chat.stream(prepared, ticket)
-                )
-                batches = ThreadedStream(stream, stop=stop_event).__aiter__()
-                async with contextlib.aclosing(batches):  # closed at once when the visitor leaves
-                    async for batch in batches:
-                        apply(state.turn, batch, state.records)
-                        if state.turn["finish"] is None:
-                            yield self._outputs(state, streaming=True)
-        except PlaygroundError as exc:
-            state.turn["finish"] = "error"
-            state.notice = render.safe_markdown(f"⚠ {exc}")
-            user_error(exc)
-        finally:
-            if ticket is not None:
-                ticket.release()
-            self.signals.end(session, stop_event, pane)
-        if state.turn["finish"] is None and stop_event.is_set():
-            state.turn["finish"] = "cancelled"
-        if state.records:
-            state.turn["experts"] = pack(state.records)
-        used = (prepared.prompt_tokens or 0) + ((state.turn["metrics"] or {}).get("completion_tokens") or 0)
-        window = prepared.spec.context_window
-        state.meter = render.context_meter(used if prepared.prompt_tokens is not None else None, window)
+        session = request.session_hash
+        answer = self.ctx.answers.ask(
+            Request(
+                model_id,
+                render.to_messages(conversation, valid_text(system_prompt or "")),
+                options,
+                api_key=self.session_key(keys, model_id),
+                owner=session,
+                stop=(session, self.config.tab),
+                record=None if state.conversation_id is None else Recording(owner, state.conversation_id),
+            )
+        )
+        batches = ThreadedStream(answer, stop=answer.stop_event, ends_itself=True).__aiter__()
+        async with contextlib.aclosing(batches):  # closed at once when the visitor leaves
+            async for batch in batches:
+                for event in batch:
+                    state.take(event)
+                if not state.finished:
+                    yield self._outputs(state, streaming=True)
         yield self._outputs(state)
+
+    def _keep_question(
+        self, owner: str, conversation_id: str | None, model_id: str, question: Turn
+    ) -> tuple[str | None, str]:
+        """Write the question to the history: the conversation's id, and why it was not saved (a full
+        history in public mode still answers, as if incognito)."""
+        try:
+            kept = self.ctx.conversations.ask(
+                owner,
+                conversation_id,
+                question["content"],
+                model_id,
+                tab=self.config.tab,
+                edit=bool(question.get("edit")),
+                images=question.get("images") if self.config.images else None,
+            )
+        except HistoryFullError as exc:
+            return None, f"Not saved: {exc}"
+        return kept, ""
 
     def _outputs(
         self, state: _Answer, *, streaming: bool = False, notice: str | None = None
@@ -257,7 +218,7 @@ class ChatRegion:
 
     def stop(self, request: gr.Request) -> None:
         """Stop the visitor's running answer in this tab: the engine stops at its next token."""
-        self.signals.stop(request.session_hash, self.config.pane)
+        self.ctx.answers.stop(request.session_hash, self.config.tab)
 
     # A visitor's own key, and the code that reproduces a request
 
@@ -582,16 +543,33 @@ def with_pending(conversation: list[Turn], pending: Box) -> list[Turn]:
 
 @dataclass
 class _Answer:
-    """The answer being streamed and the outputs it updates."""
+    """The answer being streamed, drawn from the pipeline's events, and the outputs it updates."""
 
     conversation: list[Turn]
     conversation_id: str | None
-    turn: Turn = field(default_factory=dict)
+    unsaved: str = ""  # why the question was not saved (a full history)
+    turn: Turn | None = None
     meter: str = ""
     notice: str = ""
     records: list[ExpertRecord] = field(default_factory=list)
+    finished: bool = False
+    prompt_tokens: int | None = None
+    window: int = 0
 
-    def start(self, spec: ModelSpec, notice: str) -> None:
+    def take(self, event: Event) -> None:
+        if isinstance(event, Text) and self.turn is not None:
+            self.turn["content"] += event.text
+        elif isinstance(event, Experts):
+            self.records.append(event.record)
+        elif isinstance(event, Waiting):
+            self.notice = event.notice
+        elif isinstance(event, Started):
+            self.start(event)
+        elif isinstance(event, Finished):
+            self.finish(event)
+
+    def start(self, started: Started) -> None:
+        spec = started.spec
         self.turn = {
             "role": "assistant",
             "content": "",
@@ -602,7 +580,28 @@ class _Answer:
             "finish": None,
         }
         self.conversation = [*self.conversation, self.turn]
+        notice = " ".join(part for part in (self.unsaved, started.notice) if part)
         self.notice = render.safe_markdown(f"ℹ {notice}") if notice else ""
+        self.prompt_tokens, self.window = started.prompt_tokens, spec.context_window
+        self.meter = render.context_meter(started.prompt_tokens, spec.context_window)
+
+    def finish(self, finished: Finished) -> None:
+        self.finished = True
+        if finished.error:
+            warn(finished.error)
+            self.notice = render.safe_markdown(f"⚠ {finished.error}")
+        elif self.notice.startswith("⏳"):
+            self.notice = ""
+        if self.turn is None:
+            return
+        self.turn["metrics"] = finished.metrics.to_dict()
+        self.turn["finish"] = str(finished.reason)
+        if self.records:
+            self.turn["experts"] = pack(self.records)
+        if self.prompt_tokens is not None:
+            self.meter = render.context_meter(
+                self.prompt_tokens + finished.metrics.completion_tokens, self.window
+            )
 
     def outputs(self, *, streaming: bool = False, notice: str | None = None) -> tuple[Any, ...]:
         if notice is not None:

@@ -99,7 +99,7 @@ class HistoryTab:
     @functools.cached_property
     def arena(self) -> ArenaService:
         """Which blind arena rounds are not voted on yet (built on first use, then kept)."""
-        return ArenaService(self.ctx.chat, self.store)
+        return ArenaService(self.ctx.answers, self.store)
 
     def rows(self, owner_value: Any, search: str | None = "") -> tuple[list[list[Any]], list[str]]:
         """The visitor's conversations (newest first) and their ids, in the same order."""

@@ -6,27 +6,23 @@ endpoint for scripts.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
 import gradio as gr
 
+from ..answers import Finished, Request, Text
 from ..context import AppContext
 from ..errors import InvalidOptionsError, PlaygroundError
 from ..text import valid_text
+from ..types import FinishReason
 from . import render, widgets
-from .chat_region import ChatRegion, RegionConfig, RegionUI, add_question, apply, settled
-from .signals import StopSignals
-from .streaming import ThreadedStream, wait_for_slot
+from .chat_region import ChatRegion, RegionConfig, RegionUI
+from .streaming import ThreadedStream
 
-__all__ = ["CONFIG", "InstructTab", "InstructUI", "add_question", "apply", "settled"]
-
-InstructUI = RegionUI  # the name other modules used before the region was shared
-CONFIG = RegionConfig(prefix="instruct", tab="instruct", api=True)
+CONFIG = RegionConfig(prefix="instruct", tab="instruct")
 
 log = logging.getLogger("playground.ui")
 
@@ -34,8 +30,8 @@ log = logging.getLogger("playground.ui")
 class InstructTab(ChatRegion):
     """The chat region with every chat model, and the `/chat` API."""
 
-    def __init__(self, ctx: AppContext, signals: StopSignals | None = None) -> None:
-        super().__init__(ctx, CONFIG, signals)
+    def __init__(self, ctx: AppContext) -> None:
+        super().__init__(ctx, CONFIG)
         self.api_event: Any = None  # the `/chat` event (admission counts it as an answer)
 
     def build(self, owner: gr.State) -> RegionUI:
@@ -76,22 +72,19 @@ class InstructTab(ChatRegion):
             )
             question, system_prompt = valid_text(question), valid_text(system_prompt or "")
             messages = render.to_messages([{"role": "user", "content": question}], system_prompt)
-            model_id = model or self.default_model
-            prepared = await asyncio.to_thread(self.ctx.chat.prepare, model_id, messages, options)
-            ticket = self.ctx.chat.reserve(prepared.spec, request.session_hash if request else None)
-            try:
-                if ticket is not None:  # in line for the provider: no text yet
-                    async for _ in wait_for_slot(ticket, threading.Event()):
-                        pass
-                text = ""
-                batches = ThreadedStream(self.ctx.chat.stream(prepared, ticket)).__aiter__()
-                async with contextlib.aclosing(batches):  # closed at once when the caller leaves
-                    async for batch in batches:
-                        text += "".join(c.text for c in batch)
-                        yield text
-            finally:
-                if ticket is not None:
-                    ticket.release()
+            session = request.session_hash if request else None
+            answer = self.ctx.answers.ask(
+                Request(model or self.default_model, messages, options, owner=session)
+            )
+            text = ""
+            batches = ThreadedStream(answer, stop=answer.stop_event, ends_itself=True).__aiter__()
+            async with contextlib.aclosing(batches):  # closed at once when the caller leaves
+                async for batch in batches:
+                    text += "".join(e.text for e in batch if isinstance(e, Text))
+                    ended = next((e for e in batch if isinstance(e, Finished)), None)
+                    if ended is not None:
+                        _raise_unless_complete(ended, text)
+                    yield text
         except PlaygroundError as exc:  # one line in the server log, the message to the caller
             log.info("%s: %s", type(exc).__name__, exc)
             raise gr.Error(str(exc), print_exception=False) from None
@@ -118,3 +111,15 @@ class InstructTab(ChatRegion):
             answer = gr.Textbox(label="answer")  # numbers stay unrounded: the options parser names a bad one
             trigger = gr.Button()
         self.api_event = trigger.click(self.api_chat, inputs, answer, api_name="chat", concurrency_limit=4)
+
+
+def _raise_unless_complete(finished: Finished, text: str) -> None:
+    """An answer that ended in an error, or was cut short by the engine's process or the connection,
+    is an error for the caller, never an ordinary success; a stopped one is what arrived."""
+    if finished.error:
+        raise gr.Error(finished.error, print_exception=False)
+    if finished.reason == FinishReason.INTERRUPTED:
+        note = finished.metrics.note or "the connection or the engine died mid-answer"
+        raise gr.Error(
+            f"The answer was interrupted after {len(text)} characters: {note}", print_exception=False
+        )

@@ -22,7 +22,6 @@ from ..types import Capability, ExpertRecord, ModelSpec
 from . import render
 from .chat_region import ChatRegion, RegionConfig
 from .render import Turn
-from .signals import StopSignals
 
 CONFIG = RegionConfig(
     prefix="moe",
@@ -122,8 +121,8 @@ def last_map(conversation: list[Turn]) -> RoutingMap | None:
 class MoeTab(ChatRegion):
     """The chat region with mixture-of-experts models and the expert map."""
 
-    def __init__(self, ctx: AppContext, signals: StopSignals | None = None) -> None:
-        super().__init__(ctx, CONFIG, signals)
+    def __init__(self, ctx: AppContext) -> None:
+        super().__init__(ctx, CONFIG)
 
     def build_side(self, spec: ModelSpec) -> None:
         self.card_view = gr.Markdown(render.safe_markdown(card_markdown(spec)), elem_id="moe-card")

@@ -26,6 +26,11 @@ def user_error(exc: PlaygroundError) -> None:
     gr.Warning(str(exc))
 
 
+def warn(message: str) -> None:
+    """An answer's error, already logged where it happened: a toast in the page."""
+    gr.Warning(message)
+
+
 FINISH_NOTES = {
     "cancelled": "⏹ stopped",
     "interrupted": "⚠ interrupted: the connection or the engine died mid-answer",

@@ -28,11 +28,9 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar, cast
-
-from ..public.concurrency import Ticket
 
 T = TypeVar("T")
 
@@ -129,7 +127,9 @@ class ThreadedStream(Generic[T]):
     """`async for batch in ThreadedStream(iterator)`: lists of items, never empty.
 
     Setting `stop` (the Stop button) ends the stream at the next item: the producer closes the
-    iterator and the consumer's loop ends normally, with everything received so far.
+    iterator and the consumer's loop ends normally, with everything received so far. A source that
+    `ends_itself` watches `stop` on its own and ends with a last item of its own (an answer's
+    `Finished`): the producer then reads it to its end. The consumer leaving sets `stop` either way.
     Batches after the first are at least `min_interval_s` apart (the end of the stream is never held
     back): fewer updates for the web server to render and send while the engine shares the CPU.
     """
@@ -140,10 +140,12 @@ class ThreadedStream(Generic[T]):
         *,
         stop: threading.Event | None = None,
         min_interval_s: float | None = None,
+        ends_itself: bool = False,
     ) -> None:
         self._iterator = iterator
         self._stop = stop or threading.Event()
         self._interval = MIN_INTERVAL_S if min_interval_s is None else min_interval_s
+        self._ends_itself = ends_itself
         self.finished = threading.Event()
         self._traced = TRACE.isEnabledFor(logging.DEBUG)
 
@@ -159,7 +161,7 @@ class ThreadedStream(Generic[T]):
                 if self._traced:
                     _trace("engine", id(self), count)
                 send(item)
-                if self._stop.is_set():
+                if self._stop.is_set() and not self._ends_itself:
                     break
                 mailbox.wait_caught_up(CATCH_UP_S)
         except BaseException as exc:  # re-raised in the consumer
@@ -239,7 +241,8 @@ class FoldedStreams(Generic[T]):
     Whatever arrived from any side goes out as one update, at most one every `min_interval_s` (an end
     is never held back). Setting a pane's stop event ends that pane alone (its stream is closed in its
     own thread, which stops its engine); an error ends that pane alone and is reported in `ended`.
-    Leaving the loop early (the visitor left, or Stop both) stops every pane.
+    Leaving the loop early (the visitor left, or Stop both) stops every pane. Streams that `ends_itself`
+    watch their stop events on their own and are read to their end (see ThreadedStream).
     """
 
     def __init__(
@@ -248,10 +251,12 @@ class FoldedStreams(Generic[T]):
         *,
         stops: Mapping[str, threading.Event] | None = None,
         min_interval_s: float | None = None,
+        ends_itself: bool = False,
     ) -> None:
         self._streams = dict(streams)
         self._stops = {pane: (stops or {}).get(pane) or threading.Event() for pane in self._streams}
         self._interval = MIN_INTERVAL_S if min_interval_s is None else min_interval_s
+        self._ends_itself = ends_itself
 
     def _produce(self, pane: str, mailbox: _Mailbox) -> None:
         stream, stop = self._streams[pane], self._stops[pane]
@@ -259,7 +264,7 @@ class FoldedStreams(Generic[T]):
         try:
             for item in stream:
                 mailbox.put((pane, item))
-                if stop.is_set():
+                if stop.is_set() and not self._ends_itself:
                     break
         except BaseException as exc:  # reported with the pane's end (or the loop is gone)
             error = exc
@@ -294,32 +299,3 @@ class FoldedStreams(Generic[T]):
         finally:
             for stop in self._stops.values():
                 stop.set()
-
-
-# Waiting for a provider's free slot (PLAYGROUND_PROVIDER_CONCURRENCY)
-
-SLOT_POLL_S = 1.0
-
-
-async def wait_for_slot(ticket: Ticket, stop: threading.Event) -> AsyncIterator[str]:
-    """While the ticket waits in its provider's line: a notice each time its place changes. Ends when
-    the ticket is granted, or when `stop` is set (the ticket then leaves the line). Takes no thread."""
-    shown: int | None = None
-    while not ticket.granted.is_set():
-        if stop.is_set():
-            ticket.release()
-            return
-        ahead = -1 if ticket.held_by_owner() else ticket.ahead()  # -1: behind its owner's other answer
-        if ahead != shown:
-            shown = ahead
-            if ahead < 0:
-                yield (
-                    f"⏳ Waiting for your other answer on {ticket.provider} to end: one answer per "
-                    "visitor at a time on a busy provider."
-                )
-            else:
-                yield (
-                    f"⏳ Waiting for a free slot on {ticket.provider}: {ahead} question(s) ahead of yours; "
-                    "answers start in the order they were asked."
-                )
-        await ticket.wait_async(SLOT_POLL_S)

@@ -16,7 +16,6 @@ from ..types import Capability, ModelSpec
 from ..vision_examples import load_vision_examples
 from . import render
 from .chat_region import ChatRegion, RegionConfig
-from .signals import StopSignals
 
 CONFIG = RegionConfig(
     prefix="vision",
@@ -54,8 +53,8 @@ def vision_note(spec: ModelSpec) -> str:
 class VisionTab(ChatRegion):
     """The chat region with images and the vision models."""
 
-    def __init__(self, ctx: AppContext, signals: StopSignals | None = None) -> None:
-        super().__init__(ctx, CONFIG, signals)
+    def __init__(self, ctx: AppContext) -> None:
+        super().__init__(ctx, CONFIG)
 
     def build_side(self, spec: ModelSpec) -> None:
         self.note = gr.Markdown(vision_note(spec), elem_id="vision-note")

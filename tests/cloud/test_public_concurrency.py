@@ -7,13 +7,15 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
-from playground.chat import ChatService, Prepared
+from playground.answers import AnswerService, Finished, Request, Text, Waiting
+from playground.chat import ChatService
 from playground.options import GenerationOptions
 from playground.providers.cloud import CloudProvider
-from playground.public.concurrency import Ticket
+from playground.public.concurrency import ProviderSlots
 from playground.registry import Registry
-from playground.types import Message
+from playground.types import FinishReason, Message
 from tests.cloud.fake_server import FakeServer
 from tests.cloud.helpers import served_model
 
@@ -25,8 +27,22 @@ def _wait(condition: Callable[[], bool], limit_s: float = 10.0) -> None:
         time.sleep(0.02)
 
 
+def _posted(fake: FakeServer, scenario: str) -> list[Any]:
+    """The questions the server received (the model list it is asked for too does not count)."""
+    return [r for r in fake.requests(scenario) if r.method == "POST"]
+
+
 def _count_is(fake: FakeServer, scenario: str, count: int) -> bool:
-    return len(fake.requests(scenario)) == count
+    return len(_posted(fake, scenario)) == count
+
+
+def _pipeline(cloud: CloudProvider) -> AnswerService:
+    return AnswerService(ChatService(Registry([cloud])), provider_concurrency={"*": 1})
+
+
+def _in_line(answers: AnswerService, count: int) -> Callable[[], bool]:
+    """Whether `count` questions hold a slot or wait for one, on the only provider limited here."""
+    return lambda: sum(s.active + s.waiting for s in answers.slots._slots.values()) == count
 
 
 def test_one_slot_per_provider_serves_questions_in_arrival_order(
@@ -35,47 +51,42 @@ def test_one_slot_per_provider_serves_questions_in_arrival_order(
     scenario = "fifo~concurrency"
     cloud = provider("openai-compatible", OPENAI_BASE_URL=fake.url(scenario))
     model = served_model(cloud, "alpha")
-    chat = ChatService(Registry([cloud]), provider_concurrency={"*": 1})
+    answers = _pipeline(cloud)
     release = {i: threading.Event() for i in range(4)}
     texts: dict[int, str] = {}
-    tickets: list[Ticket | None] = []
 
     def ask(i: int) -> None:
-        prepared = Prepared(
-            model, (Message("user", f"question {i}"),), GenerationOptions(max_new_tokens=8), None
+        request = Request(
+            model.spec.id, [Message("user", f"question {i}")], GenerationOptions(max_new_tokens=8)
         )
-        stream = chat.stream(prepared, tickets[i])
-        first = next(stream)  # holds its slot until released
-        release[i].wait(20)
-        texts[i] = first.text + "".join(c.text for c in stream)
+        text = ""
+        for event in answers.ask(request):
+            text += event.text if isinstance(event, Text) else ""
+            if text and not release[i].is_set():
+                release[i].wait(20)  # holds its slot until released
+        texts[i] = text
 
     threads = []
     for i in range(4):
-        tickets.append(chat.reserve(model.spec))
         threads.append(threading.Thread(target=ask, args=(i,), daemon=True))
         threads[-1].start()
-    assert [t.ahead() for t in tickets if t is not None] == [0, 0, 1, 2], "first granted, the rest in line"
-    _wait(lambda: len(fake.requests(scenario)) == 1)
+        _wait(_in_line(answers, i + 1))  # in line before the next one asks
+    _wait(partial(_count_is, fake, scenario, 1))
     time.sleep(0.3)
-    assert len(fake.requests(scenario)) == 1, "one slot: the others wait"
+    assert len(_posted(fake, scenario)) == 1, "one slot: the others wait"
     for i in range(4):
         release[i].set()
         threads[i].join(20)
         if i < 3:
             _wait(partial(_count_is, fake, scenario, i + 2))
-    asked = [r.body["messages"][-1]["content"] for r in fake.requests(scenario)]
+    asked = [r.body["messages"][-1]["content"] for r in _posted(fake, scenario)]
     assert asked == [f"question {i}" for i in range(4)], "first come, first served"
     assert all("Paris" in texts[i] for i in range(4))
 
 
-def test_a_question_that_leaves_the_line_gives_its_place_up(
-    provider: Callable[..., CloudProvider], fake: FakeServer
-) -> None:
-    scenario = "fifo~leave"
-    cloud = provider("openai-compatible", OPENAI_BASE_URL=fake.url(scenario))
-    model = served_model(cloud, "alpha")
-    chat = ChatService(Registry([cloud]), provider_concurrency={"*": 1})
-    first, second, third = (chat.reserve(model.spec) for _ in range(3))
+def test_a_question_that_leaves_the_line_gives_its_place_up() -> None:
+    slots = ProviderSlots({"*": 1})
+    first, second, third = (slots.ticket("alpha") for _ in range(3))
     assert first is not None and second is not None and third is not None
     assert (first.granted.is_set(), second.ahead(), third.ahead()) == (True, 0, 1)
     second.release()  # the visitor pressed Stop while waiting
@@ -85,30 +96,32 @@ def test_a_question_that_leaves_the_line_gives_its_place_up(
     third.release()
 
 
-def test_stop_while_waiting_in_line_ends_the_stream_without_a_request(
+def test_stop_while_waiting_in_line_ends_the_answer_cancelled_without_a_request(
     provider: Callable[..., CloudProvider], fake: FakeServer
 ) -> None:
-    """The arena's panes stream in threads that read nothing until their slot comes: Stop reaches them."""
+    """The arena's panes stream in threads that read nothing until their slot comes: Stop reaches them,
+    and the answer ends `cancelled` (what the history would store too)."""
     scenario = "fifo~stop"
     cloud = provider("openai-compatible", OPENAI_BASE_URL=fake.url(scenario))
     model = served_model(cloud, "alpha")
-    chat = ChatService(Registry([cloud]), provider_concurrency={"*": 1})
-    holder = chat.reserve(model.spec)
+    answers = _pipeline(cloud)
+    holder = answers.slots.ticket(model.spec.provider)
     assert holder is not None and holder.granted.is_set()
-    prepared = Prepared(model, (Message("user", "waits"),), GenerationOptions(max_new_tokens=8), None)
-    stop = threading.Event()
-    got: list[str] = []
-    waiting = threading.Thread(
-        target=lambda: got.extend(c.text for c in chat.stream(prepared, stop=stop)), daemon=True
+    answer = answers.ask(
+        Request(model.spec.id, [Message("user", "waits")], GenerationOptions(max_new_tokens=8))
     )
+    got: list[object] = []
+    waiting = threading.Thread(target=lambda: got.extend(answer), daemon=True)
     waiting.start()
-    time.sleep(0.5)
+    _wait(lambda: any(isinstance(e, Waiting) for e in got))
     assert waiting.is_alive(), "in line behind the holder"
-    stop.set()
-    waiting.join(2)
-    assert not waiting.is_alive() and got == [], "Stop ended the wait, with no answer"
+    answer.stop()
+    waiting.join(5)
+    assert not waiting.is_alive(), "Stop ended the wait"
+    assert not any(isinstance(e, Text) for e in got)
+    assert isinstance(got[-1], Finished) and got[-1].reason == FinishReason.CANCELLED
     holder.release()
     time.sleep(0.3)
-    assert fake.requests(scenario) == [], "and it never reached the provider"
-    after = chat.reserve(model.spec)
+    assert _posted(fake, scenario) == [], "and it never reached the provider"
+    after = answers.slots.ticket(model.spec.provider)
     assert after is not None and after.granted.is_set(), "its place was given up"

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from playground.answers import AnswerService, Request
 from playground.catalog import load_catalog
 from playground.chat import ChatService
 from playground.errors import ImagesNotSupportedError
@@ -25,7 +26,7 @@ from playground.registry import Registry
 from playground.settings import Settings
 from playground.types import Capability, Message
 from tests.cloud.fake_server import FakeServer
-from tests.cloud.helpers import GREEDY, answer, collect, served_model
+from tests.cloud.helpers import GREEDY, answer, served_model
 
 Build = Callable[..., CloudProvider]
 KEY = "sk-vision-7777bbbb"
@@ -54,10 +55,11 @@ def test_nvidia_phi_vision_gets_a_checked_image_inline_within_its_limit(
     assert big.stat().st_size * 4 // 3 > INLINE_LIMIT
     cloud = provider("nvidia", NVIDIA_BASE_URL=fake.url("nvidia~vision"), NVIDIA_API_KEY=KEY)
     chat = ChatService(Registry([cloud]))
-    prepared = chat.prepare(
-        "phi-3.5-vision@nvidia", [Message("user", "Read it.", images=(str(big),))], GREEDY
+    text = (
+        AnswerService(chat)
+        .complete(Request("phi-3.5-vision@nvidia", [Message("user", "Read it.", images=(str(big),))], GREEDY))
+        .text
     )
-    text, _ = collect(chat.stream(prepared))
     assert text
     body = [r for r in fake.requests("nvidia~vision") if r.method == "POST"][-1].body
     content = body["messages"][0]["content"]
@@ -138,7 +140,7 @@ def test_ollama_gets_image_parts_and_its_text_only_phi_tags_refuse_them(
     assert Capability.VISION not in phi.capabilities
     chat = ChatService(Registry([cloud]))
     with pytest.raises(ImagesNotSupportedError, match="Phi-4-mini-instruct on Ollama does not take images"):
-        chat.prepare("phi-4-mini@ollama", [Message("user", "What is this?", images=(str(picture),))], GREEDY)
+        chat.preview("phi-4-mini@ollama", [Message("user", "What is this?", images=(str(picture),))], GREEDY)
     assert len([r for r in fake.requests(scenario) if r.method == "POST"]) == len(posted), "nothing sent"
 
 

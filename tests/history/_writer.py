@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from playground.answers import AnswerService, Recording, Request, Text
 from playground.context import AppContext
 from playground.history import HistoryStore
 from playground.options import GenerationOptions
@@ -30,20 +31,16 @@ def main(data_dir: str, models_dir: str, owner: str, log_path: str) -> None:
     conversation = store.create_conversation(owner, "instruct", QUESTION, MODEL)
     store.add_message(owner, conversation.id, "user", QUESTION)  # before anything can fail
     ctx = AppContext.create(settings)
-    prepared = ctx.chat.prepare(MODEL, [Message("user", QUESTION)], OPTIONS)
-    recorder = store.start_answer(
-        owner, conversation.id, model=prepared.spec.id, engine=prepared.spec.provider,
-        parameters=prepared.options.model_dump(),
-    )  # fmt: skip
+    answers = AnswerService(ctx.chat, store)  # this store's recorder, as the app's pipeline records
     text = ""
-    with recorder, Path(log_path).open("w") as log:
-        for chunk in ctx.chat.stream(prepared):
-            text += chunk.text
-            recorder.update(text)
-            log.write(f"{time.time():.3f} {len(text)}\n")
-            log.flush()
-            if chunk.metrics is not None:
-                recorder.finish(chunk.metrics)
+    with Path(log_path).open("w") as log:
+        for event in answers.ask(
+            Request(MODEL, [Message("user", QUESTION)], OPTIONS, record=Recording(owner, conversation.id))
+        ):
+            if isinstance(event, Text):
+                text += event.text
+                log.write(f"{time.time():.3f} {len(text)}\n")
+                log.flush()
     print("finished before the kill", file=sys.stderr)
 
 

@@ -1,12 +1,14 @@
-"""Stop buttons: one event per (visitor session, pane), set by Stop and watched by that pane's stream.
+"""Stop buttons: one event per (visitor session, pane), set by Stop and watched by that pane's answer.
 
-The Instruct, Vision and MoE tabs have one pane (""); the arena has two ("a", "b"), each stoppable on
-its own, and "Stop both" (pane None) sets every pane of the session.
+A pane is whatever a visitor can stop on its own: each chat tab is one ("instruct", "vision", "moe"),
+the arena has two ("arena-a", "arena-b"). The answer pipeline takes an event when an answer starts and
+gives it back when the answer ends, however it ends; Stop sets it.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 
 Key = tuple[str, str]
 
@@ -25,14 +27,11 @@ class StopSignals:
             self._events[session or "", pane] = event
         return event
 
-    def stop(self, session: str | None, pane: str | None = "") -> bool:
-        """Set the pane's event (every pane of the session when pane is None); False when none streams."""
+    def stop(self, session: str | None, panes: str | Iterable[str] = "") -> bool:
+        """Set the events of these panes of the session; False when none of them streams."""
+        names = [panes] if isinstance(panes, str) else list(panes)
         with self._lock:
-            if pane is None:
-                events = [e for (s, _), e in self._events.items() if s == (session or "")]
-            else:
-                found = self._events.get((session or "", pane))
-                events = [found] if found is not None else []
+            events = [e for pane in names if (e := self._events.get((session or "", pane))) is not None]
         for event in events:
             event.set()
         return bool(events)
@@ -41,3 +40,8 @@ class StopSignals:
         with self._lock:
             if self._events.get((session or "", pane)) is event:
                 del self._events[session or "", pane]
+
+    def __len__(self) -> int:
+        """Answers that can be stopped now (a leak test counts them)."""
+        with self._lock:
+            return len(self._events)
