@@ -111,7 +111,7 @@ def arena_round(tab: ArenaTab, owner: str, a: str, b: str, tokens: int) -> tuple
 
     async def run() -> list[tuple[object, ...]]:
         request = gr.Request(session_hash="bench")
-        updates = tab.play(owner, None, [], NAMED, "", a, b, QUESTION, True, *pane, *pane, request)
+        updates = tab.play(request, owner, None, [], NAMED, "", a, b, QUESTION, True, *pane, *pane)
         return [update async for update in updates]
 
     started = time.perf_counter()

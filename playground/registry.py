@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from .errors import ModelUnavailableError, UnknownModelError
 from .options import GenerationOptions
-from .providers.base import ChatModel, Provider
+from .providers.base import ChatModel, HasFolders, Provider
 from .providers.local import path_spec
 from .types import Availability, Capability, Chunk, Message, ModelSpec
 
@@ -209,6 +209,11 @@ class Registry:
                 self._loaded[spec.id] = model
             self._make_room(spec, 0)  # again, with the memory the load measured
             return model
+
+    def folder(self, spec: ModelSpec) -> Path | None:
+        """Where a local model's files lie on this machine (None: not a local model, or not known)."""
+        provider = self.providers.get(spec.provider)
+        return provider.folder(spec) if isinstance(provider, HasFolders) else None
 
     def is_loaded(self, model_id: str) -> bool:
         with self._guard:

@@ -62,8 +62,8 @@ def play(
     async def run() -> list[Update]:
         updates = []
         async for update in tab.play(
-            owner, battle, rounds or [], mode, "", a, b, prompt, True, *pane, *pane,
             gr.Request(session_hash=session),
+            owner, battle, rounds or [], mode, "", a, b, prompt, True, *pane, *pane,
         ):  # fmt: skip
             updates.append(update)
             if on_update is not None:
@@ -224,7 +224,7 @@ def test_a_blind_round_names_nobody_in_any_output_before_the_vote(tab: ArenaTab,
     event = gr.SelectData(None, {"index": [0, 0], "value": ""})
     assert history.select(ids, owner, event) == (ids[0], BLIND_PREVIEW)
     # Continuing or exporting it there would name its model: refused until the vote; "all" leaves it out.
-    for attempt in (lambda: history.open(ids[0], owner), lambda: history.export("md", ids[0], owner)):
+    for attempt in (lambda: history.open([], ids[0], owner), lambda: history.export("md", ids[0], owner)):
         with pytest.raises(gr.Error, match="vote in the Arena tab first"):
             attempt()
     everything = Path(history.export("all-json", None, owner)).read_text()
@@ -263,7 +263,7 @@ def test_an_export_reproduces_each_side_and_a_named_preset_is_recorded(
         return [
             u
             async for u in tab.play(
-                owner, None, [], NAMED, "two-engines", ONNX, HF, QUESTION, True, *PANE, *PANE, request
+                request, owner, None, [], NAMED, "two-engines", ONNX, HF, QUESTION, True, *PANE, *PANE
             )
         ]
 

@@ -370,7 +370,7 @@ def test_twenty_refresh_clicks_make_one_round_of_requests(tmp_path: Path, fake: 
     tab.capabilities = []
     before = len(fake.requests(scenario))
     results: list[tuple[object, ...]] = []
-    clicks = [threading.Thread(target=lambda: results.append(tab.refresh())) for _ in range(20)]
+    clicks = [threading.Thread(target=lambda: results.append(tab.refresh([]))) for _ in range(20)]
     for click in clicks:
         click.start()
     for click in clicks:
@@ -393,7 +393,7 @@ def test_in_private_mode_each_refresh_asks_again(tmp_path: Path, fake: FakeServe
     tab.capabilities = []
     before = len(fake.requests(scenario))
     for _ in range(3):
-        tab.refresh()
+        tab.refresh([])
     assert len(fake.requests(scenario)) - before == 3
 
 

@@ -20,7 +20,8 @@ from playground.conversations import ConversationService
 from playground.history import HistoryStore, new_browser_id
 from playground.history.quota import Quota
 from playground.moe_view import unpack
-from playground.ui.chat_region import ChatRegion, RegionUI, add_question, attach_photo, box_parts
+from playground.ui.chat_parts import add_question, attach_photo, box_parts
+from playground.ui.chat_region import ChatRegion, RegionUI
 from playground.ui.history_tab import HistoryTab
 from playground.ui.instruct import InstructTab
 from playground.ui.moe_tab import MoeTab, card_markdown, map_html
@@ -49,6 +50,7 @@ def answer(
 
     async def run() -> list[tuple[Any, ...]]:
         stream: AsyncIterator[tuple[Any, ...]] = region.respond(
+            gr.Request(session_hash=session),
             conversation,
             conversation_id,
             owner,
@@ -58,7 +60,6 @@ def answer(
             "",
             *GREEDY,
             num_crops,
-            gr.Request(session_hash=session),
         )
         return [update async for update in stream]
 
@@ -83,7 +84,7 @@ def build(ctx: AppContext) -> tuple[HistoryTab, list[RegionUI], dict[str, ChatRe
                 with gr.Tab(name, id=name):
                     uis.append(region.build(owner))
             with gr.Tab("History", id="history"):
-                history.build(owner, uis, tabs)
+                history.build(owner, tabs)
     return history, uis, regions
 
 
@@ -153,7 +154,7 @@ def test_vision_demo_answers_about_an_image_and_keeps_it(ctx: AppContext, tabs: 
     assert [p["alt_text"] for p in user_parts[1][:2]] == ["image 2", "image 3"]
 
     # Opened from the History tab: the Vision tab, with the images shown again.
-    outputs = history.open(conversation_id, owner)
+    outputs = history.open(uis, conversation_id, owner)
     assert outputs[-1].selected == "vision"
     vision_values = outputs[len(uis[0].opened) : len(uis[0].opened) + len(uis[1].opened)]
     turns = vision_values[0]
@@ -186,9 +187,13 @@ def test_num_crops_is_offered_where_the_backend_takes_it(ctx: AppContext, tabs: 
     assert takes_num_crops(ctx.registry.resolve("phi-3.5-vision@transformers"))
     assert not takes_num_crops(ctx.registry.resolve("phi-3.5-vision@onnx"))
     assert not takes_num_crops(ctx.registry.resolve(VISION_DEMO))
-    note, slider = regions["vision"].describe_extra("phi-3.5-vision@transformers")
+    vision = regions["vision"]
+    (note,), slider = (
+        vision.describe_extra("phi-3.5-vision@transformers"),
+        vision.describe_model("phi-3.5-vision@transformers")[-1],
+    )
     assert slider.visible is True and "num_crops" in note
-    note, slider = regions["vision"].describe_extra(VISION_DEMO)
+    (note,), slider = vision.describe_extra(VISION_DEMO), vision.describe_model(VISION_DEMO)[-1]
     assert slider.visible is False and "Random weights" in note
 
 
@@ -230,7 +235,7 @@ def test_moe_map_streams_is_saved_and_comes_back_in_the_moe_tab(ctx: AppContext,
     stored = ctx.history.get_conversation(owner, conversation_id)
     assert stored.summary.tab == "moe" and stored.messages[-1].experts
 
-    outputs = history.open(conversation_id, owner)
+    outputs = history.open(uis, conversation_id, owner)
     assert outputs[-1].selected == "moe"
     start = len(uis[0].opened) + len(uis[1].opened)
     moe_values = outputs[start : start + len(uis[2].opened)]

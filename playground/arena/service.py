@@ -13,6 +13,7 @@ the vote and the times.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from ..answers import Answer, AnswerService, Event, Finished, Recording, Request, Started, Text
 from ..conversations import ConversationService
-from ..errors import HistoryError
+from ..errors import HistoryError, PlaygroundError
 from ..history import Battle, HistoryStore, StoredMessage, Vote
 from ..images import check_size
 from ..registry import LOCAL_ENGINES
@@ -171,12 +172,20 @@ class ArenaService:
         }
 
     def _prepare(self, owner: str, battle: Battle, specs: Mapping[str, ModelSpec]) -> Round:
+        """The round's two sides, their models loaded first: both then start streaming together, and
+        neither shows its answer while the other is still loading."""
         round_ = Round(battle)
         conversations = {"a": battle.conversation_a, "b": battle.conversation_b}
         for name in SIDES:
             side = Side.from_dict(battle.parameters[name])  # type: ignore[arg-type]
             round_.runs[name] = SideRun(name, side, specs[name], conversations[name])
+            self._load(specs[name])
         return round_
+
+    def _load(self, spec: ModelSpec) -> None:
+        """Load a side's model now (its answer leases it again; a failure is said by its answer)."""
+        with contextlib.suppress(PlaygroundError), self.answers.registry.lease(spec):
+            pass
 
     def streams(self, owner: str, round_: Round, session: str | None = None) -> dict[str, Answer]:
         """Each side's answer, recorded as it streams in its own conversation (a blind side without its

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from ..options import GenerationOptions
@@ -37,6 +38,13 @@ class Provider(Protocol):
     def availability(self, spec: ModelSpec) -> Availability: ...
 
     def load(self, spec: ModelSpec) -> ChatModel: ...
+
+
+@runtime_checkable
+class HasFolders(Protocol):
+    """A provider whose models are files on this machine (ONNX Runtime GenAI): where each one lies."""
+
+    def folder(self, spec: ModelSpec) -> Path: ...
 
 
 def timed(events: Iterator[str | ExpertRecord | Finish]) -> Iterator[Chunk]:

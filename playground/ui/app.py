@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 import weakref
+from functools import partial
 from typing import Any
 
 import gradio as gr
@@ -17,11 +18,14 @@ from ..public.admission import Admission
 from ..public.gate import Gate
 from ..public.privacy import privacy_notice
 from ..settings import Limits, Settings
+from ..types import Capability
 from ..vision_examples import IMAGES_DIR
+from .arena_layout import ArenaUI
 from .arena_tab import ArenaTab
+from .chat_region import RegionUI
 from .history_tab import HistoryTab, VisitorIdentity
 from .instruct import InstructTab
-from .models_tab import build as build_models_tab
+from .models_tab import ModelsTab
 from .moe_tab import MoeTab
 from .providers_tab import ProvidersTab
 from .vision_tab import VisionTab
@@ -63,10 +67,9 @@ def build_app(ctx: AppContext, key: IdentityKey | None = None) -> gr.Blocks:
             gr.Markdown(f"# {TITLE}\n{INTRO}")
             if ctx.settings.oauth:
                 gr.LoginButton(scale=0)
-        history = HistoryTab(ctx)
+        history, providers, instruct_tab = HistoryTab(ctx), ProvidersTab(ctx), InstructTab(ctx)
         with gr.Tabs() as tabs:
             with gr.Tab("Instruct", id="instruct"):
-                instruct_tab = InstructTab(ctx)
                 instruct = instruct_tab.build(owner)
             with gr.Tab("Vision", id="vision"):
                 vision = VisionTab(ctx).build(owner)
@@ -76,22 +79,21 @@ def build_app(ctx: AppContext, key: IdentityKey | None = None) -> gr.Blocks:
             with gr.Tab("Arena", id="arena"):
                 arena = ArenaTab(ctx).build(owner)
             with gr.Tab("History", id="history"):
-                history.build(owner, regions, tabs)
+                kept = history.build(owner, tabs)
             with gr.Tab("Models", id="models"):
-                build_models_tab(ctx)
+                ModelsTab(ctx).build()
             with gr.Tab("Providers", id="providers"):
-                ProvidersTab(ctx).build(regions)
+                listed = providers.build()
         with gr.Accordion("Privacy: what is stored, and for how long", open=False, elem_id="privacy"):
             gr.Markdown(privacy_notice(settings), elem_id="privacy-notice")
-        loaded = demo.load(identity.load, browser_id, [browser_id, owner, replaced], api_visibility="private")
-        demo.load(arena.open_link, None, [tabs, *arena.link_outputs], api_visibility="private")
-        if settings.browser_history:
-            copy = gr.BrowserState(None, storage_key=BROWSER_COPY_KEY, secret=BROWSER_STORAGE_SECRET)
-            loaded.then(history.on_load, [owner, replaced, copy], history.notice, api_visibility="private")
-            for event in (event for region in regions for event in region.answered):
-                event.then(history.browser_copy, owner, copy, api_visibility="private")
-        else:
-            loaded.then(history.on_load, [owner, replaced], history.notice, api_visibility="private")
+        # Across tabs: History opens a conversation into its chat tab; Refresh updates every picker.
+        opened = [component for region in regions for component in region.opened]
+        kept.open_button.click(
+            partial(history.open, regions), [kept.selected, owner], [*opened, tabs], api_visibility="private"
+        )
+        pickers = [(r.model, r.capability) for r in regions] + [(p, Capability.CHAT) for p in arena.pickers]
+        providers.wire(listed, pickers)
+        _wire_load(demo, settings, identity, history, regions, arena, (browser_id, owner, replaced, tabs))
     answers: dict[int, str | None] = {dep["id"]: region.tab for region in regions for dep in region.answered}
     answers.update({dep["id"]: "arena" for dep in arena.answered})
     if instruct_tab.api_event is not None:
@@ -189,6 +191,29 @@ def launch(
         demo.block_thread()
     finally:
         ctx.close()
+
+
+def _wire_load(
+    demo: gr.Blocks,
+    settings: Settings,
+    identity: VisitorIdentity,
+    history: HistoryTab,
+    regions: list[RegionUI],
+    arena: ArenaUI,
+    states: tuple[Any, ...],
+) -> None:
+    """On page load: the visitor's id, the Arena's preset link, the history's notice (and, where the
+    history also lives in the browser, its copy after every answer)."""
+    browser_id, owner, replaced, tabs = states
+    loaded = demo.load(identity.load, browser_id, [browser_id, owner, replaced], api_visibility="private")
+    demo.load(arena.open_link, None, [tabs, *arena.link_outputs], api_visibility="private")
+    if not settings.browser_history:
+        loaded.then(history.on_load, [owner, replaced], history.notice, api_visibility="private")
+        return
+    copy = gr.BrowserState(None, storage_key=BROWSER_COPY_KEY, secret=BROWSER_STORAGE_SECRET)
+    loaded.then(history.on_load, [owner, replaced, copy], history.notice, api_visibility="private")
+    for event in (event for region in regions for event in region.answered):
+        event.then(history.browser_copy, owner, copy, api_visibility="private")
 
 
 def _prepare_embedded(settings: Settings) -> None:

@@ -19,6 +19,7 @@ from ..arena.ratings import Leaderboard, Table
 from . import render
 
 SIDES = ("a", "b")
+NAMED, BLIND = "Named: pick both models", "Blind: two random models, named after your vote"
 RoundDict = dict[str, Any]  # RoundView.to_dict()
 CHARTS = (
     ("tokens_per_s", "Tokens/s", 1.0),

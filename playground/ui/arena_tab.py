@@ -16,13 +16,12 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import gradio as gr
 
 from ..answers import Event
-from ..arena import sync
 from ..arena.anonymise import safe_text
 from ..arena.export import export_battle, to_json, to_markdown
 from ..arena.pairing import PRESETS, Pair, Side, blind, preset_pair, preset_states
@@ -34,15 +33,14 @@ from ..text import valid_text
 from ..types import ModelSpec
 from . import arena_display as show
 from . import widgets
-from .arena_display import SIDES, LivePane, RoundDict
+from .arena_display import BLIND, NAMED, SIDES, LivePane, RoundDict
+from .arena_layout import BOARD_VIEWS, VOTES, ArenaLayout, ArenaUI
 from .downloads import DownloadFolder
 from .streaming import FoldedStreams
 
 DENSE_VS_MOE = "dense-vs-moe"  # the preset the MoE tab's card links to
 LINK_PARAM = "arena"
 TAB_ID = "arena"
-NAMED, BLIND = "Named: pick both models", "Blind: two random models, named after your vote"
-VOTES = (("a", "← A is better"), ("b", "B is better →"), ("tie", "Tie"), ("both_bad", "Both are bad"))
 PREPARING = "⏳ Sending the prompt to both models (a model's first use loads it first)…"
 HIDDEN_ERROR = "One of the models could not answer (the details are shown after the vote)."
 # What `screen` returns, in order (the round handlers' outputs)
@@ -51,20 +49,12 @@ OUTPUT_NAMES = (
     *(f"vote_{key}" for key, _ in VOTES), *(f"chart_{key}" for key, _, _ in show.CHARTS),
 )  # fmt: skip
 PaneValues = tuple[Any, ...]  # system prompt, then widgets.OPTION_NAMES' values
+PANE_VALUES = 1 + len(widgets.OPTION_NAMES)
 
 
 def preset_link(key: str = DENSE_VS_MOE) -> str:
     """A link (relative to the page) that opens the Arena tab with this preset chosen."""
     return f"?{LINK_PARAM}={key}"
-
-
-@dataclass
-class ArenaUI:
-    """What app.py wires beyond the tab: the page-load link to a preset."""
-
-    open_link: Any
-    link_outputs: list[Any]
-    answered: list[Any]
 
 
 class ArenaTab:
@@ -75,6 +65,8 @@ class ArenaTab:
         self.arena = arena or ArenaService.from_context(ctx)
         self.choices = widgets.model_choices(ctx.registry)
         self.default_model = widgets.default_model(self.choices, ctx.settings.default_model, ctx.registry)
+        default_b = "smollm2-135m-instruct@transformers"  # the same model on another engine, where listed
+        self.default_b = default_b if any(v == default_b for _, v in self.choices) else self.default_model
         age = ctx.settings.limits.files_max_age_min
         self.downloads = DownloadFolder("arena", None if age is None else age * 60)  # exports, pruned by age
 
@@ -127,56 +119,13 @@ class ArenaTab:
 
     # A round
 
-    async def play(
-        self,
-        owner_value: Any,
-        battle_id: str | None,
-        rounds: list[RoundDict],
-        mode: str,
-        preset: str | None,
-        model_a: str,
-        model_b: str,
-        prompt: str,
-        same: bool,
-        system_a: str,
-        temperature_a: float,
-        top_p_a: float,
-        top_k_a: int,
-        max_new_tokens_a: int,
-        repetition_penalty_a: float,
-        seed_a: float | None,
-        stop_a: str,
-        system_b: str,
-        temperature_b: float,
-        top_p_b: float,
-        top_k_b: int,
-        max_new_tokens_b: int,
-        repetition_penalty_b: float,
-        seed_b: float | None,
-        stop_b: str,
-        request: gr.Request,
-    ) -> AsyncIterator[tuple[Any, ...]]:
-        """Send the prompt to both sides: a new battle, or the next round of the open one (multi-turn)."""
-        pane_a = (
-            system_a,
-            temperature_a,
-            top_p_a,
-            top_k_a,
-            max_new_tokens_a,
-            repetition_penalty_a,
-            seed_a,
-            stop_a,
-        )
-        pane_b = (
-            system_b,
-            temperature_b,
-            top_p_b,
-            top_k_b,
-            max_new_tokens_b,
-            repetition_penalty_b,
-            seed_b,
-            stop_b,
-        )
+    async def play(self, request: gr.Request, *values: Any) -> AsyncIterator[tuple[Any, ...]]:
+        """Send the prompt to both sides: a new battle, or the next round of the open one (multi-turn).
+
+        `values`: the owner, the battle, its rounds, the mode, the preset, model A, model B, the prompt,
+        "same for both", then each pane's system prompt and parameters (arena_layout's `wire` order)."""
+        owner_value, battle_id, rounds, mode, preset, model_a, model_b, prompt, same = values[:9]
+        pane_a, pane_b = values[9 : 9 + PANE_VALUES], values[9 + PANE_VALUES : 9 + 2 * PANE_VALUES]
         prompt = valid_text(prompt or "")
         blind_specs: dict[str, ModelSpec] = {}
         try:
@@ -359,9 +308,9 @@ class ArenaTab:
             *self.board_outputs(),
         )
 
-    def board_outputs(self, view: str = "Per side (model and engine)") -> tuple[Any, ...]:
+    def board_outputs(self, view: str = BOARD_VIEWS[0]) -> tuple[Any, ...]:
         board = self.arena.leaderboard()
-        table = board.models if view.startswith("Per model") else board.sides
+        table = board.models if view == BOARD_VIEWS[1] else board.sides
         return show.ratings_frame(table), show.win_rate_frame(table), show.counts_line(board)
 
     def export(self, kind: str, owner_value: Any, battle_id: str | None) -> tuple[Any, str]:
@@ -380,172 +329,5 @@ class ArenaTab:
     # Layout and events
 
     def build(self, owner: gr.State) -> ArenaUI:
-        reg = self.ctx.registry
-        default_b = "smollm2-135m-instruct@transformers"
-        if not any(v == default_b for _, v in self.choices):
-            default_b = self.default_model
-        initial = widgets.recommended(reg.resolve(self.default_model))
-        battle, rounds = gr.State(None), gr.State([])
-        gr.Markdown(
-            "One prompt, two models, side by side: time to first token and speed live per pane, then your "
-            "vote. In **blind** mode the models are named only after you vote."
-        )
-        with gr.Row():
-            mode = gr.Radio([NAMED, BLIND], value=NAMED, label="Mode", elem_id="arena-mode", scale=2)
-            preset = gr.Dropdown(
-                self.preset_choices(), value="", label="Preset", elem_id="arena-preset", scale=2
-            )
-        preset_note = gr.Markdown(elem_id="arena-preset-note")
-        with gr.Row() as pickers:
-            model_a = gr.Dropdown(
-                self.choices, value=self.default_model, label="Model A", elem_id="arena-model-a"
-            )
-            model_b = gr.Dropdown(self.choices, value=default_b, label="Model B", elem_id="arena-model-b")
-        with gr.Row():
-            panes: dict[str, dict[str, Any]] = {}
-            for name in SIDES:
-                with gr.Column():
-                    head = gr.Markdown(show.header(None, name), elem_id=f"arena-head-{name}")
-                    chatbot = gr.Chatbot(
-                        elem_id=f"arena-chat-{name}", height=320, show_label=False, buttons=["copy"]
-                    )
-                    status = gr.Markdown(elem_id=f"arena-metrics-{name}", elem_classes=["chat-notice"])
-                    stop_btn = gr.Button(
-                        f"Stop {name.upper()}", size="sm", variant="stop", elem_id=f"arena-stop-{name}"
-                    )
-                panes[name] = {"head": head, "chat": chatbot, "status": status, "stop": stop_btn}
-        notice = gr.Markdown(elem_id="arena-notice")
-        with gr.Row():
-            prompt = gr.Textbox(
-                show_label=False,
-                scale=6,
-                lines=1,
-                max_lines=8,
-                elem_id="arena-input",
-                placeholder="One prompt for both models, Enter to send",
-            )
-            send = gr.Button("Send to both", variant="primary", scale=1, elem_id="arena-send")
-            stop_both = gr.Button("Stop both", variant="stop", scale=1, elem_id="arena-stop-both")
-        with gr.Row():
-            regenerate = gr.Button("↻ Regenerate", size="sm", elem_id="arena-regenerate")
-            new = gr.Button("+ New round (new pair)", size="sm", elem_id="arena-new")
-        with gr.Row():
-            vote_buttons = [
-                gr.Button(label, interactive=False, elem_id=f"arena-vote-{key}") for key, label in VOTES
-            ]
-        with gr.Row():
-            charts = [
-                gr.BarPlot(
-                    None,
-                    x="side",
-                    y="value",
-                    color="side",
-                    title=title,
-                    y_title=title,
-                    height=220,
-                    y_lim=[0, None],
-                    elem_id=f"arena-chart-{key}",
-                )
-                for key, title, _ in show.CHARTS
-            ]
-        with gr.Accordion("System prompts and parameters", open=False):
-            same = gr.Checkbox(True, label="Same for both", elem_id="arena-same")
-            with gr.Row():
-                values: dict[str, list[Any]] = {}
-                columns = {}
-                for name in SIDES:
-                    with gr.Column(visible=name == "a") as column:
-                        gr.Markdown(f"**{'A (and B, when the same)' if name == 'a' else 'B'}**")
-                        system = gr.Textbox(label="System prompt", lines=2, elem_id=f"arena-system-{name}")
-                        options = widgets.option_inputs(f"arena-{name}", initial).components
-                    values[name], columns[name] = [system, *options], column
-        with gr.Accordion("Leaderboard", open=True):
-            board_view = gr.Radio(
-                ["Per side (model and engine)", "Per model"],
-                value="Per side (model and engine)",
-                show_label=False,
-                elem_id="arena-board-view",
-            )
-            first = self.board_outputs()
-            kept = sync.reset_notice(bool(self.ctx.settings.space_id), self.ctx.arena_sync is not None)
-            if kept:  # on a Space without PLAYGROUND_DATASET
-                gr.Markdown(kept, elem_id="arena-board-reset", elem_classes=["chat-notice"])
-            counts = gr.Markdown(first[2], elem_id="arena-board-counts")
-            ratings = gr.Dataframe(first[0], interactive=False, elem_id="arena-board", wrap=True)
-            win_rates = gr.Dataframe(
-                first[1], interactive=False, label="Win rate (row against column)", elem_id="arena-win-rates"
-            )
-            refresh = gr.Button("Refresh", size="sm", elem_id="arena-board-refresh")
-        with gr.Accordion("Export this battle (with the code that repeats each side)", open=False):
-            with gr.Row():
-                export_md = gr.Button("Markdown", size="sm", elem_id="arena-export-md")
-                export_json = gr.Button("JSON", size="sm", elem_id="arena-export-json")
-            download = gr.File(label="Export", interactive=False, elem_id="arena-export", height=80)
-            export_status = gr.Markdown(elem_id="arena-export-status")
-
-        outputs = [
-            battle,
-            rounds,
-            panes["a"]["chat"],
-            panes["b"]["chat"],
-            panes["a"]["head"],
-            panes["b"]["head"],
-            panes["a"]["status"],
-            panes["b"]["status"],
-            notice,
-            prompt,
-            *vote_buttons,
-            *charts,
-        ]
-        board = [ratings, win_rates, counts]
-        private: dict[str, Any] = {"api_visibility": "private"}
-        play: dict[str, Any] = {
-            "fn": self.play,
-            "inputs": [
-                owner,
-                battle,
-                rounds,
-                mode,
-                preset,
-                model_a,
-                model_b,
-                prompt,
-                same,
-                *values["a"],
-                *values["b"],
-            ],
-            "outputs": outputs,
-            "concurrency_limit": 4,
-            "trigger_mode": "once",
-            **private,
-        }
-        answered = [
-            prompt.submit(**play),
-            send.click(**play),
-            regenerate.click(
-                self.regenerate, [owner, battle, rounds], outputs, trigger_mode="once", **private
-            ),
-        ]
-        panes["a"]["stop"].click(self.stop_a, None, None, queue=False, **private)
-        panes["b"]["stop"].click(self.stop_b, None, None, queue=False, **private)
-        stop_both.click(self.stop_both, None, None, queue=False, **private)
-        new.click(self.new_round, None, outputs, queue=False, **private)
-        for (key, _), button in zip(VOTES, vote_buttons, strict=True):
-            button.click(
-                lambda o, b, r, k=key: self.vote(k, o, b, r),
-                [owner, battle, rounds],
-                [*outputs, *board],
-                **private,
-            )
-        board_view.change(self.board_outputs, board_view, board, **private)
-        refresh.click(self.board_outputs, board_view, board, **private)
-        export_md.click(
-            lambda o, b: self.export("md", o, b), [owner, battle], [download, export_status], **private
-        )
-        export_json.click(
-            lambda o, b: self.export("json", o, b), [owner, battle], [download, export_status], **private
-        )
-        preset.change(self.choose_preset, preset, [model_a, model_b, preset_note], queue=False, **private)
-        mode.change(lambda m: gr.Row(visible=m == NAMED), mode, pickers, queue=False, **private)
-        same.change(lambda s: gr.Column(visible=not s), same, columns["b"], queue=False, **private)
-        return ArenaUI(self.open_link, [mode, preset, model_a, model_b, preset_note], answered)
+        """Lay the tab out and wire its events (arena_layout.py)."""
+        return ArenaLayout(self).build(owner)

@@ -1,14 +1,14 @@
-"""The chat region the Instruct, Vision and MoE tabs share: the chat, its input, the parameters, the
-metrics, Stop, regenerate, edit, new, show prompt, get code, a visitor's own key and incognito.
+"""The chat region the Instruct, Vision and MoE tabs share: its handlers (the layout is chat_layout.py,
+the pure parts chat_parts.py). Answers come from the answer pipeline (answers.py); this draws its events.
 
 A tab is a `RegionConfig` (its element-id prefix, its history tab, the models it lists, whether it takes
 images) and, where it shows more than the chat, a subclass that overrides a few hooks:
-- `build_side(spec)`: components in the right-hand column, under the model card (the MoE card);
-- `build_beside()`: components beside the chat that show an answer (the MoE map), returned as a list;
+- `render_beside()`: components beside the chat that show an answer (the MoE map), returned as a list;
 - `shown(conversation, live)`: their values, for the conversation (and the records streaming now);
-- `describe_extra(model_id)` with `extra_card`: what changes with the picked model beyond the card.
-The Instruct tab is the region with no hooks (plus the `/chat` API); copy vision_tab.py or moe_tab.py
-for a new tab.
+- `render_card_extra(spec)` and `describe_extra(model_id)`: components under the model card, and their
+  values when another model is picked;
+- `render_examples(question, num_crops)`: the examples under the chat.
+The Instruct tab is the region with no hooks (plus the `/chat` API); copy moe_tab.py for a new tab.
 """
 
 from __future__ import annotations
@@ -21,21 +21,18 @@ from typing import Any
 
 import gradio as gr
 
-from ..answers import Event, Experts, Finished, Recording, Request, Started, Text, Waiting
+from ..answers import Recording, Request
 from ..codegen import snippet
 from ..context import AppContext
 from ..errors import HistoryFullError, PlaygroundError
 from ..history import check_owner_id
-from ..moe_view import pack
 from ..text import valid_text
 from ..types import Capability, ExpertRecord, ModelSpec
 from . import render, widgets
-from .render import Turn, user_error, warn
+from .chat_layout import ChatLayout
+from .chat_parts import AnswerView, Box, Chat, with_pending
+from .render import Turn, user_error
 from .streaming import ThreadedStream
-
-Chat = list[dict[str, Any]]
-Box = str | dict[str, Any]  # a Textbox's value, or a MultimodalTextbox's {"text": ..., "files": [...]}
-IMAGE_TYPES = ["image"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +40,7 @@ class RegionConfig:
     """What makes one tab's chat region different from another's."""
 
     prefix: str  # of every elem_id ("instruct-chat", "vision-input", ...)
-    tab: str  # the Tabs id, and the `tab` its conversations are kept under in the history
+    tab: str  # the Tabs id, the `tab` its conversations are kept under, and its Stop pane
     capability: Capability = Capability.CHAT  # the models the picker lists
     images: bool = False  # images by upload, paste and webcam
     chat_placeholder: str = "Ask the model anything."
@@ -53,7 +50,8 @@ class RegionConfig:
 
 @dataclass
 class RegionUI:
-    """The components other tabs need (the History tab opens conversations into a region)."""
+    """The components the app's builder wires across tabs (History opens conversations into a region,
+    Providers' Refresh updates its picker)."""
 
     tab: str
     conversation: gr.State
@@ -73,38 +71,6 @@ class RegionUI:
         return [self.conversation, self.conversation_id, self.chatbot, self.meter, self.notice, *self.shows]
 
 
-def box_parts(value: Box | None) -> tuple[str, list[str]]:
-    """The text and the attached files' paths of an input box's value."""
-    if isinstance(value, dict):
-        files = [f if isinstance(f, str) else str(f.get("path", "")) for f in value.get("files") or []]
-        return valid_text(str(value.get("text") or "")), [f for f in files if f]
-    return valid_text(value or ""), []
-
-
-def empty_box(value: Box | None) -> Box:
-    return {"text": "", "files": []} if isinstance(value, dict) else ""
-
-
-def add_question(value: Box, conversation: list[Turn], editing: bool) -> tuple[Box, list[Turn], Chat, bool]:
-    """Step one of a submit: show the question (and its images) at once and clear the box."""
-    text, files = box_parts(value)
-    if not text.strip() and not files:
-        return value, conversation, render.to_chatbot(conversation), editing
-    turn: Turn = {"role": "user", "content": text, "edit": editing}
-    if isinstance(value, dict):
-        turn["images"] = files
-    conversation = [*settled(conversation), turn]
-    return empty_box(value), conversation, render.to_chatbot(conversation), False
-
-
-def settled(conversation: list[Turn]) -> list[Turn]:
-    """Mark an answer that never got its finish (the page was left mid-stream) as cancelled."""
-    return [
-        {**t, "finish": "cancelled"} if t["role"] == "assistant" and t.get("finish") is None else t
-        for t in conversation
-    ]
-
-
 class ChatRegion:
     """Handlers of one tab's chat; one instance per app, per-visitor data only in Gradio state."""
 
@@ -114,28 +80,37 @@ class ChatRegion:
         self.choices = widgets.model_choices(ctx.registry, config.capability)
         self.default_model = widgets.default_model(self.choices, ctx.settings.default_model, ctx.registry)
 
+    def build(self, owner: gr.State) -> RegionUI:
+        """Lay the region out and wire its events (chat_layout.py)."""
+        return ChatLayout(self).build(owner)
+
     # Hooks a tab may override
 
-    def build_side(self, spec: ModelSpec) -> None:
-        """Components under the model card (right-hand column)."""
-
-    def build_beside(self) -> list[Any]:
+    def render_beside(self) -> list[Any]:
         """Components beside the chat that show an answer; `shown` gives their values."""
         return []
 
     def shown(self, conversation: list[Turn], live: Sequence[ExpertRecord] | None = None) -> tuple[Any, ...]:
-        """The values of `build_beside`'s components for this conversation (and the records live now)."""
+        """The values of `render_beside`'s components for this conversation (and the records live now)."""
         return ()
 
-    extra_card: list[Any]  # components `describe_extra` updates when the model changes
+    def render_card_extra(self, spec: ModelSpec) -> list[Any]:
+        """Components under the model card; `describe_extra` gives their values for another model."""
+        return []
 
     def describe_extra(self, model_id: str) -> tuple[Any, ...]:
         return ()
+
+    def render_examples(self, question: Any, num_crops: Any) -> None:
+        """Example questions under the chat."""
+        if self.ctx.prompts.examples:
+            gr.Examples(self.ctx.prompts.examples, inputs=question, label="Try")
 
     # Streaming an answer
 
     async def respond(
         self,
+        request: gr.Request,
         conversation: list[Turn],
         conversation_id: str | None,
         owner_value: Any,
@@ -143,25 +118,16 @@ class ChatRegion:
         incognito: bool,
         model_id: str,
         system_prompt: str,
-        temperature: float,
-        top_p: float,
-        top_k: int,
-        max_new_tokens: int,
-        repetition_penalty: float,
-        seed: float | None,
-        stop: str,
-        num_crops: float | None,
-        request: gr.Request,
+        *options: Any,
     ) -> AsyncIterator[tuple[Any, ...]]:
         """Step two: stream the answer to the last question (through the answer pipeline), keeping
-        whatever arrives."""
+        whatever arrives. `options`: the parameters' values, in `widgets.options_from`'s order."""
         if not conversation or conversation[-1]["role"] != "user":
             return
-        state = _Answer(conversation, conversation_id)
-        values = (temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, valid_text(stop or ""))
+        state = AnswerView(conversation, conversation_id)
         try:
             owner = check_owner_id(owner_value)
-            options = widgets.options_from(*values, num_crops)
+            chosen = widgets.options_from(*options)
             if not incognito:
                 state.conversation_id, state.unsaved = await asyncio.to_thread(
                     self._keep_question, owner, conversation_id, model_id, conversation[-1]
@@ -175,7 +141,7 @@ class ChatRegion:
             Request(
                 model_id,
                 render.to_messages(conversation, valid_text(system_prompt or "")),
-                options,
+                chosen,
                 api_key=self.session_key(keys, model_id),
                 owner=session,
                 stop=(session, self.config.tab),
@@ -211,7 +177,7 @@ class ChatRegion:
         return kept, ""
 
     def _outputs(
-        self, state: _Answer, *, streaming: bool = False, notice: str | None = None
+        self, state: AnswerView, *, streaming: bool = False, notice: str | None = None
     ) -> tuple[Any, ...]:
         live = state.records if streaming else None
         return (*state.outputs(streaming=streaming, notice=notice), *self.shown(state.conversation, live))
@@ -251,9 +217,7 @@ class ChatRegion:
         try:
             spec = self.ctx.registry.resolve(model_id)
             options = widgets.options_from(*values)
-            model_dir = None
-            if spec.provider == "onnx":
-                model_dir = self.ctx.registry.providers["onnx"].folder(spec)  # type: ignore[attr-defined]
+            model_dir = self.ctx.registry.folder(spec)
             language, code = snippet(
                 spec, render.to_messages(turns, system_prompt), options, model_dir=model_dir
             )
@@ -309,17 +273,29 @@ class ChatRegion:
         return f"{prompt}\n\n--- {tokens} tokens ---" if tokens is not None else prompt
 
     def describe_model(self, model_id: str) -> tuple[Any, ...]:
-        """The card, the meter, and the parameters set to the model's recommended sampling."""
+        """The card, the meter, the parameters set to the model's recommended sampling (and, where images
+        are taken, whether the model reads num_crops)."""
+        crops: tuple[Any, ...] = ()
         try:
             spec = self.ctx.registry.resolve(model_id)
         except PlaygroundError as exc:
-            return (render.safe_markdown(f"⚠ {exc}"), "", *(gr.update() for _ in widgets.SAMPLING_FIELDS), "")
+            crops = (gr.Slider(visible=False),) if self.config.images else ()
+            return (
+                render.safe_markdown(f"⚠ {exc}"),
+                "",
+                *(gr.update() for _ in widgets.SAMPLING_FIELDS),
+                "",
+                *crops,
+            )
         values = widgets.recommended(spec)
+        if self.config.images:
+            crops = (gr.Slider(visible=widgets.takes_num_crops(spec)),)
         return (
             render.safe_markdown(widgets.model_card(spec, self.ctx.registry)),
             render.context_meter(None, spec.context_window),
             *(getattr(values, name) for name in widgets.SAMPLING_FIELDS),
             widgets.sampling_note(spec),
+            *crops,
         )
 
     def preset(self, name: str | None) -> str:
@@ -328,283 +304,3 @@ class ChatRegion:
     @staticmethod
     def open_box() -> gr.Accordion:
         return gr.Accordion(open=True)
-
-    # Layout and events
-
-    def build_input(self) -> Any:
-        """The question box: a Textbox, or a MultimodalTextbox where images are taken (upload, paste)."""
-        p = self.config.prefix
-        if self.config.images:
-            return gr.MultimodalTextbox(
-                elem_id=f"{p}-input",
-                show_label=False,
-                scale=6,
-                lines=1,
-                max_lines=8,
-                file_types=IMAGE_TYPES,
-                file_count="multiple",
-                sources=["upload"],
-                submit_btn=False,
-                placeholder=self.config.input_placeholder,
-            )
-        return gr.Textbox(
-            elem_id=f"{p}-input",
-            show_label=False,
-            scale=6,
-            lines=1,
-            max_lines=8,
-            placeholder=self.config.input_placeholder,
-        )
-
-    def build_examples(self, question: Any, num_crops: Any) -> None:
-        """Example questions under the chat."""
-        if self.ctx.prompts.examples:
-            gr.Examples(self.ctx.prompts.examples, inputs=question, label="Try")
-
-    def build_num_crops(self) -> Any:
-        """The setting only Phi-3/3.5-vision takes; a hidden None elsewhere."""
-        return gr.State(None)
-
-    def build(self, owner: gr.State) -> RegionUI:
-        """Lay out the region, then wire its events (in one place, at the bottom)."""
-        ctx, p = self.ctx, self.config.prefix
-        default = self.default_model
-        default_spec = ctx.registry.resolve(default)
-        conversation, conversation_id, editing = gr.State([]), gr.State(None), gr.State(False)
-        keys = gr.State({})  # provider -> a key this visitor typed; server-side, never sent to the page
-        with gr.Row():
-            with gr.Column(scale=3):
-                with gr.Row(equal_height=True):
-                    chatbot = gr.Chatbot(
-                        elem_id=f"{p}-chat",
-                        height=480,
-                        buttons=["copy", "copy_all"],
-                        show_label=False,
-                        placeholder=self.config.chat_placeholder,
-                        scale=3,
-                    )
-                    shows = self.build_beside()
-                notice = gr.Markdown(elem_id=f"{p}-notice", elem_classes=["chat-notice"])
-                with gr.Row():
-                    question = self.build_input()
-                    send = gr.Button("Send", variant="primary", scale=1, elem_id=f"{p}-send")
-                    stop_btn = gr.Button("Stop", variant="stop", scale=1, elem_id=f"{p}-stop")
-                if self.config.images:
-                    self.build_webcam(question)
-                with gr.Row():
-                    regenerate = gr.Button("↻ Regenerate", size="sm", elem_id=f"{p}-regenerate")
-                    edit = gr.Button("✎ Edit last question", size="sm", elem_id=f"{p}-edit")
-                    new = gr.Button("＋ New conversation", size="sm", elem_id=f"{p}-new")
-                    show = gr.Button("Show prompt", size="sm", elem_id=f"{p}-show-prompt")
-                with gr.Row():
-                    meter = gr.Markdown(elem_id=f"{p}-meter", elem_classes=["chat-notice"])
-                    incognito = gr.Checkbox(False, label="Incognito (not saved)", elem_id=f"{p}-incognito")
-                with gr.Accordion("Get code", open=False):
-                    code_btn = gr.Button(
-                        "Write the code for this request", size="sm", elem_id=f"{p}-get-code"
-                    )
-                    code_view = gr.Code(language="python", elem_id=f"{p}-code", interactive=False)
-                with gr.Accordion("Prompt as the engine receives it", open=False) as prompt_box:
-                    prompt_view = gr.Code(language=None, elem_id=f"{p}-prompt", interactive=False)
-            with gr.Column(scale=2):
-                model = gr.Dropdown(
-                    self.choices,
-                    value=default,
-                    label="Model",
-                    elem_id=f"{p}-model",
-                    allow_custom_value=self.config.custom_models,
-                    info="or type any model id, or a local folder" if self.config.custom_models else None,
-                )
-                card = gr.Markdown(render.safe_markdown(widgets.model_card(default_spec, ctx.registry)))
-                self.build_side(default_spec)
-                with gr.Accordion("Your own API key (this session only)", open=False):
-                    key_box = gr.Textbox(
-                        type="password",
-                        show_label=False,
-                        placeholder="Key for the selected model's provider, then Enter",
-                        elem_id=f"{p}-key",
-                    )
-                    key_status = gr.Markdown(elem_id=f"{p}-key-status")
-                presets = gr.Dropdown(list(ctx.prompts.system), value=None, label="System prompt preset")
-                system = gr.Textbox(label="System prompt", lines=3, elem_id=f"{p}-system")
-                with gr.Accordion("Parameters", open=True):
-                    parameters = widgets.option_inputs(p, widgets.recommended(default_spec))
-                    num_crops = self.build_num_crops()
-                    options = [*parameters.components, num_crops]
-                    sampling = gr.Markdown(widgets.sampling_note(default_spec), elem_id=f"{p}-sampling")
-        with gr.Column():
-            self.build_examples(question, num_crops)
-
-        answer: dict[str, Any] = {
-            "fn": self.respond,
-            "api_visibility": "private",
-            "concurrency_limit": 4,
-            "inputs": [conversation, conversation_id, owner, keys, incognito, model, system, *options],
-            "outputs": [conversation, conversation_id, chatbot, meter, notice, *shows],
-        }
-        ask: dict[str, Any] = {
-            "fn": add_question,
-            "inputs": [question, conversation, editing],
-            "api_visibility": "private",
-            "outputs": [question, conversation, chatbot, editing],
-            "queue": False,
-        }
-        answered = [
-            question.submit(**ask).then(**answer),
-            send.click(**ask).then(**answer),
-            regenerate.click(
-                self.regenerate,
-                [conversation, conversation_id, owner],
-                [conversation, chatbot],
-                api_visibility="private",
-            ).then(**answer),
-        ]
-        stop_btn.click(self.stop, None, None, queue=False, api_visibility="private")
-        edit.click(
-            self.edit_last,
-            conversation,
-            [question, conversation, chatbot, editing],
-            queue=False,
-            api_visibility="private",
-        )
-        new.click(
-            self.new_conversation,
-            None,
-            [conversation, conversation_id, chatbot, meter, notice, editing, *shows],
-            queue=False,
-            api_visibility="private",
-        )
-        show.click(
-            self.show_prompt, [conversation, question, model, system], prompt_view, api_visibility="private"
-        ).then(self.open_box, None, prompt_box, api_visibility="private")
-        key_box.submit(
-            self.set_key, [key_box, model, keys], [key_box, keys, key_status], api_visibility="private"
-        )
-        code_btn.click(
-            self.get_code,
-            [conversation, question, model, system, *options],
-            code_view,
-            api_visibility="private",
-        )
-        model.change(
-            self.describe_model,
-            model,
-            [card, meter, *parameters.sampling, sampling],
-            queue=False,
-            api_visibility="private",
-        )
-        extra_card = getattr(self, "extra_card", [])
-        if extra_card:
-            model.change(self.describe_extra, model, extra_card, queue=False, api_visibility="private")
-        presets.change(self.preset, presets, system, queue=False, api_visibility="private")
-        return RegionUI(
-            self.config.tab,
-            conversation,
-            conversation_id,
-            chatbot,
-            meter,
-            notice,
-            model,
-            self.config.capability,
-            answered,
-            shows,
-            self.shown,
-        )
-
-    def build_webcam(self, question: Any) -> None:
-        """A webcam snapshot, attached to the question being written (images regions only)."""
-        p = self.config.prefix
-        with gr.Accordion("Webcam", open=False):
-            camera = gr.Image(
-                sources=["webcam"], type="filepath", label="Take a photo", elem_id=f"{p}-webcam", height=240
-            )
-            attach = gr.Button("Attach the photo to the question", size="sm", elem_id=f"{p}-attach-photo")
-        attach.click(
-            attach_photo, [camera, question], [question, camera], queue=False, api_visibility="private"
-        )
-
-
-def attach_photo(photo: str | None, value: Box | None) -> tuple[Box, Any]:
-    """Add a webcam snapshot to the files of the question box, and clear the camera for the next one."""
-    text, files = box_parts(value if isinstance(value, dict) else {"text": value or "", "files": []})
-    if not photo:
-        gr.Warning("Take a photo first (the camera button), then attach it.")
-        return {"text": text, "files": files}, gr.update()
-    return {"text": text, "files": [*files, photo]}, None
-
-
-def with_pending(conversation: list[Turn], pending: Box) -> list[Turn]:
-    """The conversation with what is typed (and attached) in the box as its next question."""
-    text, files = box_parts(pending)
-    if not text.strip() and not files:
-        return conversation
-    return [*conversation, {"role": "user", "content": text, "images": files}]
-
-
-@dataclass
-class _Answer:
-    """The answer being streamed, drawn from the pipeline's events, and the outputs it updates."""
-
-    conversation: list[Turn]
-    conversation_id: str | None
-    unsaved: str = ""  # why the question was not saved (a full history)
-    turn: Turn | None = None
-    meter: str = ""
-    notice: str = ""
-    records: list[ExpertRecord] = field(default_factory=list)
-    finished: bool = False
-    prompt_tokens: int | None = None
-    window: int = 0
-
-    def take(self, event: Event) -> None:
-        if isinstance(event, Text) and self.turn is not None:
-            self.turn["content"] += event.text
-        elif isinstance(event, Experts):
-            self.records.append(event.record)
-        elif isinstance(event, Waiting):
-            self.notice = event.notice
-        elif isinstance(event, Started):
-            self.start(event)
-        elif isinstance(event, Finished):
-            self.finish(event)
-
-    def start(self, started: Started) -> None:
-        spec = started.spec
-        self.turn = {
-            "role": "assistant",
-            "content": "",
-            "model": spec.id,
-            "model_name": spec.name,
-            "engine": spec.engine_label,
-            "metrics": None,
-            "finish": None,
-        }
-        self.conversation = [*self.conversation, self.turn]
-        notice = " ".join(part for part in (self.unsaved, started.notice) if part)
-        self.notice = render.safe_markdown(f"ℹ {notice}") if notice else ""
-        self.prompt_tokens, self.window = started.prompt_tokens, spec.context_window
-        self.meter = render.context_meter(started.prompt_tokens, spec.context_window)
-
-    def finish(self, finished: Finished) -> None:
-        self.finished = True
-        if finished.error:
-            warn(finished.error)
-            self.notice = render.safe_markdown(f"⚠ {finished.error}")
-        elif self.notice.startswith("⏳"):
-            self.notice = ""
-        if self.turn is None:
-            return
-        self.turn["metrics"] = finished.metrics.to_dict()
-        self.turn["finish"] = str(finished.reason)
-        if self.records:
-            self.turn["experts"] = pack(self.records)
-        if self.prompt_tokens is not None:
-            self.meter = render.context_meter(
-                self.prompt_tokens + finished.metrics.completion_tokens, self.window
-            )
-
-    def outputs(self, *, streaming: bool = False, notice: str | None = None) -> tuple[Any, ...]:
-        if notice is not None:
-            self.notice = notice
-        chat = render.to_chatbot(self.conversation, streaming=streaming)
-        return self.conversation, self.conversation_id, chat, self.meter, self.notice

@@ -7,6 +7,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -132,9 +133,10 @@ class HistoryTab:
         except PlaygroundError as exc:
             return None, f"⚠ {exc}"
 
-    def open(self, selected: str | None, owner_value: Any) -> tuple[Any, ...]:
+    def open(self, regions: Sequence[RegionUI], selected: str | None, owner_value: Any) -> tuple[Any, ...]:
         """Continue a past conversation in the tab it came from (Instruct, Vision or MoE), with its images
-        and its expert map; the other tabs are left as they are. A tab this page lacks opens in the first."""
+        and its expert map; the other tabs are left as they are. A tab this page lacks opens in the first
+        of `regions` (the chat tabs, the default one first: the app's builder binds them)."""
         if not selected:
             raise user_error("Pick a conversation in the list first.")
         try:
@@ -144,10 +146,10 @@ class HistoryTab:
         except PlaygroundError as exc:
             raise user_error(exc) from None
         turns = [self._turn(m) for m in conversation.messages]
-        tabs = [region.tab for region in self.regions]
+        tabs = [region.tab for region in regions]
         target = conversation.summary.tab if conversation.summary.tab in tabs else tabs[0]
         outputs: list[Any] = []
-        for region in self.regions:
+        for region in regions:
             if region.tab != target:
                 outputs += [gr.update() for _ in region.opened]
                 continue
@@ -310,14 +312,21 @@ class HistoryTab:
             notices.append(f"Restored {restored} conversation(s) from this browser's copy.")
         return "\n\n".join(f"ℹ {n}" for n in notices)
 
-    def build(self, owner: gr.State, regions: Sequence[RegionUI], tabs: gr.Tabs) -> None:
-        """`regions`: the chat tabs a conversation can be opened into, the default one first."""
-        self.regions = list(regions)
+    # Layout and events
+
+    def build(self, owner: gr.State, tabs: gr.Tabs) -> HistoryUI:
+        """Lay the tab out and wire its own events; the app's builder wires `open` into the chat tabs."""
         gr.Markdown(
             "Your conversations, kept on this server for this browser. Nobody else can see them. "
             "Incognito conversations are never written."
         )
-        ids, selected = gr.State([]), gr.State(None)
+        ui = HistoryUI(
+            gr.State([]), gr.State(None), *self.render_list(), *self.render_actions(), *self.render_import()
+        )
+        self.wire(owner, tabs, ui)
+        return ui
+
+    def render_list(self) -> tuple[Any, ...]:
         with gr.Row():
             search = gr.Textbox(
                 label="Search", placeholder="words in a title or a message", scale=4, elem_id="history-search"
@@ -325,53 +334,75 @@ class HistoryTab:
             refresh = gr.Button("Refresh", scale=1, elem_id="history-refresh")
         table = gr.Dataframe(headers=HEADERS, interactive=False, elem_id="history-list", wrap=True)
         status = gr.Markdown(elem_id="history-status")
-        self.notice = gr.Markdown(elem_id="history-notice")
+        self.notice = gr.Markdown(elem_id="history-notice")  # the page-load notice (the app wires it)
+        return search, refresh, table, status
+
+    def render_actions(self) -> tuple[Any, ...]:
         with gr.Row():
-            open_btn = gr.Button("Continue this conversation", variant="primary", elem_id="history-open")
+            open_button = gr.Button("Continue this conversation", variant="primary", elem_id="history-open")
             title = gr.Textbox(label="New title", scale=2)
             rename = gr.Button("Rename")
             delete = gr.Button("Delete", variant="stop", elem_id="history-delete")
         with gr.Row():
-            exports = {
-                k: gr.Button(label, size="sm")
-                for k, label in (
-                    ("md", "Export this (Markdown)"),
-                    ("json", "Export this (JSON)"),
-                    ("all-md", "Export all (Markdown)"),
-                    ("all-json", "Export all (JSON)"),
-                )
-            }
+            exports = {kind: gr.Button(label, size="sm") for kind, label in EXPORTS}
         download = gr.File(label="Export", interactive=False, elem_id="history-export", height=80)
         preview = gr.Markdown(elem_id="history-preview")
+        return open_button, title, rename, delete, exports, download, preview
+
+    def render_import(self) -> tuple[Any, ...]:
         with gr.Accordion("Import and delete", open=False):
             upload = gr.File(label="Import a JSON export", file_types=[".json"], type="filepath")
             confirm = gr.Checkbox(False, label="I want to delete all my conversations")
             wipe = gr.Button("Delete my data", variant="stop")
+        return upload, confirm, wipe
 
+    def wire(self, owner: gr.State, tabs: gr.Tabs, ui: HistoryUI) -> None:
+        listed = [ui.table, ui.ids, ui.status]
         listing: dict[str, Any] = {
             "fn": self.refresh,
-            "inputs": [owner, search],
-            "outputs": [table, ids],
-            "api_visibility": "private",
+            "inputs": [owner, ui.search],
+            "outputs": [ui.table, ui.ids],
         }
-        refresh.click(**listing)
-        search.submit(**listing)
-        tabs.select(**listing)
-        table.select(self.select, [ids, owner], [selected, preview], api_visibility="private")
-        opened = [component for region in self.regions for component in region.opened]
-        open_btn.click(self.open, [selected, owner], [*opened, tabs], api_visibility="private")
-        rename.click(
-            self.rename, [selected, title, owner, search], [table, ids, status], api_visibility="private"
-        )
-        delete.click(self.delete, [selected, owner, search], [table, ids, status], api_visibility="private")
-        wipe.click(self.delete_all, [confirm, owner, search], [table, ids, status], api_visibility="private")
-        upload.upload(
-            self.import_file, [upload, owner, search], [table, ids, status], api_visibility="private"
-        )
-        for kind, button in exports.items():
+        ui.refresh.click(**listing, **PRIVATE)
+        ui.search.submit(**listing, **PRIVATE)
+        tabs.select(**listing, **PRIVATE)
+        ui.table.select(self.select, [ui.ids, owner], [ui.selected, ui.preview], **PRIVATE)
+        ui.rename.click(self.rename, [ui.selected, ui.title, owner, ui.search], listed, **PRIVATE)
+        ui.delete.click(self.delete, [ui.selected, owner, ui.search], listed, **PRIVATE)
+        ui.wipe.click(self.delete_all, [ui.confirm, owner, ui.search], listed, **PRIVATE)
+        ui.upload.upload(self.import_file, [ui.upload, owner, ui.search], listed, **PRIVATE)
+        for kind, button in ui.exports.items():
             button.click(
-                lambda s, o, k=kind: self.export(k, s, o),
-                [selected, owner],
-                download,
-                api_visibility="private",
+                lambda s, o, k=kind: self.export(k, s, o), [ui.selected, owner], ui.download, **PRIVATE
             )
+
+
+EXPORTS = (
+    ("md", "Export this (Markdown)"),
+    ("json", "Export this (JSON)"),
+    ("all-md", "Export all (Markdown)"),
+    ("all-json", "Export all (JSON)"),
+)
+PRIVATE: dict[str, Any] = {"api_visibility": "private"}
+
+
+@dataclass
+class HistoryUI:
+    """The History tab's components (the app's builder wires `open_button` into the chat tabs)."""
+
+    ids: gr.State
+    selected: gr.State
+    search: gr.Textbox
+    refresh: gr.Button
+    table: gr.Dataframe
+    status: gr.Markdown
+    open_button: gr.Button
+    title: gr.Textbox
+    rename: gr.Button
+    delete: gr.Button
+    exports: dict[str, gr.Button]
+    download: gr.File
+    preview: gr.Markdown
+    upload: gr.File
+    confirm: gr.Checkbox
+    wipe: gr.Button

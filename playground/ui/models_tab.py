@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import gradio as gr
 
@@ -118,55 +120,105 @@ def convert(
     return message, local_rows(manager)
 
 
-def build(ctx: AppContext) -> None:
-    manager = ModelManager(ctx)
-    gr.Markdown(
-        "Every model the catalog knows, on each engine, and whether it is ready. Hub models are "
-        "downloaded only when you ask; the embedded SmolLM2 works offline."
-        if not ctx.settings.public
-        else "The models this public deployment offers, and whether each is ready: the owner's list "
-        "(`PLAYGROUND_PUBLIC_MODELS`), or else each model on its fastest engine here, within the memory "
-        "budget, and the models of the configured endpoints."
-    )
-    catalog = gr.Dataframe(catalog_rows(ctx), headers=CATALOG_HEADERS, interactive=False, wrap=True)
-    status = gr.Markdown(elem_id="models-status")
-    with gr.Row():
-        choice = gr.Dropdown(downloadable(ctx), label="Download from the Hugging Face Hub", scale=3)
-        fetch = gr.Button("Download", scale=1, interactive=not ctx.settings.public)
-    gr.Markdown(
-        "### Loaded now\n"
-        "Each local model runs in worker processes of its own (`PLAYGROUND_ENGINE_PROCESSES`), up to "
-        "`PLAYGROUND_ENGINE_WORKERS` per model, each answering one question at a time with its share of "
-        "the cores; the memory budget (`PLAYGROUND_MODEL_CACHE_MB`) counts what they hold."
-    )
-    loaded = gr.Dataframe(
-        loaded_rows(manager), headers=LOADED_HEADERS, interactive=False, wrap=True, elem_id="models-loaded"
-    )
-    if not ctx.settings.public:
-        with gr.Row():
-            unloading = gr.Textbox(label="Unload a model (its id)", scale=3, elem_id="models-unload-id")
-            eject = gr.Button("Unload", scale=1, elem_id="models-unload")
-        eject.click(partial(unload, ctx), unloading, [status, loaded], api_visibility="private")
-    gr.Markdown("### On this machine")
-    local = gr.Dataframe(
-        local_rows(manager), headers=LOCAL_HEADERS, interactive=False, elem_id="models-local"
-    )
-    with gr.Row():
-        doomed = gr.Textbox(label="Delete a local model (its name)", scale=3)
-        remove = gr.Button("Delete", variant="stop", scale=1, interactive=not ctx.settings.public)
-    if not ctx.settings.public:
-        with gr.Accordion("Convert a local model to ONNX Runtime GenAI (int4, CPU)", open=False):
-            src = gr.Textbox(label="Hugging Face folder or .gguf file on this machine")
-            name = gr.Textbox(label="Name of the converted model")
-            run = gr.Button("Convert")
-        run.click(partial(convert, ctx), [src, name], [status, local], api_visibility="private")
-    refresh = gr.Button("Refresh", size="sm")
+class ModelsTab:
+    """The catalog, what is loaded now, what is on disk: downloads, unloads, deletes and conversions."""
 
-    fetch.click(partial(download, ctx), choice, [status, catalog, local], api_visibility="private")
-    remove.click(partial(delete, ctx), doomed, [status, catalog, local], api_visibility="private")
-    refresh.click(
-        lambda: (catalog_rows(ctx), local_rows(manager), loaded_rows(manager)),
-        None,
-        [catalog, local, loaded],
-        api_visibility="private",
-    )
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.manager = ModelManager(ctx)
+
+    def build(self) -> ModelsUI:
+        """Lay the tab out, then wire its events."""
+        ui = ModelsUI(*self.render_catalog(), *self.render_loaded(), *self.render_local())
+        self.wire(ui)
+        return ui
+
+    def render_catalog(self) -> tuple[Any, ...]:
+        ctx = self.ctx
+        gr.Markdown(
+            "Every model the catalog knows, on each engine, and whether it is ready. Hub models are "
+            "downloaded only when you ask; the embedded SmolLM2 works offline."
+            if not ctx.settings.public
+            else "The models this public deployment offers, and whether each is ready: the owner's list "
+            "(`PLAYGROUND_PUBLIC_MODELS`), or else each model on its fastest engine here, within the memory "
+            "budget, and the models of the configured endpoints."
+        )
+        catalog = gr.Dataframe(catalog_rows(ctx), headers=CATALOG_HEADERS, interactive=False, wrap=True)
+        status = gr.Markdown(elem_id="models-status")
+        with gr.Row():
+            choice = gr.Dropdown(downloadable(ctx), label="Download from the Hugging Face Hub", scale=3)
+            fetch = gr.Button("Download", scale=1, interactive=not ctx.settings.public)
+        return catalog, status, choice, fetch
+
+    def render_loaded(self) -> tuple[Any, ...]:
+        gr.Markdown(
+            "### Loaded now\n"
+            "Each local model runs in worker processes of its own (`PLAYGROUND_ENGINE_PROCESSES`), up to "
+            "`PLAYGROUND_ENGINE_WORKERS` per model, each answering one question at a time with its share of "
+            "the cores; the memory budget (`PLAYGROUND_MODEL_CACHE_MB`) counts what they hold."
+        )
+        loaded = gr.Dataframe(
+            loaded_rows(self.manager),
+            headers=LOADED_HEADERS,
+            interactive=False,
+            wrap=True,
+            elem_id="models-loaded",
+        )
+        unloading = eject = None
+        if not self.ctx.settings.public:  # nothing of the server's memory is changed from a public page
+            with gr.Row():
+                unloading = gr.Textbox(label="Unload a model (its id)", scale=3, elem_id="models-unload-id")
+                eject = gr.Button("Unload", scale=1, elem_id="models-unload")
+        return loaded, unloading, eject
+
+    def render_local(self) -> tuple[Any, ...]:
+        public = self.ctx.settings.public
+        gr.Markdown("### On this machine")
+        local = gr.Dataframe(
+            local_rows(self.manager), headers=LOCAL_HEADERS, interactive=False, elem_id="models-local"
+        )
+        with gr.Row():
+            doomed = gr.Textbox(label="Delete a local model (its name)", scale=3)
+            remove = gr.Button("Delete", variant="stop", scale=1, interactive=not public)
+        src = name = run = None
+        if not public:  # nor of its disk
+            with gr.Accordion("Convert a local model to ONNX Runtime GenAI (int4, CPU)", open=False):
+                src = gr.Textbox(label="Hugging Face folder or .gguf file on this machine")
+                name = gr.Textbox(label="Name of the converted model")
+                run = gr.Button("Convert")
+        refresh = gr.Button("Refresh", size="sm")
+        return local, doomed, remove, src, name, run, refresh
+
+    def wire(self, ui: ModelsUI) -> None:
+        ctx = self.ctx
+        private: dict[str, Any] = {"api_visibility": "private"}
+        if ui.eject is not None:
+            ui.eject.click(partial(unload, ctx), ui.unloading, [ui.status, ui.loaded], **private)
+        if ui.run is not None and ui.src is not None and ui.name is not None:
+            ui.run.click(partial(convert, ctx), [ui.src, ui.name], [ui.status, ui.local], **private)
+        ui.fetch.click(partial(download, ctx), ui.choice, [ui.status, ui.catalog, ui.local], **private)
+        ui.remove.click(partial(delete, ctx), ui.doomed, [ui.status, ui.catalog, ui.local], **private)
+        ui.refresh.click(
+            lambda: (catalog_rows(ctx), local_rows(self.manager), loaded_rows(self.manager)),
+            None,
+            [ui.catalog, ui.local, ui.loaded],
+            **private,
+        )
+
+
+@dataclass
+class ModelsUI:
+    catalog: gr.Dataframe
+    status: gr.Markdown
+    choice: gr.Dropdown
+    fetch: gr.Button
+    loaded: gr.Dataframe
+    unloading: gr.Textbox | None  # None on a public deployment
+    eject: gr.Button | None
+    local: gr.Dataframe
+    doomed: gr.Textbox
+    remove: gr.Button
+    src: gr.Textbox | None  # None on a public deployment
+    name: gr.Textbox | None
+    run: gr.Button | None
+    refresh: gr.Button

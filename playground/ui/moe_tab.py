@@ -124,9 +124,8 @@ class MoeTab(ChatRegion):
     def __init__(self, ctx: AppContext) -> None:
         super().__init__(ctx, CONFIG)
 
-    def build_side(self, spec: ModelSpec) -> None:
-        self.card_view = gr.Markdown(render.safe_markdown(card_markdown(spec)), elem_id="moe-card")
-        self.extra_card = [self.card_view]
+    def render_card_extra(self, spec: ModelSpec) -> list[Any]:
+        return [gr.Markdown(render.safe_markdown(card_markdown(spec)), elem_id="moe-card")]
 
     def describe_extra(self, model_id: str) -> tuple[Any, ...]:
         try:
@@ -134,7 +133,7 @@ class MoeTab(ChatRegion):
         except PlaygroundError as exc:
             return (render.safe_markdown(f"⚠ {exc}"),)
 
-    def build_beside(self) -> list[Any]:
+    def render_beside(self) -> list[Any]:
         with gr.Column(scale=2, min_width=280):
             expert_map = gr.HTML(map_html(None), elem_id="moe-map", label="Which experts each token went to")
             load = gr.BarPlot(

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import gradio as gr
 
 from ..context import AppContext
 from ..providers_service import ProviderStatus, SharedRefresh, statuses
+from ..types import Capability
 from . import widgets
-from .chat_region import RegionUI
 
 HEADERS = ["Provider", "Kind", "Address", "Key", "Configured", "Reachable", "Models", "Notes"]
 SHOWN_MODELS = 6
@@ -33,26 +35,23 @@ class ProvidersTab:
         self.ctx = ctx
         # Public mode: one round of requests per PLAYGROUND_REFRESH_INTERVAL_S, shared by every visitor
         self.shared = SharedRefresh(ctx.registry, ctx.settings.limits.refresh_interval_s)
-        self.capabilities: list[Any] = []
 
     def rows(self) -> list[list[str]]:
         return [status_row(s) for s in statuses(self.ctx.registry)]
 
-    def refresh(self, *model_ids: str) -> tuple[Any, ...]:
+    def refresh(self, capabilities: Sequence[Capability], *model_ids: str) -> tuple[Any, ...]:
         """Ask every endpoint again for its models (at most once per interval in public mode, for every
-        visitor together), and update the model pickers with what changed."""
+        visitor together), and update the model pickers (one per capability listed) with what changed."""
         refreshed = self.shared.refresh()
         rows = [status_row(s) for s in refreshed.statuses]
         pickers = [
             gr.Dropdown(choices=widgets.model_choices(self.ctx.registry, capability), value=model_id)
-            for capability, model_id in zip(self.capabilities, model_ids, strict=True)
+            for capability, model_id in zip(capabilities, model_ids, strict=True)
         ]
         return (rows, refreshed.note(self.shared.interval_s), *pickers)
 
-    def build(self, regions: Sequence[RegionUI]) -> None:
-        """`regions`: the chat tabs whose model pickers a refresh updates."""
-        self.capabilities = [region.capability for region in regions]
-        pickers = [region.model for region in regions]
+    def build(self) -> ProvidersUI:
+        """Lay the tab out; the app's builder wires Refresh to every model picker of the page."""
         gr.Markdown(
             "Local engines and the servers and cloud endpoints configured through the environment or "
             "`.env` (see `.env.example` and docs/providers.md). Keys are shown only as the name of their "
@@ -63,6 +62,22 @@ class ProvidersTab:
         )
         refresh = gr.Button("Refresh (ask every endpoint again)", elem_id="providers-refresh")
         checked = gr.Markdown(elem_id="providers-checked")
-        refresh.click(
-            self.refresh, pickers, [table, checked, *pickers], api_visibility="private", concurrency_limit=1
+        return ProvidersUI(table, refresh, checked)
+
+    def wire(self, ui: ProvidersUI, pickers: Sequence[tuple[gr.Dropdown, Capability]]) -> None:
+        """Refresh updates the table and every picker given (the chat tabs' and the Arena's)."""
+        components = [picker for picker, _ in pickers]
+        ui.refresh.click(
+            partial(self.refresh, [capability for _, capability in pickers]),
+            components,
+            [ui.table, ui.checked, *components],
+            api_visibility="private",
+            concurrency_limit=1,
         )
+
+
+@dataclass
+class ProvidersUI:
+    table: gr.Dataframe
+    refresh: gr.Button
+    checked: gr.Markdown

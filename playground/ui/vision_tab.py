@@ -16,6 +16,7 @@ from ..types import Capability, ModelSpec
 from ..vision_examples import load_vision_examples
 from . import render
 from .chat_region import ChatRegion, RegionConfig
+from .widgets import takes_num_crops
 
 CONFIG = RegionConfig(
     prefix="vision",
@@ -30,12 +31,6 @@ DEMO_NOTE = (
     "**Random weights**: this tiny model shows the mechanism (the image goes through the real processor "
     "and vision encoder), not what a vision model sees; its answers are gibberish."
 )
-
-
-def takes_num_crops(spec: ModelSpec) -> bool:
-    """Phi-3/3.5-vision on transformers reads `num_crops` (how many tiles an image is cut into)."""
-    key = str(spec.extra.get("catalog") or spec.id)
-    return spec.provider == "transformers" and key.startswith(("phi-3-vision", "phi-3.5-vision"))
 
 
 def vision_note(spec: ModelSpec) -> str:
@@ -56,32 +51,17 @@ class VisionTab(ChatRegion):
     def __init__(self, ctx: AppContext) -> None:
         super().__init__(ctx, CONFIG)
 
-    def build_side(self, spec: ModelSpec) -> None:
-        self.note = gr.Markdown(vision_note(spec), elem_id="vision-note")
-
-    def build_num_crops(self) -> Any:
-        spec = self.ctx.registry.resolve(self.default_model)
-        self.num_crops = gr.Slider(
-            0,
-            16,
-            value=0,
-            step=1,
-            label="Crops per image (num_crops)",
-            info="0 = the model's own setting; 16 for one detailed image, 4 for several frames",
-            visible=takes_num_crops(spec),
-            elem_id="vision-num-crops",
-        )
-        self.extra_card = [self.note, self.num_crops]
-        return self.num_crops
+    def render_card_extra(self, spec: ModelSpec) -> list[Any]:
+        return [gr.Markdown(vision_note(spec), elem_id="vision-note")]
 
     def describe_extra(self, model_id: str) -> tuple[Any, ...]:
         try:
             spec = self.ctx.registry.resolve(model_id)
         except PlaygroundError:
-            return "", gr.Slider(visible=False)
-        return render.safe_markdown(vision_note(spec)), gr.Slider(visible=takes_num_crops(spec))
+            return ("",)
+        return (render.safe_markdown(vision_note(spec)),)
 
-    def build_examples(self, question: Any, num_crops: Any) -> None:
+    def render_examples(self, question: Any, num_crops: Any) -> None:
         """The example tasks of prompts/vision.toml, with the sample images the project draws."""
         examples = load_vision_examples()
         if not examples:

@@ -12,6 +12,7 @@ from ..catalog import SAMPLING_KEYS, sampling_for
 from ..errors import InvalidOptionsError, PlaygroundError
 from ..options import GenerationOptions
 from ..registry import ModelRow, Registry
+from ..text import valid_text
 from ..types import Capability, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,12 @@ def sampling_note(spec: ModelSpec) -> str:
         return f"Sampling: the playground's defaults. {sampling.note} [Source]({sampling.source})"
     values = ", ".join(f"{k.replace('_', '-')} {v}" for k, v in sampling.values.items())
     return f"Sampling recommended for {spec.name}: {values}. [Source]({sampling.source})"
+
+
+def takes_num_crops(spec: ModelSpec) -> bool:
+    """Phi-3/3.5-vision on transformers reads `num_crops` (how many tiles an image is cut into)."""
+    key = str(spec.extra.get("catalog") or spec.id)
+    return spec.provider == "transformers" and key.startswith(("phi-3-vision", "phi-3.5-vision"))
 
 
 def model_label(row: ModelRow) -> str:
@@ -146,7 +153,7 @@ def options_from(*values: object) -> GenerationOptions:
     """Validate the parameter values (OPTION_NAMES' order, then optionally num_crops: 0 or None for the
     model's own); a nonsense value becomes a clear message, not a crash."""
     names = OPTION_NAMES if len(values) == len(OPTION_NAMES) else (*OPTION_NAMES, "num_crops")
-    named = dict(zip(names, values, strict=True))
+    named = {k: valid_text(v) if isinstance(v, str) else v for k, v in zip(names, values, strict=True)}
     if named.get("num_crops") in (0, 0.0, ""):
         named["num_crops"] = None
     try:

@@ -1,0 +1,137 @@
+"""The chat region's pure parts: what the question box holds, the conversation on the page, and the
+answer being streamed as the answer pipeline's events arrive. No Gradio components are made here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import gradio as gr
+
+from ..answers import Event, Experts, Finished, Started, Text, Waiting
+from ..moe_view import pack
+from ..text import valid_text
+from ..types import ExpertRecord
+from . import render
+from .render import Turn, warn
+
+Chat = list[dict[str, Any]]
+Box = str | dict[str, Any]  # a Textbox's value, or a MultimodalTextbox's {"text": ..., "files": [...]}
+
+
+def box_parts(value: Box | None) -> tuple[str, list[str]]:
+    """The text and the attached files' paths of an input box's value."""
+    if isinstance(value, dict):
+        files = [f if isinstance(f, str) else str(f.get("path", "")) for f in value.get("files") or []]
+        return valid_text(str(value.get("text") or "")), [f for f in files if f]
+    return valid_text(value or ""), []
+
+
+def empty_box(value: Box | None) -> Box:
+    return {"text": "", "files": []} if isinstance(value, dict) else ""
+
+
+def add_question(value: Box, conversation: list[Turn], editing: bool) -> tuple[Box, list[Turn], Chat, bool]:
+    """Step one of a submit: show the question (and its images) at once and clear the box."""
+    text, files = box_parts(value)
+    if not text.strip() and not files:
+        return value, conversation, render.to_chatbot(conversation), editing
+    turn: Turn = {"role": "user", "content": text, "edit": editing}
+    if isinstance(value, dict):
+        turn["images"] = files
+    conversation = [*settled(conversation), turn]
+    return empty_box(value), conversation, render.to_chatbot(conversation), False
+
+
+def settled(conversation: list[Turn]) -> list[Turn]:
+    """Mark an answer that never got its finish (the page was left mid-stream) as cancelled."""
+    return [
+        {**t, "finish": "cancelled"} if t["role"] == "assistant" and t.get("finish") is None else t
+        for t in conversation
+    ]
+
+
+def attach_photo(photo: str | None, value: Box | None) -> tuple[Box, Any]:
+    """Add a webcam snapshot to the files of the question box, and clear the camera for the next one."""
+    text, files = box_parts(value if isinstance(value, dict) else {"text": value or "", "files": []})
+    if not photo:
+        gr.Warning("Take a photo first (the camera button), then attach it.")
+        return {"text": text, "files": files}, gr.update()
+    return {"text": text, "files": [*files, photo]}, None
+
+
+def with_pending(conversation: list[Turn], pending: Box) -> list[Turn]:
+    """The conversation with what is typed (and attached) in the box as its next question."""
+    text, files = box_parts(pending)
+    if not text.strip() and not files:
+        return conversation
+    return [*conversation, {"role": "user", "content": text, "images": files}]
+
+
+@dataclass
+class AnswerView:
+    """The answer being streamed, drawn from the pipeline's events, and the outputs it updates."""
+
+    conversation: list[Turn]
+    conversation_id: str | None
+    unsaved: str = ""  # why the question was not saved (a full history)
+    turn: Turn | None = None
+    meter: str = ""
+    notice: str = ""
+    records: list[ExpertRecord] = field(default_factory=list)
+    finished: bool = False
+    prompt_tokens: int | None = None
+    window: int = 0
+
+    def take(self, event: Event) -> None:
+        if isinstance(event, Text) and self.turn is not None:
+            self.turn["content"] += event.text
+        elif isinstance(event, Experts):
+            self.records.append(event.record)
+        elif isinstance(event, Waiting):
+            self.notice = event.notice
+        elif isinstance(event, Started):
+            self.start(event)
+        elif isinstance(event, Finished):
+            self.finish(event)
+
+    def start(self, started: Started) -> None:
+        spec = started.spec
+        self.turn = {
+            "role": "assistant",
+            "content": "",
+            "model": spec.id,
+            "model_name": spec.name,
+            "engine": spec.engine_label,
+            "metrics": None,
+            "finish": None,
+        }
+        self.conversation = [*self.conversation, self.turn]
+        notice = " ".join(part for part in (self.unsaved, started.notice) if part)
+        self.notice = render.safe_markdown(f"ℹ {notice}") if notice else ""
+        self.prompt_tokens, self.window = started.prompt_tokens, spec.context_window
+        self.meter = render.context_meter(started.prompt_tokens, spec.context_window)
+
+    def finish(self, finished: Finished) -> None:
+        self.finished = True
+        if finished.error:
+            warn(finished.error)
+            self.notice = render.safe_markdown(f"⚠ {finished.error}")
+        elif self.notice.startswith("⏳"):
+            self.notice = ""
+        if self.turn is None:
+            return
+        self.turn["metrics"] = finished.metrics.to_dict()
+        self.turn["finish"] = str(finished.reason)
+        if self.records:
+            self.turn["experts"] = pack(self.records)
+        if self.prompt_tokens is not None:
+            self.meter = render.context_meter(
+                self.prompt_tokens + finished.metrics.completion_tokens, self.window
+            )
+
+    def outputs(self, *, streaming: bool = False, notice: str | None = None) -> tuple[Any, ...]:
+        if notice is not None:
+            self.notice = notice
+        chat = render.to_chatbot(self.conversation, streaming=streaming)
+        return self.conversation, self.conversation_id, chat, self.meter, self.notice
