@@ -217,7 +217,7 @@ def test_history_keeps_the_map_with_the_answer(ctx: AppContext) -> None:
     conversation = service.ask(owner, None, HELLO[0].content, MOE, tab="moe")
     prepared = ctx.chat.prepare(MOE, HELLO, GREEDY)
     records = records_of(list(service.record(owner, conversation, prepared, ctx.chat.stream(prepared))))
-    answer = ctx.history.get_conversation(owner, conversation).messages[-1]
+    answer = ctx.history.conversations.get_conversation(owner, conversation).messages[-1]
     assert answer.role == "assistant" and answer.finish_reason == FinishReason.LENGTH
     stored = unpack(answer.experts)
     assert [(r.index, r.token_id, r.token) for r in stored] == [
@@ -243,7 +243,7 @@ def test_history_keeps_the_map_with_the_answer(ctx: AppContext) -> None:
         if seen == 3:
             break
     stream.close()
-    answer = ctx.history.get_conversation(owner, conversation).messages[-1]
+    answer = ctx.history.conversations.get_conversation(owner, conversation).messages[-1]
     assert answer.finish_reason == FinishReason.CANCELLED
     assert len(unpack(answer.experts)) >= 3
 

@@ -107,7 +107,7 @@ class ArenaService:
             "b": self.chat.resolve(pair.b.model, pair.b.provider),
         }
         refs = self._store_images(images)
-        battle = self.store.create_battle(
+        battle = self.store.battles.create_battle(
             owner,
             prompt,
             specs["a"].id,
@@ -127,23 +127,23 @@ class ArenaService:
         A blind battle stays blind until its first vote; after it, the names are known."""
         if not prompt.strip():
             raise HistoryError("Type a prompt for both models first.")
-        previous = self.store.get_battle(owner, battle_id)
-        rounds = self.store.battle_rounds(owner, previous.thread)
+        previous = self.store.battles.get_battle(owner, battle_id)
+        rounds = self.store.battles.battle_rounds(owner, previous.thread)
         mode = "blind" if previous.mode == "blind" and all(r.vote is None for r in rounds) else "named"
         refs = self._store_images(images)
-        battle = self.store.add_round(owner, rounds[-1].id, prompt, images=refs, mode=mode)
+        battle = self.store.battles.add_round(owner, rounds[-1].id, prompt, images=refs, mode=mode)
         return self._prepare(owner, battle, self.specs(battle))
 
     def _store_images(self, images: Sequence[str | Path]) -> list[str]:
         """The images' references in the store, each refused past the size limit before it is stored."""
         for path in images:
             check_size(str(path), self.conversations.image_limits)
-        return [self.store.store_image_file(path) for path in images]
+        return [self.store.images.store_image_file(path) for path in images]
 
     def regenerate(self, owner: str, battle_id: str) -> Round:
         """Ask the latest round again (its answers are dropped); refused once it has a vote."""
-        battle = self.store.get_battle(owner, battle_id)
-        latest = self.store.battle_rounds(owner, battle.thread)[-1]
+        battle = self.store.battles.get_battle(owner, battle_id)
+        latest = self.store.battles.battle_rounds(owner, battle.thread)[-1]
         if latest.id != battle.id:
             raise HistoryError("Only the latest round can be asked again: start a new round instead.")
         if battle.vote is not None:
@@ -165,7 +165,7 @@ class ArenaService:
             side = Side.from_dict(battle.parameters[name])  # type: ignore[arg-type]
             run = SideRun(name, side, specs[name], conversations[name])
             messages = [Message("system", side.system)] if side.system else []
-            messages += self.store.chat_messages(owner, run.conversation)
+            messages += self.store.conversations.chat_messages(owner, run.conversation)
             try:
                 run.prepared = self.chat.prepare(run.spec.id, messages, side.options)
             except PlaygroundError as exc:
@@ -188,14 +188,14 @@ class ArenaService:
         blind = round_.battle.mode == "blind"
         model, engine = ("", "") if blind else (run.spec.id, run.spec.provider)
         if run.prepared is None:
-            self.store.add_message(
+            self.store.conversations.add_message(
                 owner, run.conversation, "assistant", "", model=model, engine=engine,
                 metrics={"finish_reason": "error", "error": run.error}, finish_reason="error",
             )  # fmt: skip
             run.finish_reason = "error"
             return
         sent = run.prepared.options.model_dump(mode="json") | {"system": run.side.system}
-        recorder = self.store.start_answer(
+        recorder = self.store.conversations.start_answer(
             owner, run.conversation, model=model, engine=engine, parameters=sent
         )
         try:
@@ -250,13 +250,15 @@ class ArenaService:
 
     def load(self, owner: str, battle_id: str) -> RoundView:
         """A stored round, as `view` shows it (after a reload, or in the History tab)."""
-        battle = self.store.get_battle(owner, battle_id)
+        battle = self.store.battles.get_battle(owner, battle_id)
         return self._stored_view(battle, self._answers(owner, battle))
 
     def _answers(self, owner: str, battle: Battle) -> dict[str, StoredMessage | None]:
         """Each side's stored answer to this round (None before it is written)."""
         return {
-            name: _answer_of_round(self.store.get_conversation(owner, conversation).messages, battle.round)
+            name: _answer_of_round(
+                self.store.conversations.get_conversation(owner, conversation).messages, battle.round
+            )
             for name, conversation in (("a", battle.conversation_a), ("b", battle.conversation_b))
         }
 
@@ -269,7 +271,7 @@ class ArenaService:
         """This owner's arena conversations whose names are still hidden (a blind battle not yet voted):
         conversation id -> "Model A"/"Model B", for `anonymise_summaries` in a history listing."""
         hidden: dict[str, str] = {}
-        for battle in self.store.list_battles(owner, limit=None):
+        for battle in self.store.battles.list_battles(owner, limit=None):
             if battle.mode == "blind" and battle.vote is None:
                 hidden[battle.conversation_a], hidden[battle.conversation_b] = "Model A", "Model B"
         return hidden
@@ -279,7 +281,7 @@ class ArenaService:
     def vote(self, owner: str, battle_id: str, vote: Vote | str) -> RoundView:
         """One vote on a finished round (a, b, tie, both_bad), within the daily cap in public mode; the
         round's view with the names shown. A blind answer that names a model is flagged (not rated)."""
-        battle = self.store.get_battle(owner, battle_id)
+        battle = self.store.battles.get_battle(owner, battle_id)
         answers = self._answers(owner, battle)
         texts: dict[str, str] = {}
         for name, answer in answers.items():
@@ -287,7 +289,7 @@ class ArenaService:
                 raise HistoryError("Both answers must finish before the vote: wait, or press Stop.")
             texts[name] = answer.text
         revealed = revealed_sides(texts, self.specs(battle)) if battle.mode == "blind" else ""
-        voted = self.store.record_vote(
+        voted = self.store.battles.record_vote(
             owner, battle_id, vote, revealed=revealed, daily_limit=self.daily_votes
         )
         if self.on_vote is not None:
@@ -298,11 +300,11 @@ class ArenaService:
         """Votes this visitor may still cast today (None: no cap)."""
         if self.daily_votes is None:
             return None
-        return max(0, self.daily_votes - self.store.votes_today(owner))
+        return max(0, self.daily_votes - self.store.battles.votes_today(owner))
 
     def leaderboard(self, *, rounds: int = 200, seed: int = 0) -> Leaderboard:
         """Ratings from every visitor's votes (blind answers that named their model left out)."""
-        return leaderboard(self.store.list_rated_battles(), rounds=rounds, seed=seed)
+        return leaderboard(self.store.battles.list_rated_battles(), rounds=rounds, seed=seed)
 
 
 def _drain(stream: Iterator[Chunk]) -> None:

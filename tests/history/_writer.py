@@ -26,12 +26,12 @@ OPTIONS = GenerationOptions.parse(temperature=0.9, max_new_tokens=3000, seed=1, 
 def main(data_dir: str, models_dir: str, owner: str, log_path: str) -> None:
     settings = Settings.from_env({"PLAYGROUND_DATA_DIR": data_dir, "PLAYGROUND_MODELS_DIR": models_dir})
     store = HistoryStore(settings.history_path)
-    store.recover_interrupted()
-    conversation = store.create_conversation(owner, "instruct", QUESTION, MODEL)
-    store.add_message(owner, conversation.id, "user", QUESTION)  # before anything can fail
+    store.db.recover_interrupted()
+    conversation = store.conversations.create_conversation(owner, "instruct", QUESTION, MODEL)
+    store.conversations.add_message(owner, conversation.id, "user", QUESTION)  # before anything can fail
     ctx = AppContext.create(settings)
     prepared = ctx.chat.prepare(MODEL, [Message("user", QUESTION)], OPTIONS)
-    recorder = store.start_answer(
+    recorder = store.conversations.start_answer(
         owner, conversation.id, model=prepared.spec.id, engine=prepared.spec.provider,
         parameters=prepared.options.model_dump(),
     )  # fmt: skip

@@ -26,9 +26,11 @@ def filled(settings: Settings, alice: str, bob: str) -> dict[str, str]:
     with HistoryStore(settings.history_path) as store:
         ids = {}
         for owner, title in ((alice, "Alice asks"), (bob, "Bob asks")):
-            conversation = store.create_conversation(owner, "instruct", title, "m@onnx")
-            store.add_message(owner, conversation.id, "user", f"{title} a question")
-            store.add_message(owner, conversation.id, "assistant", "An answer.", finish_reason="stop")
+            conversation = store.conversations.create_conversation(owner, "instruct", title, "m@onnx")
+            store.conversations.add_message(owner, conversation.id, "user", f"{title} a question")
+            store.conversations.add_message(
+                owner, conversation.id, "assistant", "An answer.", finish_reason="stop"
+            )
             ids[owner] = conversation.id
     return ids
 
