@@ -157,7 +157,7 @@ class Database:
 
         One transaction; a conversation with an answer still streaming is never deleted; a battle goes with
         its conversations (the schema cascades). Returns how many conversations were deleted. The image
-        files they alone used stay until `ImageStore.prune_unused` (HistoryStore.apply_retention calls it).
+        files they alone used stay until `ImageStore.prune_images` (HistoryStore.apply_retention calls it).
         """
         conditions: list[tuple[str, tuple[Any, ...]]] = []
         if max_age_days is not None:
