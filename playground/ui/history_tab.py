@@ -181,12 +181,8 @@ class HistoryTab:
         )
 
     def delete(self, selected: str | None, owner_value: Any, search: str) -> tuple[Any, ...]:
-        return self._act(
-            lambda o: self.conversations.delete_conversation(o, self._need(selected)),
-            owner_value,
-            search,
-            "Deleted.",
-        )
+        delete = self.conversations.delete_conversation
+        return self._act(lambda o: delete(o, self._need(selected)), owner_value, search, "Deleted.")
 
     def delete_all(self, confirmed: bool, owner_value: Any, search: str) -> tuple[Any, ...]:
         if not confirmed:
@@ -222,9 +218,8 @@ class HistoryTab:
         ids = None if kind.startswith("all") else [self._need(selected)]
         hidden = self.hidden(owner)
         if ids is None and hidden:  # everything but blind arena rounds not voted on yet
-            ids = [
-                c.id for c in self.conversations.list_conversations(owner, limit=None) if c.id not in hidden
-            ]
+            listed = self.conversations.list_conversations(owner, limit=None)
+            ids = [c.id for c in listed if c.id not in hidden]
         try:
             self._not_blind(ids or [], hidden)
         except PlaygroundError as exc:
