@@ -32,13 +32,12 @@ class Database:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()  # the writer's
-        self._pool_lock = threading.Lock()  # the readers' list, never held across a query
-        self._idle: list[sqlite3.Connection] = []
-        self._readers: set[sqlite3.Connection] = set()
+        self._pool_lock = threading.Lock()  # the idle readers' list, never held across a query
+        self._idle: list[sqlite3.Connection] = []  # readers between reads
         self._closed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._writer = self._connect()
+            self._writer = self._open_writer()
         except (sqlite3.Error, OSError) as exc:
             raise HistoryError(
                 f"The history database {self.path} cannot be opened ({exc}): check the folder's "
@@ -46,9 +45,9 @@ class Database:
             ) from exc
 
     def __repr__(self) -> str:
-        return f"<Database {self.path} readers={len(self._readers)}{' closed' if self._closed else ''}>"
+        return f"<Database {self.path}{' closed' if self._closed else ''}>"
 
-    def _connect(self) -> sqlite3.Connection:
+    def _open_writer(self) -> sqlite3.Connection:
         """The writer: WAL on, foreign keys enforced, the schema migrated."""
         conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0)
         try:
@@ -65,9 +64,13 @@ class Database:
     def _open_reader(self) -> sqlite3.Connection:
         """A read-only connection; autocommit, so that read() begins and ends its transaction itself."""
         conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA query_only = ON")
-        conn.execute("PRAGMA foreign_keys = ON")
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA query_only = ON")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def close(self) -> None:
@@ -76,8 +79,6 @@ class Database:
             with self._pool_lock:
                 self._closed = True
                 idle, self._idle = self._idle, []
-                for conn in idle:
-                    self._readers.discard(conn)
             for conn in idle:
                 conn.close()
             self._writer.close()
@@ -110,10 +111,7 @@ class Database:
                 raise HistoryError("The history is closed: restart the playground.")
             if self._idle:
                 return self._idle.pop()
-        conn = self._open_reader()  # outside the pool's lock: opening may wait on the file
-        with self._pool_lock:
-            self._readers.add(conn)
-        return conn
+        return self._open_reader()  # outside the pool's lock: opening may wait on the file
 
     def _give_back(self, conn: sqlite3.Connection) -> None:
         """End the read transaction; keep the reader for the next read, or close it."""
@@ -128,8 +126,6 @@ class Database:
             keep = keep and not self._closed and len(self._idle) < IDLE_READERS
             if keep:
                 self._idle.append(conn)
-            else:
-                self._readers.discard(conn)
         if not keep:
             conn.close()
 
