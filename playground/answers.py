@@ -2,7 +2,7 @@
 
 Like simonw/llm's `Response`, one object owns a question's execution, and callers only draw its events:
 
-    answer = ctx.answers.ask(Request(model, messages, options, record=Recording(owner, conversation_id)))
+    answer = ctx.answers.ask(Request(model, messages, options, record=Recording(history.conversations, owner, conversation_id)))
     for event in answer:   # Waiting..., Started, Text / Experts..., Finished (always last)
         ...
 
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from .chat import ChatService, Prepared, engine_errors
 from .errors import HistoryError, PlaygroundError, StoppedError
-from .history import AnswerRecorder, HistoryStore
+from .history import AnswerRecorder, ConversationStore
 from .moe_view import pack
 from .options import GenerationOptions
 from .public.concurrency import ProviderSlots, Ticket
@@ -48,13 +48,15 @@ SLOT_POLL_S = 0.25  # how often a request waiting in a provider's line looks at 
 
 @dataclass(frozen=True)
 class Recording:
-    """Where an answer is kept: a conversation of the history, and how it is labelled there.
+    """Where an answer is kept: a conversation of a history (`store`: its conversations), and how it is
+    labelled there.
 
     `model`/`engine`: the names written with the answer (None: the model's own id and provider; "" hides
     them, as a blind arena side until its vote). `parameters`: stored beside the options as sent (the
     arena's system prompt). `refusal`: a request refused before it streams is still written, as an empty
     answer with finish reason `error` (the arena's sides: a round needs both answers)."""
 
+    store: ConversationStore
     owner: str
     conversation_id: str
     model: str | None = None
@@ -216,14 +218,12 @@ class AnswerService:
     def __init__(
         self,
         chat: ChatService,
-        store: HistoryStore | None = None,
         *,
         provider_concurrency: Mapping[str, int] | None = None,
         signals: StopSignals | None = None,
     ) -> None:
         self.chat = chat
         self.registry = chat.registry
-        self.store = store
         self.slots = ProviderSlots(provider_concurrency or {})
         self.signals = signals or StopSignals()
 
@@ -258,7 +258,7 @@ class AnswerService:
     # Inside
 
     def _events(self, request: Request, answer: Answer) -> Generator[Event, None, None]:
-        run = _Run(self.store, request.record, answer.stop_event)
+        run = _Run(request.record, answer.stop_event)
         try:
             yield from self._answer(request, run)
         except StoppedError:
@@ -351,8 +351,7 @@ def _line_notice(provider: str, ahead: int) -> str:
 class _Run:
     """One answer's own state: its clock, what arrived, and its row in the history (if it is kept)."""
 
-    def __init__(self, store: HistoryStore | None, target: Recording | None, stop: threading.Event) -> None:
-        self.store = store if target is not None else None
+    def __init__(self, target: Recording | None, stop: threading.Event) -> None:
         self.target = target
         self.stop = stop
         self.began = time.perf_counter()
@@ -368,10 +367,10 @@ class _Run:
     def record(self, prepared: Prepared) -> None:
         """Start the answer's row: the options as sent, the model as the target names it."""
         self.prompt_tokens = prepared.prompt_tokens or 0
-        if self.store is None or self.target is None:
-            return
         target = self.target
-        self.recorder = self.store.start_answer(
+        if target is None:
+            return
+        self.recorder = target.store.start_answer(
             target.owner,
             target.conversation_id,
             model=prepared.spec.id if target.model is None else target.model,
@@ -433,9 +432,9 @@ class _Run:
 
     def _refused(self, error: str) -> None:
         """A request refused before it streamed, kept as an empty `error` answer (an arena side)."""
-        assert self.store is not None and self.target is not None
+        assert self.target is not None
         target = self.target
-        self.store.add_message(
+        target.store.add_message(
             target.owner,
             target.conversation_id,
             "assistant",
@@ -448,9 +447,9 @@ class _Run:
 
     def _save_experts(self) -> None:
         """The expert map goes with the answer; a failed write loses the map, never the answer."""
-        if not self.experts or self.recorder is None or self.store is None or self.target is None:
+        if not self.experts or self.recorder is None:
             return
         try:
-            self.store.save_experts(self.target.owner, self.recorder.message_id, pack(self.experts))
+            self.recorder.save_experts(pack(self.experts))
         except HistoryError as exc:
             log.warning("Could not save the expert map of answer %s: %s", self.recorder.message_id, exc)

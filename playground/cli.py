@@ -265,10 +265,51 @@ def cmd_space(args: argparse.Namespace, settings: Settings) -> int:
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one `error:` line (and the way to the help) instead of the usage block."""
+    """argparse with one `error:` line (and the way to the help) instead of the usage block, and long
+    options that take a value taking the next word even when it starts with '-'."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {_one_line(message)} (see `{self.prog} --help`)\n")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """As argparse's, with `--owner -x...` read as `--owner=-x...` (see `glue_values`)."""
+        words = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args(glue_values(words, self._actions), namespace)
+
+
+def glue_values(words: Sequence[str], actions: Sequence[argparse.Action]) -> list[str]:
+    """`--opt VALUE` as `--opt=VALUE` when VALUE starts with '-' and is not an option itself.
+
+    argparse reads a word that starts with '-' as an option, so a value such as a visitor id that starts
+    with '-' (`history list --owner -x...`) is refused with "expected one argument"; getopt, and the `=`
+    form, take it as the value. Only this parser's long options that take one value are glued; nothing
+    after `--` is."""
+    takes_value = {o for a in actions if a.nargs is None for o in a.option_strings if o.startswith("--")}
+    options = [o for a in actions for o in a.option_strings]
+
+    def is_option(word: str) -> bool:  # an option's name or (long) its abbreviation
+        name = word.partition("=")[0]
+        return (
+            word == "--"
+            or word in options
+            or (name.startswith("--") and any(o.startswith(name) for o in options))
+        )
+
+    glued: list[str] = []
+    i = 0
+    while i < len(words):
+        word, value = words[i], words[i + 1] if i + 1 < len(words) else None
+        if word == "--":
+            return glued + list(words[i:])
+        if word in takes_value and value is not None and value.startswith("-") and not is_option(value):
+            glued.append(f"{word}={value}")
+            i += 2
+        else:
+            glued.append(word)
+            i += 1
+    return glued
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -66,7 +66,7 @@ class AppContext:
             load_prompts(),
             history,
             ConversationService(history, image_max_bytes=image_max_bytes),
-            AnswerService(chat, history, provider_concurrency=limits.provider_concurrency),
+            AnswerService(chat, provider_concurrency=limits.provider_concurrency),
             _arena_sync(settings, history),
         )
 

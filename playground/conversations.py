@@ -39,20 +39,20 @@ class ConversationService:
         HistoryFullError when the visitor's history is at its quota (public mode): nothing is written."""
         for path in images or ():
             check_size(str(path), self.image_limits)
-        self.store.check_quota(owner, conversations=int(conversation_id is None), texts=[question])
-        refs = None if images is None else [self.store.store_image_file(path) for path in images]
+        self.store.quota.check_quota(owner, conversations=int(conversation_id is None), texts=[question])
+        refs = None if images is None else [self.store.images.store_image_file(path) for path in images]
         if conversation_id is None:
             title = " ".join(question.split())[:TITLE_LENGTH] or "New conversation"
-            conversation_id = self.store.create_conversation(owner, tab, title, model_id).id
+            conversation_id = self.store.conversations.create_conversation(owner, tab, title, model_id).id
         if edit:
-            self.store.edit_last_question(owner, conversation_id, question, images=refs)
+            self.store.conversations.edit_last_question(owner, conversation_id, question, images=refs)
         else:
-            self.store.add_message(owner, conversation_id, "user", question, images=refs or ())
+            self.store.conversations.add_message(owner, conversation_id, "user", question, images=refs or ())
         return conversation_id
 
     def forget_last_answer(self, owner: str, conversation_id: str) -> None:
         """Before a regenerate: the last question stays, what followed it goes."""
-        messages = self.store.get_conversation(owner, conversation_id).messages
+        messages = self.store.conversations.get_conversation(owner, conversation_id).messages
         questions = [m for m in messages if m.role == "user"]
         if questions:
-            self.store.edit_last_question(owner, conversation_id, questions[-1].text)
+            self.store.conversations.edit_last_question(owner, conversation_id, questions[-1].text)

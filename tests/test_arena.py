@@ -76,7 +76,7 @@ def test_a_named_battle_is_recorded_with_all_it_takes_to_repeat_it(
     for side in (view.a, view.b):
         assert side.metrics and side.metrics["completion_tokens"] and side.metrics["ttft_s"] is not None
         assert side.finish_reason in ("stop", "length") and side.window == 8192
-    battle = ctx.history.get_battle(owner, view.battle_id)
+    battle = ctx.history.battles.get_battle(owner, view.battle_id)
     assert (battle.model_a, battle.engine_a, battle.model_b, battle.engine_b) == (
         ONNX,
         "onnx",
@@ -87,12 +87,12 @@ def test_a_named_battle_is_recorded_with_all_it_takes_to_repeat_it(
         "model": ONNX, "provider": None, "system": "Answer briefly.",
         "options": {"temperature": 0.0, "max_new_tokens": 24},
     }  # fmt: skip
-    answer = ctx.history.get_conversation(owner, battle.conversation_b).messages[-1]
+    answer = ctx.history.conversations.get_conversation(owner, battle.conversation_b).messages[-1]
     assert answer.parameters["seed"] == 11 and answer.parameters["temperature"] == 0.3
     assert answer.metrics and answer.metrics["completion_tokens"] and answer.model == HF
     assert answer.text == view.b.text
     voted = arena.vote(owner, view.battle_id, "a")
-    assert voted.vote == "a" and ctx.history.get_battle(owner, view.battle_id).vote == Vote.A
+    assert voted.vote == "a" and ctx.history.battles.get_battle(owner, view.battle_id).vote == Vote.A
     board = arena.leaderboard(rounds=20)
     assert {ONNX, HF} <= set(board.sides.names) and board.votes >= 1
 
@@ -135,7 +135,7 @@ def test_both_sides_stream_at_once_and_stopping_one_leaves_the_other(
     view = arena.view(round_)
     assert view.b.finish_reason == "cancelled" and view.a.finish_reason in ("stop", "length")
     assert view.a.metrics and view.a.metrics["completion_tokens"] > 5
-    stored = ctx.history.get_conversation(owner, round_.battle.conversation_b).messages[-1]
+    stored = ctx.history.conversations.get_conversation(owner, round_.battle.conversation_b).messages[-1]
     assert stored.finish_reason == "cancelled" and stored.text == view.b.text
 
 
@@ -151,14 +151,16 @@ def test_a_blind_round_names_nobody_before_the_vote(ctx: AppContext, arena: Aren
     assert (view.a.label, view.b.label) == ("Model A", "Model B") and view.a.text and view.b.text
     assert not leaks(without_answers(view), words), "the page and the API payload"
     assert not leaks(without_answers(arena.load(owner, view.battle_id)), words), "a reload"
-    listing = anonymise_summaries(ctx.history.list_conversations(owner), arena.hidden_conversations(owner))
+    listing = anonymise_summaries(
+        ctx.history.conversations.list_conversations(owner), arena.hidden_conversations(owner)
+    )
     assert not leaks([(s.title, s.model) for s in listing], words), "the History tab"
     assert {s.model for s in listing} == {"Model A", "Model B"}
     with pytest.raises(HistoryError, match="after the vote"):
         export_battle(ctx.history, ctx.registry, owner, view.battle_id)
     revealed = arena.vote(owner, view.battle_id, "tie")
     assert {revealed.a.model, revealed.b.model} == {ONNX, HF}
-    assert {s.model for s in ctx.history.list_conversations(owner)} == {ONNX, HF}
+    assert {s.model for s in ctx.history.conversations.list_conversations(owner)} == {ONNX, HF}
     assert arena.hidden_conversations(owner) == {}
 
 
@@ -225,7 +227,7 @@ def test_a_blind_answer_that_names_its_model_is_left_out_of_the_ratings(
     assert "SmolLM" in view.a.text  # the answer is shown as it is; it is flagged instead
     before = arena.leaderboard(rounds=10)
     arena.vote(owner, view.battle_id, "a")
-    battle = ctx.history.get_battle(owner, view.battle_id)
+    battle = ctx.history.battles.get_battle(owner, view.battle_id)
     assert "a" in battle.revealed
     after = arena.leaderboard(rounds=10)
     assert after.excluded == before.excluded + 1 and after.votes == before.votes
@@ -238,12 +240,17 @@ def test_rounds_continue_regenerate_and_votes_are_capped(ctx: AppContext) -> Non
     arena.run(owner, first)
     second = arena.next_round(owner, first.battle.id, "And of Germany?")
     assert second.battle.round == 2 and second.battle.thread == first.battle.id
-    sent = ctx.history.chat_messages(owner, second.battle.conversation_a)  # what side A is asked
+    sent = ctx.history.conversations.chat_messages(
+        owner, second.battle.conversation_a
+    )  # what side A is asked
     assert [m.role for m in sent] == ["user", "assistant", "user"] and "Paris" in sent[1].content
     view = arena.run(owner, second)
     again = arena.run(owner, arena.regenerate(owner, second.battle.id))
     assert again.a.text == view.a.text  # greedy: the same answer, and only one answer kept
-    roles = [m.role for m in ctx.history.get_conversation(owner, first.battle.conversation_a).messages]
+    roles = [
+        m.role
+        for m in ctx.history.conversations.get_conversation(owner, first.battle.conversation_a).messages
+    ]
     assert roles == ["user", "assistant", "user", "assistant"]
     with pytest.raises(HistoryError, match="latest round"):
         arena.regenerate(owner, first.battle.id)
@@ -316,7 +323,7 @@ def test_images_are_kept_with_the_battle_and_a_text_only_side_refuses_them(
         view.a.error and "SmolLM" not in view.a.error and "ONNX" not in view.a.error
     )  # ...the page's do not
     for conversation in (round_.battle.conversation_a, round_.battle.conversation_b):
-        question, answer = ctx.history.get_conversation(owner, conversation).messages
+        question, answer = ctx.history.conversations.get_conversation(owner, conversation).messages
         assert len(question.images) == 1 and answer.finish_reason == "error"
     arena.vote(owner, round_.battle.id, "both_bad")
     data = export_battle(ctx.history, ctx.registry, owner, round_.battle.id)

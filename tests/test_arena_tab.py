@@ -123,8 +123,8 @@ def test_stop_on_one_pane_leaves_the_other_streaming(tab: ArenaTab, ctx: AppCont
     assert final["a"]["finish_reason"] in ("stop", "length")
     assert len(final["a"]["text"]) > at_stop["a"], "A went on after B stopped"
     assert "stopped" in json.dumps(out(updates[-1], "chat_b"))
-    battle = ctx.history.get_battle(owner, out(updates[-1], "battle"))
-    answer_b = ctx.history.get_conversation(owner, battle.conversation_b).messages[-1]
+    battle = ctx.history.battles.get_battle(owner, out(updates[-1], "battle"))
+    answer_b = ctx.history.conversations.get_conversation(owner, battle.conversation_b).messages[-1]
     assert str(answer_b.finish_reason) == "cancelled"
 
 
@@ -161,7 +161,7 @@ def test_votes_persist_reload_and_move_the_leaderboard(tab: ArenaTab, ctx: AppCo
     assert "already has a vote" in out(again, "notice")
     reopened = HistoryStore(ctx.history.path)
     try:
-        assert reopened.get_battle(owner, battle).vote == Vote.B
+        assert reopened.battles.get_battle(owner, battle).vote == Vote.B
     finally:
         reopened.close()
     assert tab.arena.load(owner, battle).vote == "b"
@@ -268,7 +268,7 @@ def test_an_export_reproduces_each_side_and_a_named_preset_is_recorded(
         ]
 
     battle = out(run_loop(run())[-1], "battle")
-    assert ctx.history.get_battle(owner, battle).parameters["preset"] == "two-engines"
+    assert ctx.history.battles.get_battle(owner, battle).parameters["preset"] == "two-engines"
     path, _ = tab.export("json", owner, battle)
     data = read_json(Path(path).read_text())
     assert (

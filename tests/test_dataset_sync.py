@@ -64,10 +64,12 @@ def test_read_back_into_a_fresh_store_gives_the_same_leaderboard(
     store, folder, _ = played
     fresh = HistoryStore(tmp_path / "b.db")
     assert sync.import_rows(fresh, sync.read_rows(folder)) == 2
-    assert fresh.list_rated_battles() == store.list_rated_battles()
-    assert leaderboard(fresh.list_rated_battles(), seed=0) == leaderboard(store.list_rated_battles(), seed=0)
+    assert fresh.battles.list_rated_battles() == store.battles.list_rated_battles()
+    assert leaderboard(fresh.battles.list_rated_battles(), seed=0) == leaderboard(
+        store.battles.list_rated_battles(), seed=0
+    )
     assert sync.import_rows(fresh, sync.read_rows(folder)) == 0  # read back twice: nothing doubled
-    assert len(fresh.list_rated_battles()) == 2
+    assert len(fresh.battles.list_rated_battles()) == 2
 
 
 def test_start_reads_the_dataset_through_the_injected_fetch(
@@ -87,7 +89,7 @@ def test_start_reads_the_dataset_through_the_injected_fetch(
     fresh = HistoryStore(tmp_path / "c.db")
     running = sync.start("me/votes", "hf_x", fresh, tmp_path / "local", fetch=fetch, push=False)
     assert asked == [("me/votes", "hf_x")] and running.imported == 2  # the two bad lines skipped
-    assert len(fresh.list_rated_battles()) == 2
+    assert len(fresh.battles.list_rated_battles()) == 2
     assert running.writer.path.parent == tmp_path / "local" / sync.SUBFOLDER  # new votes go here
     with pytest.raises(ConfigError, match="HF_TOKEN"):
         sync.start("me/votes", None, fresh, tmp_path / "local", fetch=fetch, push=False)

@@ -150,8 +150,12 @@ def test_stop_ends_the_engine_and_keeps_the_partial_answer(visitor: Page, ctx: A
     screenshot(page, "e2e-03-stopped.png")
 
     # The partial answer is kept, marked cancelled, in the history too.
-    [summary] = [c for c in ctx.history.list_all_conversations(search=STORY) if c.model == ONNX][:1]
-    messages = ctx.history.get_conversation(ctx.history.owner_of(summary.id), summary.id).messages
+    [summary] = [
+        c for c in ctx.history.conversations.list_all_conversations(search=STORY) if c.model == ONNX
+    ][:1]
+    messages = ctx.history.conversations.get_conversation(
+        ctx.history.conversations.owner_of(summary.id), summary.id
+    ).messages
     assert [m.role for m in messages] == ["user", "assistant"]
     assert messages[1].finish_reason == "cancelled"
     assert messages[1].text.split()[:3] == partial.split()[:3], (messages[1].text[:80], partial[:80])

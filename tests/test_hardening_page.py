@@ -185,8 +185,10 @@ def test_a_lone_surrogate_in_a_question_leaves_the_session_working(
     ask(page, "What is the capital of France?")
     expect(page.locator(BOT).nth(3)).to_contain_text("tok/s", timeout=60_000)
 
-    [summary] = ctx.history.list_all_conversations(search=marker)
-    messages = ctx.history.get_conversation(ctx.history.owner_of(summary.id), summary.id).messages
+    [summary] = ctx.history.conversations.list_all_conversations(search=marker)
+    messages = ctx.history.conversations.get_conversation(
+        ctx.history.conversations.owner_of(summary.id), summary.id
+    ).messages
     assert [m.role for m in messages] == ["user", "assistant", "user", "assistant"]
     assert messages[0].text == f"Say hello. {marker} \ufffd"  # the lone surrogate, replaced
     assert all(m.text for m in messages), "every question has its answer"

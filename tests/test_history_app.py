@@ -48,7 +48,7 @@ def test_each_visitor_sees_only_their_own_conversations(
     bob.wait_for_timeout(800)
     assert marker not in bob.locator("#history-list").inner_text()
 
-    owners = {c.owner for c in ctx.history.list_all_conversations() if marker in c.title}
+    owners = {c.owner for c in ctx.history.conversations.list_all_conversations() if marker in c.title}
     assert len(owners) == 1, "the conversation belongs to one visitor id"
 
 
@@ -65,7 +65,7 @@ def test_a_visitor_comes_back_and_continues(page: Page, app_url: str, ctx: AppCo
     page.click("#history-open")
     expect(page.locator('#instruct-chat [data-testid="user"]').first).to_contain_text(marker, timeout=10_000)
     ask(page, "And one more question.")
-    stored = next(c for c in ctx.history.list_all_conversations() if marker in c.title)
+    stored = next(c for c in ctx.history.conversations.list_all_conversations() if marker in c.title)
     assert stored.message_count == 4, "the continued conversation grew in the store"
 
 
@@ -76,5 +76,5 @@ def test_incognito_conversations_are_never_written(page: Page, app_url: str, ctx
     page.locator("#instruct-incognito input").check()
     ask(page, f"A secret about {marker}.")
     assert page.locator(BOT).first.inner_text().strip(), "the answer streamed"
-    assert not [c for c in ctx.history.list_all_conversations() if marker in c.title]
+    assert not [c for c in ctx.history.conversations.list_all_conversations() if marker in c.title]
     assert marker not in history_rows(page)

@@ -127,9 +127,9 @@ def test_a_lost_key_gives_a_new_id_and_restores_the_browser_copy_with_a_notice(t
     before_key = IdentityKey.from_settings(None, tmp_path / "before")
     token, owner, _ = identify(before_key, None)
     before = HistoryStore(tmp_path / "before" / "history.db")
-    conversation = before.create_conversation(owner, "instruct", "Capitals")
-    before.add_message(owner, conversation.id, "user", "What is the capital of France?")
-    before.add_message(owner, conversation.id, "assistant", "Paris.", finish_reason="stop")
+    conversation = before.conversations.create_conversation(owner, "instruct", "Capitals")
+    before.conversations.add_message(owner, conversation.id, "user", "What is the capital of France?")
+    before.conversations.add_message(owner, conversation.id, "assistant", "Paris.", finish_reason="stop")
     copy = tab_over(before).browser_copy(owner)
 
     # The Space restarts without PLAYGROUND_BROWSER_SECRET: a new key, an empty disk.
@@ -139,10 +139,12 @@ def test_a_lost_key_gives_a_new_id_and_restores_the_browser_copy_with_a_notice(t
     assert replaced and new_owner != owner and after_key.verify(new_token) == new_owner
     notice = tab_over(after).on_load(new_owner, replaced, copy)
     assert "did not recognise this browser's visitor id" in notice and "1 latest conversation" in notice
-    [restored] = after.list_conversations(new_owner)
+    [restored] = after.conversations.list_conversations(new_owner)
     assert restored.title == "Capitals"
-    assert [m.text for m in after.get_conversation(new_owner, restored.id).messages][-1] == "Paris."
-    assert after.list_conversations(owner) == [], "nothing is kept under the old id"
+    assert [m.text for m in after.conversations.get_conversation(new_owner, restored.id).messages][
+        -1
+    ] == "Paris."
+    assert after.conversations.list_conversations(owner) == [], "nothing is kept under the old id"
     assert owner not in notice and new_owner not in notice and token not in notice
 
     # Without a copy the visitor is told too; with nothing to say, nothing is shown.

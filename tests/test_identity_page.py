@@ -74,7 +74,7 @@ def test_a_lost_key_restores_the_browser_copy_under_a_new_id(
         page.wait_for_selector("#instruct-input textarea")
         ask(page, f"Say hello to {marker}.")
         page.wait_for_function(f"() => localStorage.getItem('{BROWSER_COPY_KEY}') !== null", timeout=30_000)
-        [before] = [c for c in first.history.list_all_conversations() if marker in c.title]
+        [before] = [c for c in first.history.conversations.list_all_conversations() if marker in c.title]
         assert SECRET not in page.content()
 
     # The Space restarts on an empty disk without PLAYGROUND_BROWSER_SECRET: a new key, no history.
@@ -88,6 +88,6 @@ def test_a_lost_key_restores_the_browser_copy_under_a_new_id(
         expect(page.locator("#history-notice")).to_contain_text("restored from this browser's copy")
         page.click("#history-refresh")
         expect(page.locator("#history-list")).to_contain_text(marker, timeout=10_000)
-        [after] = [c for c in second.history.list_all_conversations() if marker in c.title]
+        [after] = [c for c in second.history.conversations.list_all_conversations() if marker in c.title]
         assert after.owner != before.owner, "a new id: the old one was signed with the lost key"
         assert before.owner not in page.content() and after.owner not in page.content()

@@ -216,8 +216,10 @@ def test_history_keeps_the_map_with_the_answer(ctx: AppContext) -> None:
     owner = "moe-owner"
     service = ctx.conversations
     conversation = service.ask(owner, None, HELLO[0].content, MOE, tab="moe")
-    records = ctx.answers.complete(Request(MOE, HELLO, GREEDY, record=Recording(owner, conversation))).experts
-    answer = ctx.history.get_conversation(owner, conversation).messages[-1]
+    records = ctx.answers.complete(
+        Request(MOE, HELLO, GREEDY, record=Recording(ctx.history.conversations, owner, conversation))
+    ).experts
+    answer = ctx.history.conversations.get_conversation(owner, conversation).messages[-1]
     assert answer.role == "assistant" and answer.finish_reason == FinishReason.LENGTH
     stored = unpack(answer.experts)
     assert [(r.index, r.token_id, r.token) for r in stored] == [
@@ -235,7 +237,12 @@ def test_history_keeps_the_map_with_the_answer(ctx: AppContext) -> None:
     conversation = service.ask(owner, None, "Again", MOE, tab="moe")
     longer = GREEDY.model_copy(update={"max_new_tokens": 200})
     answer = ctx.answers.ask(
-        Request(MOE, [Message("user", "Again")], longer, record=Recording(owner, conversation))
+        Request(
+            MOE,
+            [Message("user", "Again")],
+            longer,
+            record=Recording(ctx.history.conversations, owner, conversation),
+        )
     )
     seen = 0
     for event in answer:
@@ -243,7 +250,7 @@ def test_history_keeps_the_map_with_the_answer(ctx: AppContext) -> None:
         if seen == 3:
             answer.stop()
     assert isinstance(event, Finished) and event.reason == FinishReason.CANCELLED
-    answer = ctx.history.get_conversation(owner, conversation).messages[-1]
+    answer = ctx.history.conversations.get_conversation(owner, conversation).messages[-1]
     assert answer.finish_reason == FinishReason.CANCELLED
     assert len(unpack(answer.experts)) >= 3
 

@@ -62,7 +62,7 @@ def test_the_app_context_wires_the_public_limits(tmp_path: Path) -> None:
     context = AppContext.create(make_settings(tmp_path, PLAYGROUND_PUBLIC="1"))
     try:
         assert context.registry.offer is not None
-        assert context.history.quota == Quota(200, 10_000_000)
+        assert context.history.quota.limits == Quota(200, 10_000_000)
         assert context.conversations.image_limits.max_bytes == 10_000_000
         assert context.chat.image_max_bytes == 10_000_000 and context.chat.prompt_chars == 8000
         assert context.answers.slots.limits == {"*": 2}
@@ -170,14 +170,16 @@ def test_an_image_over_the_limit_is_refused_before_it_is_read_or_stored(
     owner = new_browser_id()
     with pytest.raises(InvalidImageError, match="scale it down"):
         small.ask(owner, None, "What is it?", vision.id, tab="vision", images=[str(picture)])
-    assert public.history.list_conversations(owner) == []
+    assert public.history.conversations.list_conversations(owner) == []
     assert not public.history.images.root.exists() or not any(public.history.images.root.iterdir())
 
     arena = ArenaService(public.answers, public.history, conversations=small)
     pair = named(Side(vision.id), Side(vision.id))
     with pytest.raises(InvalidImageError, match="scale it down"):
         arena.start(owner, pair, "What is it?", images=[picture])
-    assert public.history.list_conversations(owner) == [], "the arena refuses it before storing too"
+    assert public.history.conversations.list_conversations(owner) == [], (
+        "the arena refuses it before storing too"
+    )
     assert not public.history.images.root.exists() or not any(public.history.images.root.iterdir())
     assert ArenaService.from_context(public).conversations is public.conversations, "the app's limits"
 
@@ -192,8 +194,10 @@ def export_of(count: int, text: str = "Hello") -> str:
     ) as src:
         owner = new_browser_id()
         for n in range(count):
-            conversation = src.create_conversation(owner, "instruct", f"Conversation {n}", EMBEDDED)
-            src.add_message(owner, conversation.id, "user", f"{text} {n}")
+            conversation = src.conversations.create_conversation(
+                owner, "instruct", f"Conversation {n}", EMBEDDED
+            )
+            src.conversations.add_message(owner, conversation.id, "user", f"{text} {n}")
         exported = export_json(src, owner)
         src.path.unlink(missing_ok=True)
     return exported
@@ -213,7 +217,7 @@ def test_an_import_larger_than_the_limit_is_refused_before_it_is_read(tmp_path: 
         finally:
             tracemalloc.stop()
         assert peak < 1_000_000, f"{peak:,} bytes allocated: the file was read"
-        assert store.list_conversations(owner) == []
+        assert store.conversations.list_conversations(owner) == []
 
 
 def test_the_history_tab_applies_the_public_import_limits(tmp_path: Path, public: AppContext) -> None:
@@ -227,7 +231,7 @@ def test_the_history_tab_applies_the_public_import_limits(tmp_path: Path, public
     many.write_text(export_of(201))  # over the public default of 200 per import
     with pytest.raises(gr.Error, match="holds 201 conversations; this server imports at most 200"):
         tab.import_file(str(many), owner, "")
-    assert public.history.list_conversations(owner) == [], "nothing half-imported"
+    assert public.history.conversations.list_conversations(owner) == [], "nothing half-imported"
     fine = tmp_path / "fine.json"
     fine.write_text(export_of(3))
     _, ids, status = tab.import_file(str(fine), owner, "")
@@ -240,10 +244,10 @@ def test_imports_count_against_the_quota_and_a_refused_one_writes_nothing(tmp_pa
         import_json(store, owner, export_of(3))
         with pytest.raises(HistoryFullError, match=r"holds 3 conversation\(s\) \(this adds 2\).* at most 4"):
             import_json(store, owner, export_of(2))
-        assert len(store.list_conversations(owner)) == 3
+        assert len(store.conversations.list_conversations(owner)) == 3
         other = new_browser_id()
         import_json(store, other, export_of(4))  # another visitor has a quota of their own
-        assert len(store.list_conversations(other)) == 4
+        assert len(store.conversations.list_conversations(other)) == 4
 
 
 def test_the_browser_copy_is_restored_only_within_the_import_limits(tmp_path: Path) -> None:
@@ -253,7 +257,7 @@ def test_the_browser_copy_is_restored_only_within_the_import_limits(tmp_path: Pa
         owner = new_browser_id()
         notice = tab.on_load(owner, False, export_of(3))
         assert "was not restored" in notice and "at most 2" in notice
-        assert store.list_conversations(owner) == []
+        assert store.conversations.list_conversations(owner) == []
         huge = json.dumps({"format": "slm-playground-history", "pad": "x" * 5_000_001})
         assert "larger than the 5 MB" in tab.on_load(owner, False, huge)
         assert (
@@ -269,52 +273,54 @@ def test_a_new_conversation_past_the_count_is_refused_with_what_to_do(tmp_path: 
     with HistoryStore(tmp_path / "h.db", quota=Quota(conversations=2)) as store:
         alice, bob = new_browser_id(), new_browser_id()
         for n in range(2):
-            store.create_conversation(alice, "instruct", f"c{n}")
+            store.conversations.create_conversation(alice, "instruct", f"c{n}")
         with pytest.raises(HistoryFullError, match=r"at most 2 per visitor\. Delete old conversations"):
-            store.create_conversation(alice, "instruct", "one more")
+            store.conversations.create_conversation(alice, "instruct", "one more")
         with pytest.raises(HistoryFullError, match="this adds 2"):
-            store.create_battle(alice, "Hi", EMBEDDED, SECOND_COPY)  # an arena battle is two conversations
-        store.create_conversation(bob, "instruct", "bob's own")
-        first = store.list_conversations(alice)[0]
-        store.delete_conversation(alice, first.id)
-        store.create_conversation(alice, "instruct", "room again")
-        assert store.usage(alice).conversations == 2
+            store.battles.create_battle(
+                alice, "Hi", EMBEDDED, SECOND_COPY
+            )  # an arena battle is two conversations
+        store.conversations.create_conversation(bob, "instruct", "bob's own")
+        first = store.conversations.list_conversations(alice)[0]
+        store.conversations.delete_conversation(alice, first.id)
+        store.conversations.create_conversation(alice, "instruct", "room again")
+        assert store.quota.usage(alice).conversations == 2
 
 
 def test_the_byte_quota_counts_texts_and_images_and_never_refuses_an_answer(tmp_path: Path) -> None:
     picture = noise_png(tmp_path / "p.png", side=20)  # about 1.2 kB
     with HistoryStore(tmp_path / "h.db", quota=Quota(bytes=5_000)) as store:
         owner = new_browser_id()
-        conversation = store.create_conversation(owner, "vision", "pictures").id
-        ref = store.store_image_file(picture)
-        store.add_message(owner, conversation, "user", "a" * 1000, images=[ref])
-        used = store.usage(owner).bytes
+        conversation = store.conversations.create_conversation(owner, "vision", "pictures").id
+        ref = store.images.store_image_file(picture)
+        store.conversations.add_message(owner, conversation, "user", "a" * 1000, images=[ref])
+        used = store.quota.usage(owner).bytes
         assert used == 1000 + picture.stat().st_size
-        store.add_message(owner, conversation, "user", "the same picture again", images=[ref])
-        assert store.usage(owner).bytes == used + len("the same picture again"), "an image counts once"
-        answer = store.start_answer(owner, conversation)
+        store.conversations.add_message(owner, conversation, "user", "the same picture again", images=[ref])
+        assert store.quota.usage(owner).bytes == used + len("the same picture again"), "an image counts once"
+        answer = store.conversations.start_answer(owner, conversation)
         answer.update("b" * 10_000)  # past the quota: an answer is kept whole
         answer.finish(None, text="b" * 10_000)
         with pytest.raises(HistoryFullError, match=r"holds 0.01 MB.*at most 0.01 MB per visitor"):
-            store.add_message(owner, conversation, "user", "one more question")
-        assert store.usage(owner).bytes > 5_000
+            store.conversations.add_message(owner, conversation, "user", "one more question")
+        assert store.quota.usage(owner).bytes > 5_000
 
 
 def test_a_full_history_still_answers_and_says_it_was_not_saved(tmp_path: Path, ctx: AppContext) -> None:
     """The session's real embedded model answers; the full store keeps nothing new."""
     with HistoryStore(tmp_path / "h.db", quota=Quota(conversations=1)) as store:
         owner = new_browser_id()
-        store.create_conversation(owner, "instruct", "the only one")
+        store.conversations.create_conversation(owner, "instruct", "the only one")
         service = ConversationService(store)
         with pytest.raises(HistoryFullError, match=r"^Your history holds 1 conversation\(s\)"):
             service.ask(owner, None, "Say hello.", EMBEDDED)
         # the chat tabs then answer as if incognito (no recording), saying "Not saved"
-        answers = AnswerService(ctx.chat, store)
+        answers = AnswerService(ctx.chat)
         result = answers.complete(
             Request(EMBEDDED, [Message("user", "Say hello.")], GenerationOptions(max_new_tokens=8))
         )
         assert result.text.strip(), "the answer is shown"
-        assert [c.title for c in store.list_conversations(owner)] == ["the only one"]
+        assert [c.title for c in store.conversations.list_conversations(owner)] == ["the only one"]
 
 
 # Exports are kept a while, in one folder per app
@@ -340,8 +346,8 @@ def test_exports_go_to_one_folder_per_app_and_old_ones_are_deleted(tmp_path: Pat
 def test_the_history_tab_writes_exports_into_its_pruned_folder(public: AppContext) -> None:
     tab = HistoryTab(public)
     owner = new_browser_id()
-    conversation = public.history.create_conversation(owner, "instruct", "To export")
-    public.history.add_message(owner, conversation.id, "user", "Hello")
+    conversation = public.history.conversations.create_conversation(owner, "instruct", "To export")
+    public.history.conversations.add_message(owner, conversation.id, "user", "Hello")
     path = Path(tab.export("all-json", None, owner))
     assert path.parent.parent.name.startswith("slm-playground-exports-")
     assert tab.downloads.max_age_s == 60 * 60, "public mode: PLAYGROUND_FILES_MAX_AGE_MIN=60"

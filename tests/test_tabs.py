@@ -137,10 +137,12 @@ def test_vision_demo_answers_about_an_image_and_keeps_it(ctx: AppContext, tabs: 
     assert conversation[-1]["metrics"]["completion_tokens"] > 0
     assert "⚠" not in notice
     assert "tokens" in meter
-    stored = ctx.history.get_conversation(owner, conversation_id)
+    stored = ctx.history.conversations.get_conversation(owner, conversation_id)
     assert stored.summary.tab == "vision"
     assert len(stored.messages[0].images) == 1, "the image is kept with the question"
-    assert ctx.history.image_path(stored.messages[0].images[0]).read_bytes() == Path(image).read_bytes()
+    assert (
+        ctx.history.images.image_path(stored.messages[0].images[0]).read_bytes() == Path(image).read_bytes()
+    )
 
     # A second turn with two more images: the model sees all three, numbered across the conversation.
     follow = ask(
@@ -232,7 +234,7 @@ def test_moe_map_streams_is_saved_and_comes_back_in_the_moe_tab(ctx: AppContext,
     hover = re.search(r'title="([^"]*)"', final_map)
     assert hover and "layer 0" in hover.group(1) and "weight" in hover.group(1)
 
-    stored = ctx.history.get_conversation(owner, conversation_id)
+    stored = ctx.history.conversations.get_conversation(owner, conversation_id)
     assert stored.summary.tab == "moe" and stored.messages[-1].experts
 
     outputs = history.open(uis, conversation_id, owner)
@@ -288,10 +290,12 @@ def test_editing_a_question_with_images_replaces_them_in_the_history(ctx: AppCon
     second = str(IMAGES_DIR / "chart.png")
     _, conversation, _, _ = add_question({"text": "Read this one.", "files": [second]}, conversation, editing)
     answer(vision, conversation, owner, VISION_DEMO, conversation_id=conversation_id)
-    messages = ctx.history.get_conversation(owner, conversation_id).messages
+    messages = ctx.history.conversations.get_conversation(owner, conversation_id).messages
     assert [m.role for m in messages] == ["user", "assistant"]
     assert messages[0].text == "Read this one."
-    assert [ctx.history.image_path(r).read_bytes() for r in messages[0].images] == [Path(second).read_bytes()]
+    assert [ctx.history.images.image_path(r).read_bytes() for r in messages[0].images] == [
+        Path(second).read_bytes()
+    ]
 
 
 def test_tabs_reach_engines_only_through_services() -> None:
@@ -330,11 +334,11 @@ def test_a_full_history_still_answers_in_the_tab_and_says_it_was_not_saved(
     """Public mode's per-visitor quota: the real answer streams, the notice says it was not saved."""
     with HistoryStore(tmp_path / "full.db", quota=Quota(conversations=1)) as store:
         owner = new_browser_id()
-        store.create_conversation(owner, "instruct", "the only one")
+        store.conversations.create_conversation(owner, "instruct", "the only one")
         full = replace(ctx, history=store, conversations=ConversationService(store))
         updates = answer(InstructTab(full), ask("Say hello."), owner, EMBEDDED)
         conversation, conversation_id, _, _, notice = updates[-1][:5]
         assert conversation[-1]["role"] == "assistant" and conversation[-1]["content"].strip()
         assert conversation_id is None
         assert "Not saved: Your history holds 1 conversation(s)" in notice
-        assert [c.title for c in store.list_conversations(owner)] == ["the only one"]
+        assert [c.title for c in store.conversations.list_conversations(owner)] == ["the only one"]

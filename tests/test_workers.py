@@ -114,7 +114,7 @@ def test_killed_worker_ends_the_answer_interrupted_and_the_next_gets_a_new_one(c
     assert "SIGKILL" in metrics.note and "Ask again" in metrics.note
     partial = "".join(c.text for c in chunks)
     assert len(partial) > 10
-    stored = ctx.history.get_conversation(owner, conversation).messages[-1]
+    stored = ctx.history.conversations.get_conversation(owner, conversation).messages[-1]
     assert stored.finish_reason == FinishReason.INTERRUPTED and stored.text == partial
     # the app is up, and the next request gets a fresh worker
     again = list(ctx.chat.stream(ctx.chat.preview(ONNX, [Message("user", QUESTION)], GREEDY)))
@@ -207,7 +207,7 @@ def test_engine_errors_are_recorded_as_error(tmp_path: Path, processes: str) -> 
             )
             with pytest.raises(ProviderError, match=expected):
                 list(stream)
-            stored = context.history.get_conversation(owner, conversation).messages[-1]
+            stored = context.history.conversations.get_conversation(owner, conversation).messages[-1]
             assert stored.finish_reason == FinishReason.ERROR
             assert expected in str((stored.metrics or {}).get("error"))
     finally:
@@ -237,7 +237,7 @@ def test_engine_error_mid_stream_is_recorded_as_error(tmp_path: Path) -> None:
         with pytest.raises(ProviderError, match="the tokenizer broke"):
             for chunk in stream:
                 text += chunk.text
-        stored = context.history.get_conversation(owner, conversation).messages[-1]
+        stored = context.history.conversations.get_conversation(owner, conversation).messages[-1]
         assert stored.finish_reason == FinishReason.ERROR and stored.text == text and text
         assert "the tokenizer broke" in str((stored.metrics or {}).get("error"))
     finally:

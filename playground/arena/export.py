@@ -24,16 +24,16 @@ METRIC_KEYS = ("ttft_s", "tokens_per_s", "prompt_tokens", "completion_tokens", "
 
 def export_battle(store: HistoryStore, registry: Registry, owner: str, battle_id: str) -> dict[str, Any]:
     """Every round of the battle `battle_id` belongs to, as one JSON-ready dict."""
-    first = store.get_battle(owner, battle_id)
-    rounds = store.battle_rounds(owner, first.thread)
+    first = store.battles.get_battle(owner, battle_id)
+    rounds = store.battles.battle_rounds(owner, first.thread)
     if rounds[0].mode == "blind" and all(r.vote is None for r in rounds):
         raise HistoryError(
             "A blind battle is exported after the vote (before it, the export would name the models)."
         )
     specs = {"a": registry.resolve(rounds[0].model_a), "b": registry.resolve(rounds[0].model_b)}
     conversations = {
-        "a": store.get_conversation(owner, rounds[0].conversation_a).messages,
-        "b": store.get_conversation(owner, rounds[0].conversation_b).messages,
+        "a": store.conversations.get_conversation(owner, rounds[0].conversation_a).messages,
+        "b": store.conversations.get_conversation(owner, rounds[0].conversation_b).messages,
     }
     asked = rounds[0].parameters
     systems = {name: str(_side(asked, name).get("system") or "") for name in ("a", "b")}
@@ -93,7 +93,7 @@ def _answer(
         if message.role == "user":
             seen += 1
             history.append(
-                Message("user", message.text, tuple(str(store.image_path(r)) for r in message.images))
+                Message("user", message.text, tuple(str(store.images.image_path(r)) for r in message.images))
             )
             if seen == round_number:
                 question = message

@@ -120,7 +120,7 @@ class ArenaService:
             "b": self.chat.resolve(pair.b.model, pair.b.provider),
         }
         refs = self._store_images(images)
-        battle = self.store.create_battle(
+        battle = self.store.battles.create_battle(
             owner,
             prompt,
             specs["a"].id,
@@ -140,23 +140,23 @@ class ArenaService:
         A blind battle stays blind until its first vote; after it, the names are known."""
         if not prompt.strip():
             raise HistoryError("Type a prompt for both models first.")
-        previous = self.store.get_battle(owner, battle_id)
-        rounds = self.store.battle_rounds(owner, previous.thread)
+        previous = self.store.battles.get_battle(owner, battle_id)
+        rounds = self.store.battles.battle_rounds(owner, previous.thread)
         mode = "blind" if previous.mode == "blind" and all(r.vote is None for r in rounds) else "named"
         refs = self._store_images(images)
-        battle = self.store.add_round(owner, rounds[-1].id, prompt, images=refs, mode=mode)
+        battle = self.store.battles.add_round(owner, rounds[-1].id, prompt, images=refs, mode=mode)
         return self._prepare(owner, battle, self.specs(battle))
 
     def _store_images(self, images: Sequence[str | Path]) -> list[str]:
         """The images' references in the store, each refused past the size limit before it is stored."""
         for path in images:
             check_size(str(path), self.conversations.image_limits)
-        return [self.store.store_image_file(path) for path in images]
+        return [self.store.images.store_image_file(path) for path in images]
 
     def regenerate(self, owner: str, battle_id: str) -> Round:
         """Ask the latest round again (its answers are dropped); refused once it has a vote."""
-        battle = self.store.get_battle(owner, battle_id)
-        latest = self.store.battle_rounds(owner, battle.thread)[-1]
+        battle = self.store.battles.get_battle(owner, battle_id)
+        latest = self.store.battles.battle_rounds(owner, battle.thread)[-1]
         if latest.id != battle.id:
             raise HistoryError("Only the latest round can be asked again: start a new round instead.")
         if battle.vote is not None:
@@ -197,9 +197,15 @@ class ArenaService:
     def _ask(self, owner: str, round_: Round, run: SideRun, session: str | None) -> Answer:
         hidden = "" if round_.battle.mode == "blind" else None
         messages = [Message("system", run.side.system)] if run.side.system else []
-        messages += self.store.chat_messages(owner, run.conversation)
+        messages += self.store.conversations.chat_messages(owner, run.conversation)
         record = Recording(
-            owner, run.conversation, hidden, hidden, parameters={"system": run.side.system}, refusal=True
+            self.store.conversations,
+            owner,
+            run.conversation,
+            hidden,
+            hidden,
+            parameters={"system": run.side.system},
+            refusal=True,
         )
         answer = self.answers.ask(
             Request(
@@ -253,13 +259,15 @@ class ArenaService:
 
     def load(self, owner: str, battle_id: str) -> RoundView:
         """A stored round, as `view` shows it (after a reload, or in the History tab)."""
-        battle = self.store.get_battle(owner, battle_id)
+        battle = self.store.battles.get_battle(owner, battle_id)
         return self._stored_view(battle, self._answers(owner, battle))
 
     def _answers(self, owner: str, battle: Battle) -> dict[str, StoredMessage | None]:
         """Each side's stored answer to this round (None before it is written)."""
         return {
-            name: _answer_of_round(self.store.get_conversation(owner, conversation).messages, battle.round)
+            name: _answer_of_round(
+                self.store.conversations.get_conversation(owner, conversation).messages, battle.round
+            )
             for name, conversation in (("a", battle.conversation_a), ("b", battle.conversation_b))
         }
 
@@ -272,7 +280,7 @@ class ArenaService:
         """This owner's arena conversations whose names are still hidden (a blind battle not yet voted):
         conversation id -> "Model A"/"Model B", for `anonymise_summaries` in a history listing."""
         hidden: dict[str, str] = {}
-        for battle in self.store.list_battles(owner, limit=None):
+        for battle in self.store.battles.list_battles(owner, limit=None):
             if battle.mode == "blind" and battle.vote is None:
                 hidden[battle.conversation_a], hidden[battle.conversation_b] = "Model A", "Model B"
         return hidden
@@ -282,7 +290,7 @@ class ArenaService:
     def vote(self, owner: str, battle_id: str, vote: Vote | str) -> RoundView:
         """One vote on a finished round (a, b, tie, both_bad), within the daily cap in public mode; the
         round's view with the names shown. A blind answer that names a model is flagged (not rated)."""
-        battle = self.store.get_battle(owner, battle_id)
+        battle = self.store.battles.get_battle(owner, battle_id)
         answers = self._answers(owner, battle)
         texts: dict[str, str] = {}
         for name, answer in answers.items():
@@ -290,7 +298,7 @@ class ArenaService:
                 raise HistoryError("Both answers must finish before the vote: wait, or press Stop.")
             texts[name] = answer.text
         revealed = revealed_sides(texts, self.specs(battle)) if battle.mode == "blind" else ""
-        voted = self.store.record_vote(
+        voted = self.store.battles.record_vote(
             owner, battle_id, vote, revealed=revealed, daily_limit=self.daily_votes
         )
         if self.on_vote is not None:
@@ -301,11 +309,11 @@ class ArenaService:
         """Votes this visitor may still cast today (None: no cap)."""
         if self.daily_votes is None:
             return None
-        return max(0, self.daily_votes - self.store.votes_today(owner))
+        return max(0, self.daily_votes - self.store.battles.votes_today(owner))
 
     def leaderboard(self, *, rounds: int = 200, seed: int = 0) -> Leaderboard:
         """Ratings from every visitor's votes (blind answers that named their model left out)."""
-        return leaderboard(self.store.list_rated_battles(), rounds=rounds, seed=seed)
+        return leaderboard(self.store.battles.list_rated_battles(), rounds=rounds, seed=seed)
 
 
 def pane(side: str) -> str:

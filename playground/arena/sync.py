@@ -104,7 +104,7 @@ def import_rows(store: HistoryStore, rows: Iterable[dict[str, Any]]) -> int:
     """The rounds not already in the store, added with their votes; how many were added."""
     added = 0
     for row in rows:
-        if store.import_rated_battle(battle_of(row)):
+        if store.battles.import_rated_battle(battle_of(row)):
             added += 1
     return added
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from ..settings import Settings
+from .conversations import ConversationStore
 from .identity import (
     BROWSER_STATE_KEY,
     BROWSER_STORAGE_SECRET,
@@ -17,7 +18,7 @@ from .identity import (
 )
 from .integrity import DamagedDatabase, check_and_set_aside
 from .quota import Quota
-from .recorder import AnswerRecorder
+from .recorder import AnswerRecorder, AnswerSink
 from .records import Battle, Conversation, ConversationSummary, StoredMessage, Vote
 from .store import HistoryStore
 
@@ -25,8 +26,10 @@ __all__ = [
     "BROWSER_STATE_KEY",
     "BROWSER_STORAGE_SECRET",
     "AnswerRecorder",
+    "AnswerSink",
     "Battle",
     "Conversation",
+    "ConversationStore",
     "ConversationSummary",
     "DamagedDatabase",
     "HistoryStore",
@@ -55,6 +58,6 @@ def open_history(settings: Settings) -> HistoryStore:
         log.error("%s", damage.message())
     store = HistoryStore(settings.history_path, quota=Quota.from_limits(settings.limits))
     store.damage = damage
-    store.recover_interrupted()
+    store.db.recover_interrupted()
     store.apply_retention(max_age_days=settings.history_max_age_days, max_count=settings.history_max_count)
     return store

@@ -54,9 +54,9 @@ def _open(settings: Settings) -> HistoryStore:
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     with _open(settings) as store:
         if args.owner:
-            rows = store.list_conversations(args.owner, search=args.search, limit=args.limit)
+            rows = store.conversations.list_conversations(args.owner, search=args.search, limit=args.limit)
         else:
-            rows = store.list_all_conversations(search=args.search, limit=args.limit)
+            rows = store.conversations.list_all_conversations(search=args.search, limit=args.limit)
     if not rows:
         print("no conversations", file=sys.stderr)
         return 0
@@ -72,7 +72,8 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     with _open(settings) as store:
-        conversation = store.get_conversation(store.owner_of(args.id), args.id)
+        conversations = store.conversations
+        conversation = conversations.get_conversation(conversations.owner_of(args.id), args.id)
         print(to_markdown([conversation], image_base=f"{store.images.root}/"), end="")
     return 0
 
@@ -88,10 +89,15 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _selected(store: HistoryStore, conversation_id: str | None, owner: str | None) -> list[Conversation]:
+    conversations = store.conversations
     if conversation_id:
-        found_owner = store.owner_of(conversation_id)
+        found_owner = conversations.owner_of(conversation_id)
         if owner and owner != found_owner:
             raise HistoryError(f"Conversation {conversation_id} does not belong to {owner}.")
-        return [store.get_conversation(found_owner, conversation_id)]
-    rows = store.list_conversations(owner, limit=None) if owner else store.list_all_conversations(limit=None)
-    return [store.get_conversation(row.owner, row.id) for row in rows]
+        return [conversations.get_conversation(found_owner, conversation_id)]
+    rows = (
+        conversations.list_conversations(owner, limit=None)
+        if owner
+        else conversations.list_all_conversations(limit=None)
+    )
+    return [conversations.get_conversation(row.owner, row.id) for row in rows]

@@ -9,14 +9,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import ImportFormatError
 from ..text import valid_bytes, valid_text
 from ..types import ENGINE_LABELS, FinishReason
-from .images import ImageFolder, is_image_ref
+from .images import is_image_ref
 from .records import Conversation, ConversationDraft, MessageDraft, StoredMessage
 from .rows import utc_now
 from .store import HistoryStore
@@ -25,6 +25,12 @@ FORMAT: Literal["slm-playground-history"] = "slm-playground-history"
 VERSION: Literal[1] = 1
 MAX_IMPORT_BYTES = 64 * 1024 * 1024
 MAX_IMPORT_DEPTH = 32  # an export nests about 6 deep; parameters and metrics are flat
+
+
+class ImageSource(Protocol):
+    """Where an export reads image files: the store's images (or a bare ImageFolder)."""
+
+    def read(self, ref: str) -> bytes | None: ...
 
 
 class _Strict(BaseModel):
@@ -98,8 +104,8 @@ def load_conversations(
 ) -> list[Conversation]:
     """This owner's conversations (the given ids, or all of them, newest first)."""
     if ids is None:
-        ids = [s.id for s in store.list_conversations(owner, limit=None)]
-    return [store.get_conversation(owner, conversation_id) for conversation_id in ids]
+        ids = [s.id for s in store.conversations.list_conversations(owner, limit=None)]
+    return [store.conversations.get_conversation(owner, conversation_id) for conversation_id in ids]
 
 
 # JSON
@@ -107,7 +113,7 @@ def load_conversations(
 
 def to_json(
     conversations: Sequence[Conversation],
-    images: ImageFolder | None = None,
+    images: ImageSource | None = None,
     *,
     include_owner: bool = False,
 ) -> str:
@@ -120,7 +126,7 @@ def to_json(
 
 
 def _conversation_out(
-    conversation: Conversation, images: ImageFolder | None, include_owner: bool
+    conversation: Conversation, images: ImageSource | None, include_owner: bool
 ) -> ConversationOut:
     s = conversation.summary
     return ConversationOut(
@@ -134,7 +140,7 @@ def _conversation_out(
     )
 
 
-def _message_out(message: StoredMessage, images: ImageFolder | None) -> MessageOut:
+def _message_out(message: StoredMessage, images: ImageSource | None) -> MessageOut:
     return MessageOut(
         role=message.role,
         text=message.text,
@@ -148,7 +154,7 @@ def _message_out(message: StoredMessage, images: ImageFolder | None) -> MessageO
     )
 
 
-def _image_out(ref: str, images: ImageFolder | None) -> ImageOut:
+def _image_out(ref: str, images: ImageSource | None) -> ImageOut:
     data = images.read(ref) if images is not None else None
     return ImageOut(ref=ref, data_base64=base64.b64encode(data).decode() if data is not None else None)
 
@@ -262,7 +268,7 @@ def import_json(
     The owner's quota (public mode) is checked before the images are stored, and again as they are
     written: a refused import leaves nothing in the history."""
     document = parse_json(data, max_conversations=max_conversations)
-    store.check_quota(
+    store.quota.check_quota(
         owner,
         conversations=len(document.conversations),
         texts=[m.text for c in document.conversations for m in c.messages],
@@ -285,7 +291,7 @@ def import_json(
                 updated_utc=_iso(conversation.updated_utc),
             )
         )
-    return ImportResult(tuple(store.import_conversations(owner, drafts)), missing)
+    return ImportResult(tuple(store.conversations.import_conversations(owner, drafts)), missing)
 
 
 def _message_draft(message: MessageOut, refs: tuple[str, ...]) -> MessageDraft:
@@ -313,8 +319,8 @@ def _import_image(store: HistoryStore, image: ImageOut) -> str | None:
         except (binascii.Error, ValueError):
             raise ImportFormatError("An image in the export is damaged: export it again.") from None
         suffix = "." + image.ref.rsplit(".", 1)[-1] if "." in image.ref else ".png"
-        return store.store_image(data, suffix)
-    if is_image_ref(image.ref) and store.image_path(image.ref).is_file():
+        return store.images.store_image(data, suffix)
+    if is_image_ref(image.ref) and store.images.image_path(image.ref).is_file():
         return image.ref
     return None
 

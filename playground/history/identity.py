@@ -126,8 +126,15 @@ def _read_key(path: Path) -> bytes:
 
 
 def new_browser_id() -> str:
-    """A fresh visitor id: 192 random bits, URL-safe (32 characters)."""
-    return secrets.token_urlsafe(BROWSER_ID_BYTES)
+    """A fresh visitor id: URL-safe, 32 characters, the first a letter or digit.
+
+    About one token in 32 starts with '-' or '_'; such an id reads as an option on a command line
+    (`history list --owner -x...`), so it is drawn again (191.9 random bits remain). Ids made before
+    this rule still verify: `browser_owner` accepts them."""
+    while True:
+        browser_id = secrets.token_urlsafe(BROWSER_ID_BYTES)
+        if browser_id[0].isalnum():
+            return browser_id
 
 
 def browser_owner(value: object) -> str:

@@ -1,9 +1,10 @@
 """Crash-safe recording of one streaming answer: written at once, then at most once a second, then ended.
 
-A chat handler uses it like this (the store makes it: `HistoryStore.start_answer`):
+A chat handler uses it like this (the conversations part makes it: `ConversationStore.start_answer`):
 
-    store.add_message(owner, conversation_id, "user", question)          # before generating
-    with store.start_answer(owner, conversation_id, model=..., engine=..., parameters=...) as recorder:
+    conversations = store.conversations
+    conversations.add_message(owner, conversation_id, "user", question)   # before generating
+    with conversations.start_answer(owner, conversation_id, model=..., parameters=...) as recorder:
         for chunk in chunks:
             text += chunk.text
             recorder.update(text)                                          # cheap: throttled
@@ -14,8 +15,11 @@ A chat handler uses it like this (the store makes it: `HistoryStore.start_answer
 Leaving the block ends an answer not finished yet: "cancelled" when the generator is closed (Stop,
 GeneratorExit) or on Ctrl-C, "error" on any other exception (the text so far is kept), "stop" otherwise.
 Without the `with`, call `recorder.fail()` in `except` and `recorder.close()` in `finally`.
-A process killed mid-answer leaves the row without a finish reason; `HistoryStore.recover_interrupted`
+A process killed mid-answer leaves the row without a finish reason; `Database.recover_interrupted`
 marks it "interrupted" at the next start. No Gradio here; every method may be called from any thread.
+
+It writes through `AnswerSink`, the three methods it needs, and imports nothing of the store: the store
+makes recorders, so a recorder that knew the store would make an import cycle.
 """
 
 from __future__ import annotations
@@ -25,15 +29,30 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..errors import HistoryError
 from ..types import FinishReason, Metrics
 
-if TYPE_CHECKING:
-    from .store import HistoryStore
-
 log = logging.getLogger(__name__)
+
+
+class AnswerSink(Protocol):
+    """Where a recorder writes one answer (the history's conversations part is one)."""
+
+    def update_message_text(self, owner: str, message_id: str, text: str) -> None: ...
+
+    def finish_message(
+        self,
+        owner: str,
+        message_id: str,
+        *,
+        finish_reason: FinishReason | str,
+        metrics: Metrics | Mapping[str, object] | None = None,
+        text: str | None = None,
+    ) -> None: ...
+
+    def save_experts(self, owner: str, message_id: str, experts: Mapping[str, object]) -> None: ...
 
 
 class AnswerRecorder:
@@ -41,14 +60,14 @@ class AnswerRecorder:
 
     def __init__(
         self,
-        store: HistoryStore,
+        sink: AnswerSink,
         owner: str,
         message_id: str,
         *,
         interval_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.store = store
+        self.sink = sink
         self.owner = owner
         self.message_id = message_id
         self.interval_s = interval_s
@@ -91,7 +110,7 @@ class AnswerRecorder:
     def _save(self, now: float) -> bool:
         if self.text == self._saved:
             return False
-        self.store.update_message_text(self.owner, self.message_id, self.text)
+        self.sink.update_message_text(self.owner, self.message_id, self.text)
         self._saved, self._last_write = self.text, now
         self.writes += 1
         return True
@@ -113,11 +132,15 @@ class AnswerRecorder:
             if text is not None:
                 self.text = text
             reason = finish_reason or _reason_of(metrics) or FinishReason.STOP
-            self.store.finish_message(
+            self.sink.finish_message(
                 self.owner, self.message_id, finish_reason=reason, metrics=metrics, text=self.text
             )
             self._saved, self.finish_reason = self.text, FinishReason(reason)
             self.writes += 1
+
+    def save_experts(self, experts: Mapping[str, object]) -> None:
+        """Keep the answer's expert routing (moe_view.pack's form) with it, for its map."""
+        self.sink.save_experts(self.owner, self.message_id, experts)
 
     def cancel(self, metrics: Metrics | Mapping[str, object] | None = None) -> None:
         """The user stopped the answer: keep the text, mark it cancelled."""

@@ -145,7 +145,9 @@ class ChatRegion:
                 api_key=self.session_key(keys, model_id),
                 owner=session,
                 stop=(session, self.config.tab),
-                record=None if state.conversation_id is None else Recording(owner, state.conversation_id),
+                record=None
+                if state.conversation_id is None
+                else Recording(self.ctx.history.conversations, owner, state.conversation_id),
             )
         )
         batches = ThreadedStream(answer, stop=answer.stop_event, ends_itself=True).__aiter__()

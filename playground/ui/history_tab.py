@@ -86,6 +86,7 @@ class HistoryTab:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self.store = ctx.history
+        self.conversations = ctx.history.conversations  # the part most handlers read and change
 
     @property
     def limits(self) -> Limits:
@@ -108,7 +109,7 @@ class HistoryTab:
             owner = check_owner_id(owner_value)
         except InvalidIdentityError:
             return [], []
-        found = self.store.list_conversations(owner, search=(search or "").strip() or None, limit=200)
+        found = self.conversations.list_conversations(owner, search=(search or "").strip() or None, limit=200)
         found = anonymise_summaries(found, self.hidden(owner))  # blind arena battles before the vote
         table = [[c.title, c.model, c.updated_utc[:19].replace("T", " "), c.message_count] for c in found]
         return table, [c.id for c in found]
@@ -142,7 +143,7 @@ class HistoryTab:
         try:
             owner = check_owner_id(owner_value)
             self._not_blind([selected], self.hidden(owner))
-            conversation = self.store.get_conversation(owner, selected)
+            conversation = self.conversations.get_conversation(owner, selected)
         except PlaygroundError as exc:
             raise user_error(exc) from None
         turns = [self._turn(m) for m in conversation.messages]
@@ -160,7 +161,7 @@ class HistoryTab:
     def _turn(self, message: Any) -> Turn:
         turn: Turn = {"role": message.role, "content": message.text}
         if message.images:
-            turn["images"] = [shown_image(self.store.image_path(ref)) for ref in message.images]
+            turn["images"] = [shown_image(self.store.images.image_path(ref)) for ref in message.images]
         if message.experts:
             turn["experts"] = message.experts
         if message.role == "assistant":
@@ -175,16 +176,15 @@ class HistoryTab:
 
     def rename(self, selected: str | None, title: str, owner_value: Any, search: str) -> tuple[Any, ...]:
         return self._act(
-            lambda o: self.store.rename_conversation(o, self._need(selected), title),
+            lambda o: self.conversations.rename_conversation(o, self._need(selected), title),
             owner_value,
             search,
             "Renamed.",
         )
 
     def delete(self, selected: str | None, owner_value: Any, search: str) -> tuple[Any, ...]:
-        return self._act(
-            lambda o: self.store.delete_conversation(o, self._need(selected)), owner_value, search, "Deleted."
-        )
+        delete = self.conversations.delete_conversation
+        return self._act(lambda o: delete(o, self._need(selected)), owner_value, search, "Deleted.")
 
     def delete_all(self, confirmed: bool, owner_value: Any, search: str) -> tuple[Any, ...]:
         if not confirmed:
@@ -220,7 +220,8 @@ class HistoryTab:
         ids = None if kind.startswith("all") else [self._need(selected)]
         hidden = self.hidden(owner)
         if ids is None and hidden:  # everything but blind arena rounds not voted on yet
-            ids = [c.id for c in self.store.list_conversations(owner, limit=None) if c.id not in hidden]
+            listed = self.conversations.list_conversations(owner, limit=None)
+            ids = [c.id for c in listed if c.id not in hidden]
         try:
             self._not_blind(ids or [], hidden)
         except PlaygroundError as exc:
@@ -257,7 +258,7 @@ class HistoryTab:
             owner = check_owner_id(owner_value)
         except InvalidIdentityError:
             return None
-        ids = [c.id for c in self.store.list_conversations(owner, limit=BROWSER_COPY_LIMIT)]
+        ids = [c.id for c in self.conversations.list_conversations(owner, limit=BROWSER_COPY_LIMIT)]
         return export_json(self.store, owner, ids, include_images=False) if ids else None
 
     def restore(self, owner_value: Any, copy: str | None) -> int:
@@ -274,7 +275,7 @@ class HistoryTab:
             owner = check_owner_id(owner_value)
         except InvalidIdentityError:
             return 0, ""
-        if not copy or self.store.list_conversations(owner, limit=1):
+        if not copy or self.conversations.list_conversations(owner, limit=1):
             return 0, ""
         max_bytes = int(self.limits.import_mb * 1e6)
         try:

@@ -27,15 +27,20 @@ OPTIONS = GenerationOptions.parse(temperature=0.9, max_new_tokens=3000, seed=1, 
 def main(data_dir: str, models_dir: str, owner: str, log_path: str) -> None:
     settings = Settings.from_env({"PLAYGROUND_DATA_DIR": data_dir, "PLAYGROUND_MODELS_DIR": models_dir})
     store = HistoryStore(settings.history_path)
-    store.recover_interrupted()
-    conversation = store.create_conversation(owner, "instruct", QUESTION, MODEL)
-    store.add_message(owner, conversation.id, "user", QUESTION)  # before anything can fail
+    store.db.recover_interrupted()
+    conversation = store.conversations.create_conversation(owner, "instruct", QUESTION, MODEL)
+    store.conversations.add_message(owner, conversation.id, "user", QUESTION)  # before anything can fail
     ctx = AppContext.create(settings)
-    answers = AnswerService(ctx.chat, store)  # this store's recorder, as the app's pipeline records
+    answers = AnswerService(ctx.chat)
     text = ""
     with Path(log_path).open("w") as log:
         for event in answers.ask(
-            Request(MODEL, [Message("user", QUESTION)], OPTIONS, record=Recording(owner, conversation.id))
+            Request(
+                MODEL,
+                [Message("user", QUESTION)],
+                OPTIONS,
+                record=Recording(store.conversations, owner, conversation.id),
+            )
         ):
             if isinstance(event, Text):
                 text += event.text

@@ -71,10 +71,10 @@ def test_sigkill_mid_answer_keeps_the_question_and_the_partial_answer(
     assert seen[1] is None, "the answer finished before the kill: make it longer"
 
     with HistoryStore(db) as restarted:  # what the app does at start-up
-        assert restarted.integrity_check() == "ok"
-        assert restarted.recover_interrupted() == 1
-        (summary,) = restarted.list_conversations(owner)
-        question, answer = restarted.get_conversation(owner, summary.id).messages
+        assert restarted.db.integrity_check() == "ok"
+        assert restarted.db.recover_interrupted() == 1
+        (summary,) = restarted.conversations.list_conversations(owner)
+        question, answer = restarted.conversations.get_conversation(owner, summary.id).messages
     assert (question.role, question.text) == ("user", QUESTION)
     assert answer.role == "assistant" and answer.finish_reason == "interrupted"
     assert answer.text.startswith(seen[0]) and len(answer.text) >= WANTED_CHARS

@@ -22,9 +22,9 @@ def write_history(path: Path, owner: str) -> None:
     """A real history with many rows, closed cleanly (so the WAL is checkpointed into the file)."""
     with HistoryStore(path) as store:
         for i in range(ROWS // 2):
-            conversation = store.create_conversation(owner, "instruct", f"Question {i}")
-            store.add_message(owner, conversation.id, "user", f"question {i} " + "q" * 300)
-            store.add_message(
+            conversation = store.conversations.create_conversation(owner, "instruct", f"Question {i}")
+            store.conversations.add_message(owner, conversation.id, "user", f"question {i} " + "q" * 300)
+            store.conversations.add_message(
                 owner, conversation.id, "assistant", f"answer {i} " + "a" * 300, finish_reason="stop"
             )
 
@@ -64,10 +64,10 @@ def test_a_damaged_database_is_kept_aside_and_a_fresh_one_starts(
         )
         assert kept.read_bytes() == damaged, "the damaged file is kept as it was"
         # The fresh database serves: nothing of the old one, and writes work.
-        assert store.list_conversations(owner) == []
-        conversation = store.create_conversation(owner, "instruct", "After the damage")
-        store.add_message(owner, conversation.id, "user", "still working")
-        assert [c.title for c in store.list_conversations(owner)] == ["After the damage"]
+        assert store.conversations.list_conversations(owner) == []
+        conversation = store.conversations.create_conversation(owner, "instruct", "After the damage")
+        store.conversations.add_message(owner, conversation.id, "user", "still working")
+        assert [c.title for c in store.conversations.list_conversations(owner)] == ["After the damage"]
         assert quick_check(path) is None
 
         message = store.damage.message()
@@ -95,7 +95,7 @@ def test_the_recovery_command_we_print_brings_back_what_can_be_read(tmp_path: Pa
         subprocess.run(store.damage.dump_command(), shell=True, check=True, capture_output=True, timeout=60)
     assert quick_check(recovered) is None
     with HistoryStore(recovered) as back:
-        found = back.list_conversations(owner, limit=None)
+        found = back.conversations.list_conversations(owner, limit=None)
     assert ROWS // 4 < len(found) <= ROWS // 2, "most conversations come back, none invented"
 
 
@@ -116,7 +116,7 @@ def test_a_sound_database_is_left_alone(tmp_path: Path) -> None:
     store = open_history(settings)
     try:
         assert store.damage is None
-        assert len(store.list_conversations(owner, limit=None)) == ROWS // 2
+        assert len(store.conversations.list_conversations(owner, limit=None)) == ROWS // 2
         assert [p.name for p in tmp_path.glob("history.damaged-*")] == []
     finally:
         store.close()

@@ -15,17 +15,19 @@ METRICS = Metrics(prompt_tokens=12, completion_tokens=8, ttft_s=0.072, tokens_pe
 
 
 def full_conversation(store: HistoryStore, owner: str) -> str:
-    conversation = store.create_conversation(owner, "vision", "Paris, with a picture", "m@onnx")
-    ref = store.store_image(PNG)
-    store.add_message(owner, conversation.id, "system", "Answer in one sentence.")
-    store.add_message(owner, conversation.id, "user", "What is the capital of France?", images=[ref])
-    store.add_message(
+    conversation = store.conversations.create_conversation(owner, "vision", "Paris, with a picture", "m@onnx")
+    ref = store.images.store_image(PNG)
+    store.conversations.add_message(owner, conversation.id, "system", "Answer in one sentence.")
+    store.conversations.add_message(
+        owner, conversation.id, "user", "What is the capital of France?", images=[ref]
+    )
+    store.conversations.add_message(
         owner, conversation.id, "assistant", "The capital of France is Paris.", model="m@onnx", engine="onnx",
         parameters={"temperature": 0.0, "max_new_tokens": 64, "api_key": "sk-never"}, metrics=METRICS,
         finish_reason="stop",
     )  # fmt: skip
-    store.add_message(owner, conversation.id, "user", "And Italy?")
-    recorder = store.start_answer(owner, conversation.id, model="m@onnx", engine="onnx")
+    store.conversations.add_message(owner, conversation.id, "user", "And Italy?")
+    recorder = store.conversations.start_answer(owner, conversation.id, model="m@onnx", engine="onnx")
     recorder.update("Rome")
     recorder.cancel()
     return conversation.id
@@ -55,25 +57,25 @@ def same(a: object, b: object) -> None:
 def test_json_export_then_import_reproduces_the_conversation(
     store: HistoryStore, alice: str, bob: str
 ) -> None:
-    original = store.get_conversation(alice, full_conversation(store, alice))
+    original = store.conversations.get_conversation(alice, full_conversation(store, alice))
     exported = export_json(store, alice)
     assert "sk-never" not in exported and "api_key" not in exported and alice not in exported
     result = import_json(store, bob, exported)
     assert result.images_missing == 0
     (new_id,) = result.conversation_ids
     assert new_id != original.id
-    imported = store.get_conversation(bob, new_id)
+    imported = store.conversations.get_conversation(bob, new_id)
     same(imported, original)
     assert imported.summary.owner == bob
 
 
 def test_import_into_another_store_carries_the_images(store: HistoryStore, alice: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    original = store.get_conversation(alice, full_conversation(store, alice))
+    original = store.conversations.get_conversation(alice, full_conversation(store, alice))
     with HistoryStore(tmp_path / "elsewhere" / "history.db") as other:
         (new_id,) = import_json(other, alice, export_json(store, alice)).conversation_ids
-        imported = other.get_conversation(alice, new_id)
+        imported = other.conversations.get_conversation(alice, new_id)
         same(imported, original)
-        assert other.image_path(imported.messages[1].images[0]).read_bytes() == PNG
+        assert other.images.image_path(imported.messages[1].images[0]).read_bytes() == PNG
 
 
 def test_an_export_without_images_imports_elsewhere_without_them(
@@ -84,12 +86,14 @@ def test_an_export_without_images_imports_elsewhere_without_them(
     with HistoryStore(tmp_path / "elsewhere" / "history.db") as other:
         result = import_json(other, alice, exported)
         assert result.images_missing == 1
-        assert other.get_conversation(alice, result.conversation_ids[0]).messages[1].images == ()
+        assert (
+            other.conversations.get_conversation(alice, result.conversation_ids[0]).messages[1].images == ()
+        )
 
 
 def test_export_one_or_all(store: HistoryStore, alice: str) -> None:
     first = full_conversation(store, alice)
-    second = store.create_conversation(alice, "instruct", "Second").id
+    second = store.conversations.create_conversation(alice, "instruct", "Second").id
     assert len(json.loads(export_json(store, alice))["conversations"]) == 2
     document = json.loads(export_json(store, alice, [first]))
     assert (document["format"], document["version"]) == ("slm-playground-history", 1)
@@ -99,7 +103,7 @@ def test_export_one_or_all(store: HistoryStore, alice: str) -> None:
 
 def test_markdown_is_readable(store: HistoryStore, alice: str) -> None:
     conversation_id = full_conversation(store, alice)
-    ref = store.get_conversation(alice, conversation_id).messages[1].images[0]
+    ref = store.conversations.get_conversation(alice, conversation_id).messages[1].images[0]
     text = export_markdown(store, alice, [conversation_id])
     for expected in (
         "# Paris, with a picture",
@@ -119,11 +123,11 @@ def test_markdown_is_readable(store: HistoryStore, alice: str) -> None:
 def test_an_answer_exported_mid_stream_imports_as_interrupted(
     store: HistoryStore, alice: str, bob: str
 ) -> None:
-    conversation = store.create_conversation(alice, "instruct", "t")
-    store.add_message(alice, conversation.id, "user", "q")
-    store.start_answer(alice, conversation.id).update("parti")
+    conversation = store.conversations.create_conversation(alice, "instruct", "t")
+    store.conversations.add_message(alice, conversation.id, "user", "q")
+    store.conversations.start_answer(alice, conversation.id).update("parti")
     (new_id,) = import_json(store, bob, export_json(store, alice)).conversation_ids
-    assert store.get_conversation(bob, new_id).messages[-1].finish_reason == "interrupted"
+    assert store.conversations.get_conversation(bob, new_id).messages[-1].finish_reason == "interrupted"
 
 
 def test_foreign_image_references_are_dropped(store: HistoryStore, alice: str, bob: str) -> None:
@@ -132,15 +136,15 @@ def test_foreign_image_references_are_dropped(store: HistoryStore, alice: str, b
     document["conversations"][0]["messages"][1]["images"] = [{"ref": "../../etc/passwd"}, {"ref": "x.png"}]
     result = import_json(store, bob, json.dumps(document))
     assert result.images_missing == 2  # a reference that is not ours is dropped, never followed
-    assert store.get_conversation(bob, result.conversation_ids[0]).messages[1].images == ()
+    assert store.conversations.get_conversation(bob, result.conversation_ids[0]).messages[1].images == ()
 
 
 def test_import_is_all_or_nothing(store: HistoryStore, alice: str) -> None:
     good = ConversationDraft("instruct", "good", "", (MessageDraft("user", "hi"),))
     bad = ConversationDraft("instruct", "bad", "", (MessageDraft("tool", "x"),))  # type: ignore[arg-type]
     with pytest.raises(HistoryError, match="Unknown role"):
-        store.import_conversations(alice, [good, bad])
-    assert store.list_conversations(alice) == []
+        store.conversations.import_conversations(alice, [good, bad])
+    assert store.conversations.list_conversations(alice) == []
 
 
 @pytest.mark.parametrize(
@@ -165,4 +169,4 @@ def test_import_is_all_or_nothing(store: HistoryStore, alice: str) -> None:
 def test_bad_files_get_a_clear_error(store: HistoryStore, alice: str, content: str, message: str) -> None:
     with pytest.raises(ImportFormatError, match=message):
         import_json(store, alice, content)
-    assert store.list_conversations(alice) == []
+    assert store.conversations.list_conversations(alice) == []

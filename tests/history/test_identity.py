@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from playground.errors import InvalidIdentityError
@@ -11,6 +13,18 @@ def test_new_ids_are_long_random_and_url_safe() -> None:
     assert len(ids) == 1000
     for value in ids:
         assert len(value) == 32 and browser_owner(value) == value
+        assert value[0].isalnum(), "an id never starts with '-' (an option on a command line) or '_'"
+
+
+def test_a_token_starting_with_a_dash_or_underscore_is_drawn_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn = iter(["-" + "a" * 31, "_" + "b" * 31, "C" + "-" * 31])
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda n: next(drawn))
+    assert new_browser_id() == "C" + "-" * 31
+
+
+def test_an_id_made_before_the_rule_still_verifies() -> None:
+    old = "-" + "x" * 31  # about one in 64 of the ids already kept in browsers
+    assert browser_owner(old) == old
 
 
 @pytest.mark.parametrize(

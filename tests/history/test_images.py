@@ -15,15 +15,15 @@ def test_images_are_stored_once_by_content_hash(store: HistoryStore, tmp_path: P
     digest = hashlib.sha256(PNG).hexdigest()
     upload = tmp_path / "upload.JPG"
     upload.write_bytes(PNG)
-    assert store.store_image(PNG, ".png") == f"{digest}.png"
-    assert store.store_image(PNG, ".png") == f"{digest}.png"
-    assert store.store_image_file(upload) == f"{digest}.jpg"
+    assert store.images.store_image(PNG, ".png") == f"{digest}.png"
+    assert store.images.store_image(PNG, ".png") == f"{digest}.png"
+    assert store.images.store_image_file(upload) == f"{digest}.jpg"
     assert sorted(p.name for p in store.images.root.iterdir()) == [f"{digest}.jpg", f"{digest}.png"]
-    assert store.image_path(f"{digest}.png").read_bytes() == PNG
-    assert store.store_image(b"other bytes", ".svg").endswith(".png")  # only known image suffixes
+    assert store.images.image_path(f"{digest}.png").read_bytes() == PNG
+    assert store.images.store_image(b"other bytes", ".svg").endswith(".png")  # only known image suffixes
 
 
 @pytest.mark.parametrize("bad", ["../history.db", "/etc/passwd", "a" * 64 + ".exe", "A" * 64 + ".png", ""])
 def test_image_references_cannot_escape_the_folder(store: HistoryStore, bad: str) -> None:
     with pytest.raises(HistoryError, match="not an image reference"):
-        store.image_path(bad)
+        store.images.image_path(bad)

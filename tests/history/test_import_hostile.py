@@ -25,14 +25,14 @@ def test_deep_nesting_is_refused_with_a_message(store: HistoryStore, alice: str,
     nested = "[" * depth + "]" * depth
     with pytest.raises(ImportFormatError, match="nests arrays or objects more than 32 levels deep"):
         import_json(store, alice, export_with('"hi"', '{"x": ' + nested + "}"))
-    assert store.list_conversations(alice) == [], "nothing was written"
+    assert store.conversations.list_conversations(alice) == [], "nothing was written"
 
 
 def test_lone_surrogates_become_replacement_characters_and_the_rest_is_kept(
     store: HistoryStore, alice: str
 ) -> None:
     result = import_json(store, alice, export_with('"before \\udc80 after \\ud83d\\ude00"'))
-    conversation = store.get_conversation(alice, result.conversation_ids[0])
+    conversation = store.conversations.get_conversation(alice, result.conversation_ids[0])
     assert conversation.summary.title == "Hostile \ufffd title"
     assert [m.text for m in conversation.messages] == ["before \ufffd after \U0001f600", "Fine."]
     json.dumps([m.text for m in conversation.messages], ensure_ascii=False).encode("utf-8")
@@ -41,5 +41,5 @@ def test_lone_surrogates_become_replacement_characters_and_the_rest_is_kept(
 def test_bytes_that_are_not_utf8_are_replaced_not_refused(store: HistoryStore, alice: str) -> None:
     data = export_with('"caf\\u00e9 XX"').encode("utf-8").replace(b"XX", b"\xff\xfe")
     result = import_json(store, alice, b"\xef\xbb\xbf" + data)
-    [message, _] = store.get_conversation(alice, result.conversation_ids[0]).messages
+    [message, _] = store.conversations.get_conversation(alice, result.conversation_ids[0]).messages
     assert message.text == "café \ufffd\ufffd"

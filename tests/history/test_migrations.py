@@ -52,14 +52,14 @@ def test_migration_names_are_ordered_and_unique() -> None:
 def test_reopening_a_store_keeps_its_data(tmp_path: Path) -> None:
     path = tmp_path / "history.db"
     with HistoryStore(path) as first:
-        conversation = first.create_conversation("owner-1", "instruct", "kept", "m")
+        conversation = first.conversations.create_conversation("owner-1", "instruct", "kept", "m")
     with HistoryStore(path) as second:
-        assert second.get_conversation("owner-1", conversation.id).title == "kept"
-        assert second.integrity_check() == "ok"
+        assert second.conversations.get_conversation("owner-1", conversation.id).title == "kept"
+        assert second.db.integrity_check() == "ok"
 
 
 def test_the_store_uses_wal_and_foreign_keys(store: HistoryStore) -> None:
     conn = sqlite3.connect(store.path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    with store._read() as own:
+    with store.db.read() as own:
         assert own.execute("PRAGMA foreign_keys").fetchone()[0] == 1

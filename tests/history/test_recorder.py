@@ -22,14 +22,15 @@ class Clock:
 
 
 def answer(store: HistoryStore, owner: str, **kwargs: object) -> tuple[str, AnswerRecorder]:
-    conversation = store.create_conversation(owner, "instruct", "t")
-    store.add_message(owner, conversation.id, "user", "question")
-    recorder = store.start_answer(owner, conversation.id, model="m@onnx", engine="onnx", **kwargs)  # type: ignore[arg-type]
+    conversations = store.conversations
+    conversation = conversations.create_conversation(owner, "instruct", "t")
+    conversations.add_message(owner, conversation.id, "user", "question")
+    recorder = conversations.start_answer(owner, conversation.id, model="m@onnx", engine="onnx", **kwargs)  # type: ignore[arg-type]
     return conversation.id, recorder
 
 
 def stored(store: HistoryStore, owner: str, conversation_id: str) -> tuple[str, FinishReason | None]:
-    last = store.get_conversation(owner, conversation_id).messages[-1]
+    last = store.conversations.get_conversation(owner, conversation_id).messages[-1]
     return last.text, last.finish_reason
 
 
@@ -41,8 +42,8 @@ def test_the_answer_row_exists_before_the_first_token(store: HistoryStore, alice
 def test_updates_are_written_at_most_once_per_interval(store: HistoryStore, alice: str) -> None:
     clock = Clock()
     conversation_id, _ = answer(store, alice)
-    message_id = store.get_conversation(alice, conversation_id).messages[-1].id
-    recorder = AnswerRecorder(store, alice, message_id, interval_s=1.0, clock=clock)
+    message_id = store.conversations.get_conversation(alice, conversation_id).messages[-1].id
+    recorder = AnswerRecorder(store.conversations, alice, message_id, interval_s=1.0, clock=clock)
     written = []
     for i in range(30):  # 30 tokens, a quarter of a second apart
         clock.now = i * 0.25
@@ -73,7 +74,7 @@ def test_finish_takes_metrics_and_its_reason(store: HistoryStore, alice: str) ->
     metrics = Metrics(prompt_tokens=3, completion_tokens=2, ttft_s=0.07, tokens_per_s=30.0, total_s=0.1)
     recorder.finish(metrics)
     recorder.close()  # a finally after a normal end changes nothing
-    last = store.get_conversation(alice, conversation_id).messages[-1]
+    last = store.conversations.get_conversation(alice, conversation_id).messages[-1]
     assert (last.text, last.finish_reason, last.metrics) == ("Paris.", "stop", metrics.to_dict())
     assert last.parameters == {"temperature": 0.1}
     assert recorder.update("more") is False
@@ -82,7 +83,7 @@ def test_finish_takes_metrics_and_its_reason(store: HistoryStore, alice: str) ->
 def test_close_without_finish_is_cancelled_and_keeps_the_text(store: HistoryStore, alice: str) -> None:
     clock = Clock()
     conversation_id, first = answer(store, alice)
-    recorder = AnswerRecorder(store, alice, first.message_id, clock=clock)
+    recorder = AnswerRecorder(store.conversations, alice, first.message_id, clock=clock)
     recorder.update("The cap")
     recorder.update("The capital")  # not written yet: within the interval
     recorder.close()
@@ -160,5 +161,5 @@ def test_concurrent_answers_share_one_store(store: HistoryStore, alice: str, bob
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(store.list_conversations(alice)) == 2
-    assert store.integrity_check() == "ok"
+    assert len(store.conversations.list_conversations(alice)) == 2
+    assert store.db.integrity_check() == "ok"

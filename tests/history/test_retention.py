@@ -18,9 +18,9 @@ def age_files(store: HistoryStore) -> None:
 
 
 def test_nothing_is_deleted_without_limits(store: HistoryStore, alice: str) -> None:
-    store.create_conversation(alice, "instruct", "t")
+    store.conversations.create_conversation(alice, "instruct", "t")
     assert store.apply_retention() == 0
-    assert len(store.list_conversations(alice)) == 1
+    assert len(store.conversations.list_conversations(alice)) == 1
 
 
 def backdate(store: HistoryStore, conversation_id: str, days: float) -> None:
@@ -31,47 +31,47 @@ def backdate(store: HistoryStore, conversation_id: str, days: float) -> None:
 
 
 def test_max_age_deletes_old_conversations_only(store: HistoryStore, alice: str, bob: str) -> None:
-    old = store.create_conversation(alice, "instruct", "old")
-    recent = store.create_conversation(alice, "instruct", "recent")
-    bobs_old = store.create_conversation(bob, "instruct", "bob's old")
+    old = store.conversations.create_conversation(alice, "instruct", "old")
+    recent = store.conversations.create_conversation(alice, "instruct", "recent")
+    bobs_old = store.conversations.create_conversation(bob, "instruct", "bob's old")
     backdate(store, old.id, 40)
     backdate(store, recent.id, 20)
     backdate(store, bobs_old.id, 31)
     assert store.apply_retention(max_age_days=30) == 2
-    assert [c.id for c in store.list_conversations(alice)] == [recent.id]
-    assert store.list_conversations(bob) == []
+    assert [c.id for c in store.conversations.list_conversations(alice)] == [recent.id]
+    assert store.conversations.list_conversations(bob) == []
 
 
 def test_max_count_keeps_each_owners_newest(store: HistoryStore, alice: str, bob: str) -> None:
-    alices = [store.create_conversation(alice, "instruct", f"a{i}").id for i in range(4)]
-    bobs = [store.create_conversation(bob, "instruct", f"b{i}").id for i in range(2)]
+    alices = [store.conversations.create_conversation(alice, "instruct", f"a{i}").id for i in range(4)]
+    bobs = [store.conversations.create_conversation(bob, "instruct", f"b{i}").id for i in range(2)]
     assert store.apply_retention(max_count=2) == 2
-    assert [c.id for c in store.list_conversations(alice)] == alices[:1:-1]
-    assert [c.id for c in store.list_conversations(bob)] == bobs[::-1]
+    assert [c.id for c in store.conversations.list_conversations(alice)] == alices[:1:-1]
+    assert [c.id for c in store.conversations.list_conversations(bob)] == bobs[::-1]
 
 
 def test_an_answer_in_progress_is_never_deleted(store: HistoryStore, alice: str) -> None:
-    streaming = store.create_conversation(alice, "instruct", "streaming")
-    store.add_message(alice, streaming.id, "user", "q")
-    recorder = store.start_answer(alice, streaming.id)
+    streaming = store.conversations.create_conversation(alice, "instruct", "streaming")
+    store.conversations.add_message(alice, streaming.id, "user", "q")
+    recorder = store.conversations.start_answer(alice, streaming.id)
     recorder.update("partial")
-    store.create_conversation(alice, "instruct", "newer")
+    store.conversations.create_conversation(alice, "instruct", "newer")
     future = datetime.now(UTC) + timedelta(days=400)
     assert store.apply_retention(max_age_days=1, max_count=1, now=future) == 1
-    assert [c.title for c in store.list_conversations(alice)] == ["streaming"]
+    assert [c.title for c in store.conversations.list_conversations(alice)] == ["streaming"]
     recorder.finish(finish_reason="stop")
     assert store.apply_retention(max_age_days=1, now=future) == 1
 
 
 def test_retention_removes_unreferenced_images_and_cascades_battles(store: HistoryStore, alice: str) -> None:
-    ref = store.store_image(PNG)
-    conversation = store.create_conversation(alice, "vision", "img")
-    store.add_message(alice, conversation.id, "user", "look", images=[ref])
-    battle = store.create_battle(alice, "p", "a", "b")
-    store.record_vote(alice, battle.id, "a")
+    ref = store.images.store_image(PNG)
+    conversation = store.conversations.create_conversation(alice, "vision", "img")
+    store.conversations.add_message(alice, conversation.id, "user", "look", images=[ref])
+    battle = store.battles.create_battle(alice, "p", "a", "b")
+    store.battles.record_vote(alice, battle.id, "a")
     age_files(store)
     future = datetime.now(UTC) + timedelta(days=2)
     assert store.apply_retention(max_age_days=1, now=future) == 3
-    assert store.list_battles(alice) == []
-    assert not store.image_path(ref).exists()
-    assert store.integrity_check() == "ok"
+    assert store.battles.list_battles(alice) == []
+    assert not store.images.image_path(ref).exists()
+    assert store.db.integrity_check() == "ok"
