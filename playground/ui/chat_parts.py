@@ -115,7 +115,7 @@ class AnswerView:
     def finish(self, finished: Finished) -> None:
         self.finished = True
         if finished.error:
-            warn(finished.error)
+            warn(finished.error, logged=True)
             self.notice = render.safe_markdown(f"⚠ {finished.error}")
         elif self.notice.startswith("⏳"):
             self.notice = ""

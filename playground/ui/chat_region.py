@@ -31,7 +31,7 @@ from ..types import Capability, ExpertRecord, ModelSpec
 from . import render, widgets
 from .chat_layout import ChatLayout
 from .chat_parts import AnswerView, Box, Chat, with_pending
-from .render import Turn, user_error
+from .render import Turn, warn
 from .streaming import ThreadedStream
 
 
@@ -133,7 +133,7 @@ class ChatRegion:
                     self._keep_question, owner, conversation_id, model_id, conversation[-1]
                 )
         except PlaygroundError as exc:
-            user_error(exc)
+            warn(exc)
             yield self._outputs(state, notice=render.safe_markdown(f"⚠ {exc}"))
             return
         session = request.session_hash
@@ -239,7 +239,7 @@ class ChatRegion:
             try:
                 self.ctx.conversations.forget_last_answer(check_owner_id(owner_value), conversation_id)
             except PlaygroundError as exc:
-                user_error(exc)
+                warn(exc)
         return conversation, render.to_chatbot(conversation)
 
     def edit_last(self, conversation: list[Turn]) -> tuple[Box, list[Turn], Chat, bool]:

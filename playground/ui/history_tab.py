@@ -23,7 +23,7 @@ from ..settings import Limits
 from ..types import ENGINE_LABELS
 from .chat_region import RegionUI
 from .downloads import DownloadFolder
-from .render import Turn, safe_export, safe_markdown, to_chatbot
+from .render import Turn, refusal, safe_export, safe_markdown, to_chatbot
 
 log = logging.getLogger(__name__)
 HEADERS = ["Title", "Model", "Updated (UTC)", "Messages"]
@@ -71,13 +71,6 @@ def identify(key: IdentityKey, token: Any, username: str | None = None) -> tuple
             log.info("visitor id refused on page load (%s); a new one was issued", exc)
         token, browser_id = key.new_token()
     return token, resolve_owner(browser_id, username), replaced
-
-
-def user_error(exc: PlaygroundError | str) -> gr.Error:
-    """A visitor's mistake: one line in the server log (no traceback), the message on the page."""
-    message = str(exc)
-    log.info("history: %s", message)
-    return gr.Error(message, print_exception=False)
 
 
 class HistoryTab:
@@ -139,13 +132,13 @@ class HistoryTab:
         and its expert map; the other tabs are left as they are. A tab this page lacks opens in the first
         of `regions` (the chat tabs, the default one first: the app's builder binds them)."""
         if not selected:
-            raise user_error("Pick a conversation in the list first.")
+            raise refusal("Pick a conversation in the list first.")
         try:
             owner = check_owner_id(owner_value)
             self._not_blind([selected], self.hidden(owner))
             conversation = self.conversations.get_conversation(owner, selected)
         except PlaygroundError as exc:
-            raise user_error(exc) from None
+            raise refusal(exc) from None
         turns = [self._turn(m) for m in conversation.messages]
         tabs = [region.tab for region in regions]
         target = conversation.summary.tab if conversation.summary.tab in tabs else tabs[0]
@@ -188,14 +181,14 @@ class HistoryTab:
 
     def delete_all(self, confirmed: bool, owner_value: Any, search: str) -> tuple[Any, ...]:
         if not confirmed:
-            raise user_error("Tick the box to confirm: this deletes every conversation of this browser.")
+            raise refusal("Tick the box to confirm: this deletes every conversation of this browser.")
         return self._act(self.store.delete_owner_data, owner_value, search, "All your data was deleted.")
 
     def _act(self, action: Any, owner_value: Any, search: str, done: str) -> tuple[Any, ...]:
         try:
             action(check_owner_id(owner_value))
         except PlaygroundError as exc:
-            raise user_error(exc) from None
+            raise refusal(exc) from None
         table, ids = self.rows(owner_value, search)
         return table, ids, f"✅ {done}"
 
@@ -211,7 +204,7 @@ class HistoryTab:
     @staticmethod
     def _need(selected: str | None) -> str:
         if not selected:
-            raise user_error("Pick a conversation in the list first.")
+            raise refusal("Pick a conversation in the list first.")
         return selected
 
     def export(self, kind: str, selected: str | None, owner_value: Any) -> str:
@@ -225,7 +218,7 @@ class HistoryTab:
         try:
             self._not_blind(ids or [], hidden)
         except PlaygroundError as exc:
-            raise user_error(exc) from None
+            raise refusal(exc) from None
         if kind.endswith("json"):
             text, suffix = export_json(self.store, owner, ids), ".json"
         else:
@@ -236,7 +229,7 @@ class HistoryTab:
         """Import an uploaded export: its size checked on disk before it is read, its conversations
         counted before any is written, the visitor's quota checked; all or nothing."""
         if not file:
-            raise user_error("Choose a JSON export to import.")
+            raise refusal("Choose a JSON export to import.")
         try:
             result = import_file(
                 self.store,
@@ -246,7 +239,7 @@ class HistoryTab:
                 max_conversations=self.limits.import_conversations,
             )
         except PlaygroundError as exc:
-            raise user_error(exc) from None
+            raise refusal(exc) from None
         table, ids = self.rows(owner_value, search)
         return table, ids, f"✅ Imported {len(result.conversation_ids)} conversation(s)."
 

@@ -20,15 +20,19 @@ Turn = dict[str, Any]
 log = logging.getLogger("playground.ui")
 
 
-def user_error(exc: PlaygroundError) -> None:
-    """A visitor's error: one line in the server log (no traceback) and a toast in the page."""
-    log.info("%s: %s", type(exc).__name__, exc)
-    gr.Warning(str(exc))
+def warn(problem: PlaygroundError | str, *, logged: bool = False) -> None:
+    """A visitor's error the page carries on after: one line in the server log (no traceback; none
+    when it was `logged` where it happened, as an answer's error is) and a toast in the page."""
+    if not logged:
+        log.info("%s", problem if isinstance(problem, str) else f"{type(problem).__name__}: {problem}")
+    gr.Warning(str(problem))
 
 
-def warn(message: str) -> None:
-    """An answer's error, already logged where it happened: a toast in the page."""
-    gr.Warning(message)
+def refusal(problem: PlaygroundError | str) -> gr.Error:
+    """A visitor's error that ends the handler (raise what this returns): one line in the server log
+    (no traceback), the message on the page."""
+    log.info("%s", problem if isinstance(problem, str) else f"{type(problem).__name__}: {problem}")
+    return gr.Error(str(problem), print_exception=False)
 
 
 FINISH_NOTES = {

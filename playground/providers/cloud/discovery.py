@@ -61,10 +61,6 @@ class Discovery:
                 self._listing = self._run()
             return self._listing
 
-    def peek(self) -> Listing | None:
-        """The cached outcome, without fetching."""
-        return self._listing
-
     def refresh(self) -> Listing:
         with self._lock:
             self._listing = self._run()

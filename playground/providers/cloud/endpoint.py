@@ -144,7 +144,3 @@ class EndpointSpec(BaseModel):
             for name, value in self.headers.items()
         }
 
-
-def env_refs(value: str) -> list[str]:
-    """The variable names a header template refers to."""
-    return _ENV_REF.findall(value)
