@@ -305,9 +305,7 @@ class AnswerService:
     def _stream(self, lease: Lease, prepared: Prepared, run: _Run) -> Iterator[Event]:
         run.started = time.perf_counter()
         metrics: Metrics | None = None
-        stream = engine_errors(
-            prepared.spec, lease.stream(prepared.messages, prepared.options, stop=run.stop)
-        )
+        stream = engine_errors(prepared.spec, _engine_stream(lease, prepared, run.stop))
         try:
             for chunk in stream:
                 yield from run.take(chunk)
@@ -320,6 +318,14 @@ class AnswerService:
         finally:
             stream.close()  # Stop: the engine's own cleanup runs now
         yield run.end(metrics)
+
+
+def _engine_stream(lease: Lease, prepared: Prepared, stop: threading.Event) -> Iterator[Chunk]:
+    """The engine's stream: through the lease (which takes the model's worker), or, for a request with
+    a visitor's own key, from the copy of the (remote) model that carries it."""
+    if prepared.model is not lease.model:
+        return prepared.model.stream(prepared.messages, prepared.options)
+    return lease.stream(prepared.messages, prepared.options, stop=stop)
 
 
 def _wait_in_line(ticket: Ticket, stop: threading.Event) -> Generator[Event, None, bool]:

@@ -11,17 +11,16 @@ from .catalog import sampling_for
 from .errors import ModelUnavailableError, PlaygroundError, PromptTooLongError, ProviderError
 from .images import IMAGE_TOKENS_ESTIMATE, prepare_messages, require_vision
 from .options import GenerationOptions
-from .providers.base import ChatModel
-from .registry import LOCAL_ENGINES, Registry
+from .providers.base import ChatModel, CountsPrompt, TakesKey
+from .registry import Registry
 from .types import Chunk, Message, ModelSpec
 
 
 def count_prompt(model: ChatModel, messages: Sequence[Message]) -> int | None:
     """The prompt's tokens, images included: the engine's own count where it has one (its processor
     expands each image), else the text's tokens plus IMAGE_TOKENS_ESTIMATE per image (an estimate)."""
-    exact = getattr(model, "count_prompt", None)
-    if exact is not None:
-        value = exact(messages)
+    if isinstance(model, CountsPrompt):
+        value = model.count_prompt(messages)
         return None if value is None else int(value)
     prompt = model.render_prompt(messages)
     if prompt is None:
@@ -164,9 +163,8 @@ class ChatService:
         sampling = sampling_for(model.spec)
         if sampling is not None:  # the model's recommended values, where the caller set none
             options = sampling.apply(options)
-        with_key = getattr(model, "with_api_key", None)
-        if api_key and with_key is not None:
-            model = with_key(api_key)
+        if api_key and isinstance(model, TakesKey):
+            model = model.with_api_key(api_key)
         messages = prepare_messages(model.spec, messages, max_bytes=self.image_max_bytes)  # before sending
         notices: list[str] = []
         if self.max_new_tokens is not None and options.max_new_tokens > self.max_new_tokens:
@@ -186,7 +184,7 @@ class ChatService:
 
     def loading_notice(self, spec: ModelSpec) -> str | None:
         """ "Loading X on Y…" when asking this model now starts its engine (a local model not loaded yet)."""
-        if spec.provider not in LOCAL_ENGINES or self.registry.is_loaded(spec.id):
+        if not spec.local or self.registry.is_loaded(spec.id):
             return None
         return f"Loading {spec.name} on {spec.engine_label}… (first use: its engine starts in a process of its own)"
 
@@ -228,7 +226,7 @@ def _fit_notices(model: ChatModel, fitted: Fitted, options: GenerationOptions) -
     if fitted.max_new_tokens < options.max_new_tokens:
         notices.append(f"Only {fitted.max_new_tokens} tokens are left in the window for the answer.")
     images = sum(len(m.images) for m in fitted.messages)
-    if images and fitted.prompt_tokens is not None and not hasattr(model, "count_prompt"):
+    if images and fitted.prompt_tokens is not None and not isinstance(model, CountsPrompt):
         notices.append(
             f"The prompt's {images} image(s) are counted as about {IMAGE_TOKENS_ESTIMATE} tokens each "
             f"(an estimate: {spec.engine_label} does not say how many it makes of an image)."

@@ -24,9 +24,8 @@ from .providers.cloud.openai_compat import KEYLESS, chat_request
 from .providers.cloud.wire import MAX_STOPS
 from .providers.local.hf import sampling_kwargs
 from .providers.local.onnx import search_options
-from .types import Message, ModelSpec
+from .types import Message, ModelSpec, Sdk
 
-_OPENAI_KINDS = ("openai", "ollama")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SAFE_WORD = re.compile(r"[A-Za-z0-9._/-]*")  # the only text a comment may quote (catalog repo names)
 
@@ -39,16 +38,13 @@ def snippet(
     model_dir: str | Path | None = None,
 ) -> tuple[str, str]:
     """(language, code) reproducing this request; `model_dir`: where a local model lies, if known."""
-    kind = str(spec.extra.get("kind", ""))
-    if spec.provider == "onnx":
+    if spec.sdk is Sdk.ONNXRUNTIME_GENAI:
         return "python", _onnx(spec, messages, options, model_dir)
-    if spec.provider == "transformers":
+    if spec.sdk is Sdk.TRANSFORMERS:
         return "python", _transformers(spec, messages, options, model_dir)
-    if kind == "azure-ai":
+    if spec.sdk is Sdk.AZURE_AI_INFERENCE:
         return "python", _azure(spec, messages, options)
-    if kind in _OPENAI_KINDS:
-        return "python", _openai(spec, messages, options)
-    return "text", "No code template for this provider."
+    return "python", _openai(spec, messages, options)
 
 
 # Literals ----------------------------------------------------------------------------------------------

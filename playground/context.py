@@ -19,6 +19,7 @@ from .prompts import PromptLibrary, load_prompts
 from .providers import build_providers
 from .registry import Offer, Registry
 from .settings import Settings
+from .types import Sdk
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,8 @@ def _load_for_zerogpu(registry: Registry) -> None:
     this process for each answer, and only what is loaded before reaches the GPU."""
     for row in registry.rows():
         spec = row.spec
-        if spec.provider != "transformers" or not row.availability.available or "repo" not in spec.extra:
+        on_gpu = spec.local and spec.sdk is Sdk.TRANSFORMERS
+        if not on_gpu or not row.availability.available or "repo" not in spec.extra:
             continue
         try:
             registry.get(spec)

@@ -42,7 +42,7 @@ class ModelManager:
     def download(self, model_ref: str, progress: Progress | None = None) -> Path:
         spec = self.ctx.registry.resolve(model_ref)
         repo = store.source_str(spec.extra, "repo")
-        if spec.provider not in ("onnx", "transformers") or not repo:
+        if not spec.local or not repo:
             raise PlaygroundError(f"{spec.id} is not downloaded from the Hub: nothing to download.")
         if self.ctx.settings.public:
             raise PlaygroundError("Downloads are turned off on this public deployment.")
@@ -107,12 +107,7 @@ class ModelManager:
 
     def _uses(self, spec: ModelSpec, removed: store.LocalModel) -> bool:
         """Whether a loaded model was read from the folder just deleted."""
-        path, repo = spec.extra.get("path"), spec.extra.get("repo")
-        if path:
-            return Path(str(path)).is_relative_to(removed.path)
-        if repo and spec.provider in ("onnx", "transformers"):
-            return store.hub_dir(self.models_dir, str(repo)) == removed.path
-        return bool(spec.extra.get("embedded")) and removed.kind == "embedded"
+        return spec.local and store.reads_from(spec, removed, self.models_dir)
 
 
 def prepare_embedded(models_dir: Path) -> Path:

@@ -226,5 +226,5 @@ def card(spec: ModelSpec) -> MoeCard | None:
         params_active=entry.params_active,
         description=entry.description,
         demo=bool(spec.extra.get("demo")),
-        records_experts=spec.provider == "transformers",
+        records_experts=spec.records_experts,
     )

@@ -23,6 +23,15 @@ class Capability(StrEnum):
     MOE = "moe"
 
 
+class Sdk(StrEnum):
+    """The library a script uses to repeat a call to a model (Get code)."""
+
+    ONNXRUNTIME_GENAI = "onnxruntime-genai"
+    TRANSFORMERS = "transformers"
+    OPENAI = "openai"
+    AZURE_AI_INFERENCE = "azure-ai-inference"
+
+
 @dataclass(frozen=True)
 class Message:
     role: Role
@@ -165,6 +174,13 @@ class ModelSpec:
     params_total: str = ""
     params_active: str = ""
     size_bytes: int = 0
+    # What the model is and can do beyond its capabilities, as its provider declares it (callers read
+    # these, never the provider's name):
+    local: bool = False  # runs on this machine: counts against the memory budget, its files are here
+    sdk: Sdk = Sdk.OPENAI  # what repeats a call to it
+    takes_num_crops: bool = False  # reads `num_crops` (Phi-3/3.5-vision on transformers)
+    records_experts: bool = False  # streams each token's expert routing (an MoE model on transformers)
+    max_workers: int = 1  # worker processes its answers may run in at once (local models)
     extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 
     @property

@@ -25,7 +25,7 @@ from playground.ui.chat_region import ChatRegion, RegionUI
 from playground.ui.history_tab import HistoryTab
 from playground.ui.instruct import InstructTab
 from playground.ui.moe_tab import MoeTab, card_markdown, map_html
-from playground.ui.vision_tab import VisionTab, takes_num_crops
+from playground.ui.vision_tab import VisionTab
 from playground.vision_examples import IMAGES_DIR, load_vision_examples
 
 MOE_DEMO = "tiny-phimoe-demo@transformers"
@@ -186,9 +186,9 @@ def test_a_damaged_image_is_refused_before_anything_is_sent(tmp_path: Path, tabs
 
 def test_num_crops_is_offered_where_the_backend_takes_it(ctx: AppContext, tabs: Any) -> None:
     _, _, regions = tabs
-    assert takes_num_crops(ctx.registry.resolve("phi-3.5-vision@transformers"))
-    assert not takes_num_crops(ctx.registry.resolve("phi-3.5-vision@onnx"))
-    assert not takes_num_crops(ctx.registry.resolve(VISION_DEMO))
+    assert ctx.registry.resolve("phi-3.5-vision@transformers").takes_num_crops
+    assert not ctx.registry.resolve("phi-3.5-vision@onnx").takes_num_crops
+    assert not ctx.registry.resolve(VISION_DEMO).takes_num_crops
     vision = regions["vision"]
     (note,), slider = (
         vision.describe_extra("phi-3.5-vision@transformers"),

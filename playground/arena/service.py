@@ -25,7 +25,6 @@ from ..conversations import ConversationService
 from ..errors import HistoryError, PlaygroundError
 from ..history import Battle, HistoryStore, StoredMessage, Vote
 from ..images import check_size
-from ..registry import LOCAL_ENGINES
 from ..types import Message, Metrics, ModelSpec
 from .anonymise import RoundView, SideView, anonymise, revealed_sides
 from .pairing import SIDES, Pair, Side
@@ -246,7 +245,7 @@ class ArenaService:
         runs = list(round_.runs.values())
         return (
             not self.engine_processes
-            and all(r.spec.provider in LOCAL_ENGINES for r in runs)
+            and all(r.spec.local for r in runs)
             and all(r.side.options.seed is not None for r in runs)
         )
 

@@ -40,6 +40,23 @@ class Provider(Protocol):
     def load(self, spec: ModelSpec) -> ChatModel: ...
 
 
+# Optional behaviours: small named protocols a model or provider may also implement.
+
+
+@runtime_checkable
+class CountsPrompt(Protocol):
+    """A model whose engine counts a whole prompt, images included (its processor expands each image)."""
+
+    def count_prompt(self, messages: Sequence[Message]) -> int | None: ...
+
+
+@runtime_checkable
+class TakesKey(Protocol):
+    """A model that can be asked with a visitor's own key, for one request (cloud endpoints)."""
+
+    def with_api_key(self, key: str) -> ChatModel: ...
+
+
 @runtime_checkable
 class HasFolders(Protocol):
     """A provider whose models are files on this machine (ONNX Runtime GenAI): where each one lies."""

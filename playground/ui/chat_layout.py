@@ -244,7 +244,7 @@ class ChatLayout:
             step=1,
             label="Crops per image (num_crops)",
             info="0 = the model's own setting; 16 for one detailed image, 4 for several frames",
-            visible=widgets.takes_num_crops(spec),
+            visible=spec.takes_num_crops,
             elem_id=f"{self.prefix}-num-crops",
         )
 

@@ -291,7 +291,7 @@ class ChatRegion:
             )
         values = widgets.recommended(spec)
         if self.config.images:
-            crops = (gr.Slider(visible=widgets.takes_num_crops(spec)),)
+            crops = (gr.Slider(visible=spec.takes_num_crops),)
         return (
             render.safe_markdown(widgets.model_card(spec, self.ctx.registry)),
             render.context_meter(None, spec.context_window),

@@ -16,7 +16,6 @@ from ..types import Capability, ModelSpec
 from ..vision_examples import load_vision_examples
 from . import render
 from .chat_region import ChatRegion, RegionConfig
-from .widgets import takes_num_crops
 
 CONFIG = RegionConfig(
     prefix="vision",
@@ -38,7 +37,7 @@ def vision_note(spec: ModelSpec) -> str:
     lines = [DEMO_NOTE] if spec.extra.get("demo") else []
     if Capability.VISION not in spec.capabilities:
         lines.append(f"⚠ {spec.name} on {spec.engine_label} does not take images.")
-    elif takes_num_crops(spec):
+    elif spec.takes_num_crops:
         lines.append(
             "Each image is cut into `num_crops` tiles (Parameters): 16 for one detailed image, 4 for frames."
         )

@@ -57,12 +57,6 @@ def sampling_note(spec: ModelSpec) -> str:
     return f"Sampling recommended for {spec.name}: {values}. [Source]({sampling.source})"
 
 
-def takes_num_crops(spec: ModelSpec) -> bool:
-    """Phi-3/3.5-vision on transformers reads `num_crops` (how many tiles an image is cut into)."""
-    key = str(spec.extra.get("catalog") or spec.id)
-    return spec.provider == "transformers" and key.startswith(("phi-3-vision", "phi-3.5-vision"))
-
-
 def model_label(row: ModelRow) -> str:
     label = f"{row.spec.name} · {row.spec.engine_label}"
     return label if row.availability.available else f"{label} — {row.availability.reason}"

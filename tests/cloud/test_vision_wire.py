@@ -159,5 +159,5 @@ def test_an_endpoint_configured_without_images_claims_no_vision_and_refuses(
     picture = tmp_path / "dot.png"
     Image.new("RGB", (4, 4)).save(picture)
     with pytest.raises(ImagesNotSupportedError, match="does not take images"):
-        ChatService(registry).prepare("other@lab", [Message("user", "?", images=(str(picture),))], GREEDY)
+        ChatService(registry).preview("other@lab", [Message("user", "?", images=(str(picture),))], GREEDY)
     assert fake.requests(scenario) == []

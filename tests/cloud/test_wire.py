@@ -6,6 +6,7 @@ import base64
 from collections.abc import Callable
 from pathlib import Path
 
+from playground.answers import AnswerService, Request
 from playground.catalog import load_catalog
 from playground.chat import ChatService
 from playground.options import GenerationOptions
@@ -181,12 +182,11 @@ def test_a_visitors_own_key_is_used_for_their_request_only(
 ) -> None:
     settings = cloud_settings(NVIDIA_BASE_URL=fake.url("nvidia~visitor"))
     service = ChatService(Registry(build_providers(settings, load_catalog())))
-    prepared = service.prepare(
-        "phi-4-mini@nvidia", ASK, GenerationOptions(max_new_tokens=8), api_key="nvapi-visitor"
+    result = AnswerService(service).complete(
+        Request("phi-4-mini@nvidia", ASK, GenerationOptions(max_new_tokens=8), api_key="nvapi-visitor")
     )
-    text, _ = answer(prepared.model)
-    assert text.endswith("Paris.")
-    (request,) = fake.requests("nvidia~visitor")
+    assert result.text.endswith("Paris."), result.error
+    (request,) = [r for r in fake.requests("nvidia~visitor") if r.method == "POST"]
     assert request.headers["authorization"] == "Bearer nvapi-visitor"
-    cached = service.registry.get("phi-4-mini@nvidia")
-    assert cached is not prepared.model and "nvapi-visitor" not in repr(vars(cached))
+    with service.registry.lease(service.resolve("phi-4-mini@nvidia", has_key=True)) as lease:
+        assert "nvapi-visitor" not in repr(vars(lease.model)), "the cached model keeps no visitor's key"

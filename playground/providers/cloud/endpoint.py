@@ -143,4 +143,3 @@ class EndpointSpec(BaseModel):
             name: value if _ENV_REF.search(value) or not _SECRET_HEADER.search(name) else "***"
             for name, value in self.headers.items()
         }
-

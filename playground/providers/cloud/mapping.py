@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 
 from ...catalog import CatalogEntry
-from ...types import Capability, ModelSpec
+from ...types import Capability, ModelSpec, Sdk
 from .discovery import Found
 from .endpoint import EndpointSpec, ModelEntry
 
@@ -137,6 +137,7 @@ def model_spec(
         source=wire,
         params_total=entry.params_total if entry else (found.params if found else ""),
         params_active=entry.params_active if entry else "",
+        sdk=Sdk.AZURE_AI_INFERENCE if endpoint.kind == "azure-ai" else Sdk.OPENAI,
         extra=extra,
     )
 

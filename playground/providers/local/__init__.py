@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ...catalog import CatalogEntry
 from ...errors import ModelUnavailableError
-from ...types import Availability, Capability, ModelSpec
+from ...types import Availability, Capability, ModelSpec, Sdk
 from ..base import ChatModel
 from . import demo, demo_vision, embedded
 from .capabilities import narrow, onnx_capabilities, required_missing, transformers_capabilities
@@ -39,6 +39,24 @@ def _built(source: dict[str, object]) -> str:
     return "built by the playground (random weights)" if source.get("demo") else ""
 
 
+NUM_CROPS_MODELS = ("phi-3-vision", "phi-3.5-vision")  # catalog keys whose processor reads num_crops
+
+
+def declared(spec: ModelSpec, workers: int = 1) -> ModelSpec:
+    """The spec with what its local engine makes of it, as data the rest of the playground reads: it
+    runs here, which library repeats a call, whether it reads num_crops or streams expert records."""
+    onnx = spec.provider == OnnxProvider.name
+    key = str(spec.extra.get("catalog") or spec.id)
+    return replace(
+        spec,
+        local=True,
+        sdk=Sdk.ONNXRUNTIME_GENAI if onnx else Sdk.TRANSFORMERS,
+        takes_num_crops=not onnx and key.startswith(NUM_CROPS_MODELS),
+        records_experts=not onnx and Capability.MOE in spec.capabilities,
+        max_workers=workers,
+    )
+
+
 @dataclass(frozen=True)
 class EngineMode:
     """Where local models run: worker processes (the default) or the app's own process."""
@@ -66,8 +84,9 @@ class _LocalProvider:
         self.models_dir = models_dir
         self.mode = mode or EngineMode(processes=False)
         self.downloads = downloads  # False on a public deployment: a visitor cannot download a model
+        workers = self.mode.workers if self.mode.processes else 1
         self._specs = [
-            narrow(_spec(e, self.name), self.capabilities())
+            declared(narrow(_spec(e, self.name), self.capabilities()), workers)
             for e in catalog
             if e.source(self.name) is not None
         ]
@@ -178,7 +197,7 @@ def path_spec(path: Path, provider: str | None = None) -> ModelSpec:
             f"{path} is neither a transformers folder (config.json) nor a .gguf file."
         )
     capabilities = onnx_capabilities(path) if provider == "onnx" else transformers_capabilities(path)
-    return ModelSpec(
+    spec = ModelSpec(
         id=f"{path}@{provider}",
         name=path.name,
         provider=provider,
@@ -187,6 +206,7 @@ def path_spec(path: Path, provider: str | None = None) -> ModelSpec:
         source=str(path),
         extra={"path": str(path)},
     )
+    return declared(spec)
 
 
 def _context_of(path: Path) -> int:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import DownloadError, PlaygroundError
+from ...types import ModelSpec
 
 Progress = Callable[[float, str], None]
 COMPLETE = ".complete"
@@ -109,3 +110,13 @@ def human_size(size: float) -> str:
 def source_str(source: dict[str, Any] | None, key: str) -> str | None:
     value = (source or {}).get(key)
     return str(value) if value else None
+
+
+def reads_from(spec: ModelSpec, removed: LocalModel, models_dir: Path) -> bool:
+    """Whether a local model's files are those of a local model on disk (one about to be deleted)."""
+    path, repo = spec.extra.get("path"), spec.extra.get("repo")
+    if path:
+        return Path(str(path)).is_relative_to(removed.path)
+    if repo:
+        return hub_dir(models_dir, str(repo)) == removed.path
+    return bool(spec.extra.get("embedded")) and removed.kind == "embedded"
