@@ -10,7 +10,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from .catalog import sampling_for
-from .errors import ModelUnavailableError, PlaygroundError, PromptTooLongError, ProviderError
+from .errors import ModelUnavailableError, PlaygroundError, PromptTooLongError, ProviderError, StoppedError
 from .images import IMAGE_TOKENS_ESTIMATE, prepare_messages, require_vision
 from .options import GenerationOptions
 from .providers.base import ChatModel
@@ -200,7 +200,12 @@ class ChatService:
         check_prompt_chars(messages, self.prompt_chars)  # before anything loads
         spec = self.resolve(model_ref, provider, has_key=bool(api_key))
         require_vision(spec, messages)  # a text-only model refuses images before anything loads
-        model = self.registry.get(spec)
+        with self.registry.lease(spec) as lease:  # loaded, and held while the request is fitted to it
+            return self._fit(lease.model, messages, options, api_key)
+
+    def _fit(
+        self, model: ChatModel, messages: Sequence[Message], options: GenerationOptions, api_key: str | None
+    ) -> Prepared:
         sampling = sampling_for(model.spec)
         if sampling is not None:  # the model's recommended values, where the caller set none
             options = sampling.apply(options)
@@ -270,19 +275,35 @@ class ChatService:
         """
 
         def start() -> Iterator[Chunk]:
-            stream = prepared.model.stream(prepared.messages, prepared.options)
-            return self.registry.leased(prepared.spec.id, engine_errors(prepared.spec, stream))
+            return self._leased(prepared, stop)
 
         ticket = ticket or self.reserve(prepared.spec, owner)
         return start() if ticket is None else _Slotted(ticket, start, stop)
 
+    def _leased(self, prepared: Prepared, stop: threading.Event | None) -> Iterator[Chunk]:
+        """The answer with the model leased (loaded again if it was evicted since `prepare`) until the
+        stream ends or is closed; `stop` set while it waits for memory or a worker: no answer."""
+        try:
+            lease = self.registry.lease(prepared.spec, stop=stop)
+        except StoppedError:
+            return
+        try:
+            if prepared.model is lease.model or prepared.spec.provider in LOCAL_ENGINES:
+                stream = lease.stream(prepared.messages, prepared.options, stop=stop)
+            else:  # a visitor's own key: the remote model's copy made for it (no workers, no memory)
+                stream = prepared.model.stream(prepared.messages, prepared.options)
+            yield from engine_errors(prepared.spec, stream)
+        finally:
+            lease.release()
+
     def render_prompt(self, model_ref: str, messages: Sequence[Message]) -> tuple[str, int | None]:
         """The text the engine receives after the chat template, and its length in tokens."""
-        model = self.registry.get(self.resolve(model_ref))
-        messages = prepare_messages(model.spec, messages, max_bytes=self.image_max_bytes)
-        prompt = model.render_prompt(messages)
-        if prompt is None:
-            import json
+        with self.registry.lease(self.resolve(model_ref)) as lease:
+            model = lease.model
+            messages = prepare_messages(model.spec, messages, max_bytes=self.image_max_bytes)
+            prompt = model.render_prompt(messages)
+            if prompt is None:
+                import json
 
-            return json.dumps([m.to_record() for m in messages], indent=2, ensure_ascii=False), None
-        return prompt, count_prompt(model, messages)
+                return json.dumps([m.to_record() for m in messages], indent=2, ensure_ascii=False), None
+            return prompt, count_prompt(model, messages)

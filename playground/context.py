@@ -115,7 +115,7 @@ def _load_for_zerogpu(registry: Registry) -> None:
         if spec.provider != "transformers" or not row.availability.available or "repo" not in spec.extra:
             continue
         try:
-            registry.get(spec)
+            registry.lease(spec).release()  # loaded now; stays loaded until evicted
             log.info("ZeroGPU: %s loaded before serving", spec.id)
         except PlaygroundError as exc:
             log.error("ZeroGPU: %s not loaded: %s", spec.id, exc)

@@ -26,6 +26,13 @@ class ModelLoadError(PlaygroundError):
     "The engine failed to load the model."
 
 
+class StoppedError(PlaygroundError):
+    "Stopped while waiting (for memory to load a model, or for a worker): nothing was asked of the model."
+
+    def __init__(self, message: str = "Stopped while waiting.") -> None:
+        super().__init__(message)
+
+
 class InvalidOptionsError(PlaygroundError):
     "Generation parameters out of range or of the wrong type."
 

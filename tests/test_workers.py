@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 from playground.context import AppContext
-from playground.errors import ModelUnavailableError, ProviderError
+from playground.errors import ProviderError, StoppedError
 from playground.options import GenerationOptions
 from playground.providers.local.process import ProcessModel
 from playground.types import Chunk, FinishReason, Message
-from tests.support import QUESTION, make_settings
+from tests.support import QUESTION, loaded, make_settings
 
 ONNX, HF = "smollm2-135m-instruct@onnx", "smollm2-135m-instruct@transformers"
 GREEDY = GenerationOptions(temperature=0, max_new_tokens=48)
@@ -31,7 +31,7 @@ STORY = [Message("user", "Write a very long story about a lighthouse keeper and 
 
 
 def worker_model(ctx: AppContext, model_id: str) -> ProcessModel:
-    model = ctx.registry.get(model_id)
+    model = loaded(ctx.registry, model_id)
     assert isinstance(model, ProcessModel), "local models run in worker processes by default"
     return model
 
@@ -53,7 +53,9 @@ def test_worker_answers_as_the_engine_in_process(
     model = worker_model(ctx, model_id)
     engine = in_process(model_id, model.threads)  # the same thread count as the workers
     messages = [Message("user", QUESTION)]
-    ours, theirs = list(model.stream(messages, GREEDY)), list(engine.stream(messages, GREEDY))
+    with ctx.registry.lease(model.spec) as lease:
+        ours = list(lease.stream(messages, GREEDY))
+    theirs = list(engine.stream(messages, GREEDY))
     assert [c.text for c in ours] == [c.text for c in theirs]
     assert "Paris" in "".join(c.text for c in ours)
     mine, engines = ours[-1].metrics, theirs[-1].metrics
@@ -73,7 +75,8 @@ def test_worker_answers_as_the_engine_in_process(
 def test_stop_ends_the_worker_within_one_token(ctx: AppContext, model_id: str) -> None:
     """Counted in the worker: after it receives the Stop, its engine makes at most one more token."""
     model = worker_model(ctx, model_id)
-    stream = model.stream(STORY, LONG)
+    lease = ctx.registry.lease(model.spec)
+    stream = lease.stream(STORY, LONG)
     texts = 0
     for chunk in stream:
         texts += bool(chunk.text)
@@ -81,6 +84,7 @@ def test_stop_ends_the_worker_within_one_token(ctx: AppContext, model_id: str) -
             break
     before = model.reports[-1] if model.reports else None  # the last 64 are kept: compare, not count
     stream.close()
+    lease.release()
     assert wait_for(lambda: bool(model.reports) and model.reports[-1] is not before), (
         "the worker never reported the end of the answer"
     )
@@ -174,16 +178,18 @@ def test_a_model_is_never_evicted_mid_answer(tight: AppContext) -> None:
     stream = tight.chat.stream(prepared)
     assert next(iter(stream)).text is not None
     onnx = worker_model(tight, ONNX)
-    with pytest.raises(ModelUnavailableError, match=ONNX):  # names the busy model
-        tight.registry.get(HF)
+    stopped = threading.Event()
+    stopped.set()  # the load would wait for the answer to end: a visitor who pressed Stop does not
+    with pytest.raises(StoppedError, match="waiting for memory"):
+        tight.registry.lease(tight.registry.resolve(HF), stop=stopped)
     assert onnx.workers() and all(w.alive for w in onnx.workers()), "the streaming model was closed"
     rest = list(stream)
     assert rest[-1].metrics is not None and rest[-1].metrics.finish_reason == FinishReason.LENGTH
     pids = [w.pid for w in onnx.workers()]
-    hf = tight.registry.get(HF)  # now ONNX is idle: it is evicted to make room
-    assert [m.spec.id for m in tight.registry.loaded()] == [HF]
-    assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), 10), "workers left"
-    assert "Paris" in "".join(c.text for c in hf.stream([Message("user", QUESTION)], GREEDY))
+    with tight.registry.lease(tight.registry.resolve(HF)) as hf:  # ONNX is idle now: evicted for room
+        assert [m.spec.id for m in tight.registry.loaded()] == [HF]
+        assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), 10), "workers left"
+        assert "Paris" in "".join(c.text for c in hf.stream([Message("user", QUESTION)], GREEDY))
 
 
 @pytest.mark.parametrize("processes", ["1", "0"], ids=["worker", "in-process"])
@@ -198,7 +204,7 @@ def test_engine_errors_are_recorded_as_error(tmp_path: Path, processes: str) -> 
             (HF, [], "empty conversation"),
         ]
         for model_id, messages, expected in cases:
-            model = context.registry.get(model_id)
+            model = loaded(context.registry, model_id)
             assert isinstance(model, ProcessModel) == (processes == "1")
             conversation = context.conversations.ask(owner, None, "a question", model_id)
             prepared = _prepared(context, model_id, messages)
@@ -219,7 +225,7 @@ def test_engine_error_mid_stream_is_recorded_as_error(tmp_path: Path) -> None:
     is stored as `error` with its message, the text so far kept (workers send the same as Failed)."""
     context = AppContext.create(make_settings(tmp_path, PLAYGROUND_ENGINE_PROCESSES="0"))
     try:
-        model = context.registry.get(HF)
+        model = loaded(context.registry, HF)
         decode, calls = model._tokenizer.decode, [0]  # type: ignore[attr-defined]
 
         def failing(*args: Any, **kwargs: Any) -> Any:
@@ -248,7 +254,7 @@ def _prepared(context: AppContext, model_id: str, messages: list[Message]) -> An
     """A request as the chat service makes it, without its trimming (to reach the engine's own checks)."""
     from playground.chat import Prepared
 
-    return Prepared(context.registry.get(model_id), tuple(messages), SHORT, None)
+    return Prepared(loaded(context.registry, model_id), tuple(messages), SHORT, None)
 
 
 def test_models_tab_lists_workers_and_unloads_them(tight: AppContext) -> None:
@@ -273,7 +279,7 @@ def test_the_page_is_told_when_a_model_is_loading(tmp_path: Path) -> None:
     try:
         notice = context.chat.loading_notice(ONNX)
         assert notice is not None and notice.startswith("Loading SmolLM2") and "ONNX Runtime GenAI" in notice
-        context.registry.get(ONNX)
+        loaded(context.registry, ONNX)
         assert context.chat.loading_notice(ONNX) is None
         assert context.chat.loading_notice("no-such-model") is None  # prepare() says what is wrong
     finally:
