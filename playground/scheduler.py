@@ -23,6 +23,7 @@ load waits for them. A model larger than the whole budget loads when it is alone
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from collections import Counter, OrderedDict, deque
@@ -34,6 +35,8 @@ from .errors import ModelUnavailableError, StoppedError
 from .options import GenerationOptions
 from .providers.base import ChatModel, WorkerPool
 from .types import Chunk, Message, ModelSpec
+
+log = logging.getLogger(__name__)
 
 WAIT_S = 0.25  # how often a waiting request looks at its stop event
 
@@ -322,16 +325,18 @@ class Scheduler:
     # Acting, outside the lock
 
     def _close(self, entries: Sequence[_Entry], freed: int) -> None:
-        """Close evicted or unloaded models (their processes joined), then free what they held."""
-        try:
-            for entry in entries:
+        """Close evicted or unloaded models (their processes joined), then free what they held. A model
+        that fails to close is logged: the load that evicted it goes on."""
+        for entry in entries:
+            try:
                 if entry.model is not None:
                     entry.model.close()
-        finally:
-            if entries:
-                with self._cond:
-                    self._closing -= freed
-                    self._cond.notify_all()
+            except Exception:
+                log.exception("Closing %s failed", entry.spec.id)
+        if entries:
+            with self._cond:
+                self._closing -= freed
+                self._cond.notify_all()
 
 
 class Lease:

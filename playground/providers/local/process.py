@@ -292,11 +292,11 @@ class ProcessModel:
         except BaseException:
             with self._cond:
                 self._lost += 1
-                self._restarting -= restart
+                self._restarting -= 1 if restart else 0
                 self._cond.notify_all()
             raise
         with self._cond:
-            self._restarting -= restart
+            self._restarting -= 1 if restart else 0
         self._add(started, busy=busy)
         return started
 
@@ -357,11 +357,6 @@ class ProcessModel:
             for w in self.workers()
             if w.alive
         ]
-
-    @property
-    def busy(self) -> bool:
-        with self._cond:
-            return any(w.busy for w in self._workers)
 
     # Answers
 
