@@ -206,6 +206,7 @@ class ChatService:
     def _fit(
         self, model: ChatModel, messages: Sequence[Message], options: GenerationOptions, api_key: str | None
     ) -> Prepared:
+        """`prepare` on the leased model: its sampling values, the visitor's key, the window's fit."""
         sampling = sampling_for(model.spec)
         if sampling is not None:  # the model's recommended values, where the caller set none
             options = sampling.apply(options)
