@@ -28,11 +28,12 @@ import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .chat import ChatService, Prepared, engine_errors
-from .errors import HistoryError, PlaygroundError, StoppedError
+from .chat import ChatService, Prepared
+from .errors import HistoryError, PlaygroundError, ProviderError, StoppedError
 from .history import AnswerRecorder, ConversationStore
 from .moe_view import pack
 from .options import GenerationOptions
+from .providers.guard import guarded_stream
 from .public.concurrency import ProviderSlots, Ticket
 from .registry import Lease
 from .stops import StopSignals
@@ -284,13 +285,18 @@ class AnswerService:
             yield Waiting(f"⏳ {loading}")
         began = time.perf_counter()
         with self.registry.lease(spec, stop=run.stop) as lease:
-            prepared = self.chat.prepare(lease.model, request.messages, request.options, request.api_key)
+            try:
+                prepared = self.chat.prepare(lease.model, request.messages, request.options, request.api_key)
+            except ProviderError:  # the engine failed on the request (its chat template, say): an answer
+                run.record(spec, request.options)  # that failed, kept and shown as one, not a refusal
+                yield Started(spec, None, request.options)
+                raise
             notice = prepared.notice
             if loading:
                 notice = (
                     f"{prepared.spec.name} loaded in {time.perf_counter() - began:.1f} s. {notice}".strip()
                 )
-            run.record(prepared)
+            run.record(prepared.spec, prepared.options, prepared.prompt_tokens)
             yield Started(prepared.spec, prepared.prompt_tokens, prepared.options, notice)
             ticket = self.slots.ticket(prepared.spec.provider, request.owner)
             try:
@@ -305,7 +311,7 @@ class AnswerService:
     def _stream(self, lease: Lease, prepared: Prepared, run: _Run) -> Iterator[Event]:
         run.started = time.perf_counter()
         metrics: Metrics | None = None
-        stream = engine_errors(prepared.spec, _engine_stream(lease, prepared, run.stop))
+        stream = _engine_stream(lease, prepared, run.stop)
         try:
             for chunk in stream:
                 yield from run.take(chunk)
@@ -320,11 +326,11 @@ class AnswerService:
         yield run.end(metrics)
 
 
-def _engine_stream(lease: Lease, prepared: Prepared, stop: threading.Event) -> Iterator[Chunk]:
+def _engine_stream(lease: Lease, prepared: Prepared, stop: threading.Event) -> Generator[Chunk, None, None]:
     """The engine's stream: through the lease (which takes the model's worker), or, for a request with
-    a visitor's own key, from the copy of the (remote) model that carries it."""
+    a visitor's own key, from the (guarded) copy of the remote model that carries it."""
     if prepared.model is not lease.model:
-        return prepared.model.stream(prepared.messages, prepared.options)
+        return guarded_stream(prepared.spec, prepared.model.stream(prepared.messages, prepared.options))
     return lease.stream(prepared.messages, prepared.options, stop=stop)
 
 
@@ -370,18 +376,18 @@ class _Run:
         self.prompt_tokens = 0
         self.ended = False
 
-    def record(self, prepared: Prepared) -> None:
+    def record(self, spec: ModelSpec, options: GenerationOptions, prompt_tokens: int | None = None) -> None:
         """Start the answer's row: the options as sent, the model as the target names it."""
-        self.prompt_tokens = prepared.prompt_tokens or 0
+        self.prompt_tokens = prompt_tokens or 0
         target = self.target
         if target is None:
             return
         self.recorder = target.store.start_answer(
             target.owner,
             target.conversation_id,
-            model=prepared.spec.id if target.model is None else target.model,
-            engine=prepared.spec.provider if target.engine is None else target.engine,
-            parameters=prepared.options.model_dump(mode="json") | dict(target.parameters),
+            model=spec.id if target.model is None else target.model,
+            engine=spec.provider if target.engine is None else target.engine,
+            parameters=options.model_dump(mode="json") | dict(target.parameters),
         )
 
     def take(self, chunk: Chunk) -> Iterator[Event]:

@@ -4,16 +4,16 @@ conversation into its window. The answer pipeline (answers.py) calls it; it know
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .catalog import sampling_for
-from .errors import ModelUnavailableError, PlaygroundError, PromptTooLongError, ProviderError
+from .errors import ModelUnavailableError, PromptTooLongError
 from .images import IMAGE_TOKENS_ESTIMATE, prepare_messages, require_vision
 from .options import GenerationOptions
 from .providers.base import ChatModel, CountsPrompt, TakesKey
 from .registry import Registry
-from .types import Chunk, Message, ModelSpec
+from .types import Message, ModelSpec
 
 
 def count_prompt(model: ChatModel, messages: Sequence[Message]) -> int | None:
@@ -85,21 +85,6 @@ def fit_to_window(
             f"The prompt is {used} tokens but the model's window is {context_window}: "
             "shorten the message or the system prompt, or pick a model with a longer context."
         )
-
-
-def engine_errors(spec: ModelSpec, stream: Iterator[Chunk]) -> Generator[Chunk, None, None]:
-    """The one point where an engine's own exception (a ValueError, a MemoryError...) becomes ours,
-    so the page shows its message and the history records the answer as `error`, not `cancelled`."""
-    try:
-        yield from stream
-    except PlaygroundError:
-        raise
-    except Exception as exc:
-        detail = str(exc) or type(exc).__name__
-        raise ProviderError(
-            f"{spec.engine_label} failed on {spec.name}: {type(exc).__name__}: {detail}",
-            provider=spec.provider,
-        ) from exc
 
 
 def check_prompt_chars(messages: Sequence[Message], limit: int | None) -> None:

@@ -119,7 +119,7 @@ def _load_for_zerogpu(registry: Registry) -> None:
         if not on_gpu or not row.availability.available or "repo" not in spec.extra:
             continue
         try:
-            registry.get(spec)
+            registry.lease(spec).release()  # loaded now; stays loaded until evicted
             log.info("ZeroGPU: %s loaded before serving", spec.id)
         except PlaygroundError as exc:
             log.error("ZeroGPU: %s not loaded: %s", spec.id, exc)

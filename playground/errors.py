@@ -26,6 +26,13 @@ class ModelLoadError(PlaygroundError):
     "The engine failed to load the model."
 
 
+class StoppedError(PlaygroundError):
+    "Stopped while waiting (for memory to load a model, or for a worker): nothing was asked of the model."
+
+    def __init__(self, message: str = "Stopped while waiting.") -> None:
+        super().__init__(message)
+
+
 class InvalidOptionsError(PlaygroundError):
     "Generation parameters out of range or of the wrong type."
 
@@ -40,10 +47,6 @@ class ImagesNotSupportedError(InvalidOptionsError):
 
 class PromptTooLongError(PlaygroundError):
     "The prompt does not fit the model's context window, even after trimming."
-
-
-class StoppedError(PlaygroundError):
-    "Stop was pressed while the request waited (for memory, a worker or a provider's slot)."
 
 
 class ConversionError(PlaygroundError):

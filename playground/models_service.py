@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import PlaygroundError
+from .providers.base import WorkerInfo, WorkerPool
 from .providers.local import store
-from .providers.local.process import WorkerInfo
-from .registry import memory_of
 from .types import ModelSpec
 
 if TYPE_CHECKING:
@@ -80,15 +79,14 @@ class ModelManager:
         """The models in memory now, with their worker processes (none for in-process and cloud models)."""
         rows = []
         for model in self.ctx.registry.loaded():
-            describe = getattr(model, "describe", None)
-            workers = describe() if callable(describe) else []
+            pool = model if isinstance(model, WorkerPool) else None
             rows.append(
                 LoadedModel(
                     model.spec,
-                    workers,
-                    memory_of(model),
+                    pool.describe() if pool is not None else [],
+                    self.ctx.registry.memory_bytes(model.spec.id),
                     self.ctx.registry.busy(model.spec.id),
-                    int(getattr(model, "max_workers", 0)),
+                    pool.max_workers if pool is not None else 0,
                 )
             )
         return rows

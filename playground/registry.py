@@ -1,20 +1,21 @@
-"""The registry: every model of every provider, looked up by id, loaded lazily and cached."""
+"""The registry: every model of every provider, looked up by id; leased through the scheduler, which
+loads them lazily and keeps them within the memory budget."""
 
 from __future__ import annotations
 
 import difflib
 import threading
-from collections import Counter, OrderedDict
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import ModelUnavailableError, UnknownModelError
-from .options import GenerationOptions
 from .providers.base import ChatModel, HasFolders, Provider
 from .providers.local import path_spec
-from .types import Availability, Capability, Chunk, Message, ModelSpec
+from .scheduler import Lease, Scheduler
+from .types import Availability, Capability, ModelSpec
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -64,7 +65,8 @@ class Offer:
 
 
 class Registry:
-    """Lookup, lazy load (once, even under concurrent first requests), and a small LRU cache."""
+    """Lookup and resolution of every provider's models, what a public deployment offers, and leases
+    on loaded models (the scheduler behind it loads, evicts and runs them within the memory budget)."""
 
     def __init__(
         self,
@@ -79,12 +81,9 @@ class Registry:
         self.offer = offer  # None: every model (private mode)
         self._local_offer: frozenset[str] | None = None
         self.cache_budget_bytes = cache_budget_bytes
-        self.loads: Counter[str] = Counter()
-        self._loaded: OrderedDict[str, ChatModel] = OrderedDict()
-        self._locks: dict[str, threading.Lock] = {}
+        self.scheduler = Scheduler(cache_budget_bytes, self._load)
         self._guard = threading.Lock()
         self._path_specs: dict[str, ModelSpec] = {}
-        self._leases: Counter[str] = Counter()
 
     def specs(self, capability: Capability | None = None) -> list[ModelSpec]:
         """The models a visitor may pick (all of them in private mode)."""
@@ -181,152 +180,65 @@ class Registry:
         self._path_specs[spec.id] = spec
         return spec
 
-    def get(self, ref: str | ModelSpec, provider: str | None = None) -> ChatModel:
-        """The loaded model for a reference; loads it on first use, once, within the memory budget."""
-        spec = ref if isinstance(ref, ModelSpec) else self.resolve(ref, provider)
+    # Loaded models: the scheduler owns them (memory budget, leases, workers, eviction)
+
+    def lease(self, spec: ModelSpec, *, stop: threading.Event | None = None) -> Lease:
+        """Load the model if it is not loaded (once, even under concurrent first requests) and hold
+        it: a leased model is never evicted. Room for a load is made by closing idle local models,
+        least recently used first, only when closing them frees enough; when only leased models stand
+        in the way, it waits until they are released (StoppedError when `stop` is set meanwhile). A
+        model larger than the whole budget still loads when it is alone. Remote models use no budget.
+        """
         if spec.id not in self._path_specs and not self.offered(spec):
             raise self._not_offered(spec)
-        with self._guard:
-            model = self._loaded.get(spec.id)
-            if model is not None:
-                self._loaded.move_to_end(spec.id)
-                return model
-            lock = self._locks.setdefault(spec.id, threading.Lock())
-        with lock:
-            with self._guard:
-                if spec.id in self._loaded:
-                    return self._loaded[spec.id]
-            backend = self.providers.get(spec.provider)
-            if backend is None:
-                raise ModelUnavailableError(f"Provider {spec.provider!r} is not configured.")
-            if _is_local(spec):
-                self._make_room(spec, spec.size_bytes)  # the catalog's estimate, before the load
-            model = backend.load(spec)
-            if hasattr(model, "room"):
-                model.room = lambda size, model_id=spec.id: self._room_for_worker(model_id, size)
-            with self._guard:
-                self.loads[spec.id] += 1
-                self._loaded[spec.id] = model
-            self._make_room(spec, 0)  # again, with the memory the load measured
-            return model
+        self._backend(spec)  # an unknown provider is refused before anything is evicted for it
+        return self.scheduler.lease(spec, budgeted=_is_local(spec), stop=stop)
+
+    def _backend(self, spec: ModelSpec) -> Provider:
+        backend = self.providers.get(spec.provider)
+        if backend is None:
+            raise ModelUnavailableError(f"Provider {spec.provider!r} is not configured.")
+        return backend
+
+    def _load(self, spec: ModelSpec) -> ChatModel:
+        """The scheduler's way to load a model (called outside its lock)."""
+        return self._backend(spec).load(spec)
+
+    @property
+    def loads(self) -> Counter[str]:
+        """Loads per model id, since the start."""
+        return self.scheduler.loads
+
+    def is_loaded(self, model_id: str) -> bool:
+        return self.scheduler.is_loaded(model_id)
 
     def folder(self, spec: ModelSpec) -> Path | None:
         """Where a local model's files lie on this machine (None: not a local model, or not known)."""
         provider = self.providers.get(spec.provider)
         return provider.folder(spec) if isinstance(provider, HasFolders) else None
 
-    def is_loaded(self, model_id: str) -> bool:
-        with self._guard:
-            return model_id in self._loaded
-
     def loaded(self) -> list[ChatModel]:
-        with self._guard:
-            return list(self._loaded.values())
-
-    # The memory budget and leases
-
-    def lease(self, spec: ModelSpec, *, stop: threading.Event | None = None) -> Lease:
-        """The loaded model, held until the lease is released (placeholder until the scheduler lands)."""
-        model = self.get(spec)
-        with self._guard:
-            self._leases[spec.id] += 1
-        return Lease(self, spec, model)
-
-    def _release(self, model_id: str) -> None:
-        with self._guard:
-            self._leases[model_id] -= 1
-            if self._leases[model_id] <= 0:
-                del self._leases[model_id]
+        """The loaded models, least recently leased first."""
+        return self.scheduler.loaded()
 
     def busy(self, model_id: str) -> bool:
-        with self._guard:
-            if self._leases.get(model_id):
-                return True
-            model = self._loaded.get(model_id)
-        return bool(getattr(model, "busy", False))
+        """Whether a loaded model is leased or answering."""
+        return self.scheduler.busy(model_id)
 
-    def used_bytes(self) -> int:
-        return sum(memory_of(m) for m in self.loaded())
-
-    def _make_room(self, incoming: ModelSpec, extra: int) -> None:
-        """Close idle local models, least recently used first, until `extra` more bytes fit the budget.
-
-        Models that are streaming are never closed; when only they stand in the way, the load is
-        refused with their names. A model larger than the whole budget still loads when it is alone.
-        """
-        while self.used_bytes() + extra > self.cache_budget_bytes:
-            with self._guard:
-                others = [m for i, m in self._loaded.items() if i != incoming.id and _is_local(m.spec)]
-            if not others:
-                return
-            idle = [m for m in others if not self.busy(m.spec.id)]
-            if not idle:
-                names = ", ".join(m.spec.id for m in others)
-                raise ModelUnavailableError(
-                    f"Not enough memory for {incoming.id} (budget {self.cache_budget_bytes / 1e6:,.0f} MB, "
-                    f"PLAYGROUND_MODEL_CACHE_MB) while {names} answer: ask again when they finish."
-                )
-            self.unload(idle[0].spec.id)
-
-    def _room_for_worker(self, model_id: str, size: int) -> bool:
-        """Whether a model may start one more worker of `size` bytes (closing idle models if needed)."""
-        with self._guard:
-            spec = self._loaded[model_id].spec if model_id in self._loaded else None
-        if spec is None:
-            return False
-        try:
-            self._make_room(spec, size)
-        except ModelUnavailableError:
-            return False
-        return self.used_bytes() + size <= self.cache_budget_bytes
+    def memory_bytes(self, model_id: str) -> int:
+        """What a loaded model holds: its workers' measured memory, or the estimate the budget counts."""
+        return self.scheduler.memory_bytes(model_id)
 
     def unload(self, model_id: str) -> None:
-        with self._guard:
-            model = self._loaded.pop(model_id, None)
-        if model is not None:
-            model.close()
+        """Close a model now when it is idle; a leased one when its last lease and answer end."""
+        self.scheduler.unload(model_id)
 
     def close_all(self) -> None:
-        with self._guard:
-            models, self._loaded = list(self._loaded.values()), OrderedDict()
-        for model in models:
-            model.close()
-
-
-class Lease:
-    """A model held by one request: never evicted until released."""
-
-    def __init__(self, registry: Registry, spec: ModelSpec, model: ChatModel) -> None:
-        self.spec, self.model = spec, model
-        self._registry = registry
-        self._released = False
-
-    def stream(
-        self, messages: Sequence[Message], options: GenerationOptions, *, stop: threading.Event | None = None
-    ) -> Iterator[Chunk]:
-        return self.model.stream(messages, options)
-
-    def release(self) -> None:
-        if not self._released:
-            self._released = True
-            self._registry._release(self.spec.id)
-
-    def __enter__(self) -> Lease:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-def memory_of(model: ChatModel) -> int:
-    """What a loaded model holds: its workers' measured memory, or the catalog's estimate."""
-    measure = getattr(model, "memory_bytes", None)
-    measured = measure() if callable(measure) else 0
-    return int(measured) or (model.spec.size_bytes if _is_local(model.spec) else 0)
+        self.scheduler.close_all()
 
 
 def _is_local(spec: ModelSpec) -> bool:
-    return spec.provider in LOCAL_ENGINES
+    return spec.local
 
 
 def _preference(spec: ModelSpec) -> int:

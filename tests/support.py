@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from playground.settings import Settings
 
 if TYPE_CHECKING:
     from playground.context import AppContext
+    from playground.registry import Registry
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".test-cache"
@@ -22,6 +23,13 @@ def make_settings(data_dir: Path, **extra: str) -> Settings:
     """Settings for a test: its own data folder, the shared cache of converted models."""
     env = {"PLAYGROUND_DATA_DIR": str(data_dir), "PLAYGROUND_MODELS_DIR": str(MODELS_DIR), **extra}
     return Settings.from_env(env)
+
+
+def loaded(registry: Registry, ref: str) -> Any:
+    """The loaded model for `ref`, for a test that drives it directly (as the app never does): leased
+    only while it loads, so it stays loaded as long as the test's memory budget has room for it."""
+    with registry.lease(registry.resolve(ref)) as lease:
+        return lease.engine
 
 
 @contextmanager

@@ -8,7 +8,7 @@ import pytest
 from gradio_client import Client
 
 from playground.context import AppContext
-from tests.support import QUESTION
+from tests.support import QUESTION, loaded
 
 OPTIONS = {
     "temperature": 0,
@@ -47,7 +47,7 @@ def test_api_reports_a_clear_error(app_url: str) -> None:
 
 
 def test_cancel_stops_the_engine(app_url: str, ctx: AppContext) -> None:
-    stats = ctx.registry.get("smollm2-135m-instruct@onnx").stats  # type: ignore[attr-defined]
+    stats = loaded(ctx.registry, "smollm2-135m-instruct@onnx").stats
     client = Client(app_url, verbose=False)
     job = chat(
         client,

@@ -9,6 +9,7 @@ from playground.context import AppContext
 from playground.errors import InvalidOptionsError, PromptTooLongError
 from playground.options import GenerationOptions
 from playground.types import Message
+from tests.support import loaded
 
 
 def test_nonsense_parameters_get_a_clear_message() -> None:
@@ -32,7 +33,7 @@ def long_conversation(turns: int) -> list[Message]:
 
 
 def test_long_conversations_are_trimmed_to_the_window(ctx: AppContext) -> None:
-    model = ctx.registry.get("smollm2-135m-instruct@onnx")
+    model = loaded(ctx.registry, "smollm2-135m-instruct@onnx")
 
     def count(messages: object) -> int:
         return model.count_tokens(model.render_prompt(messages))  # type: ignore[arg-type]
@@ -45,7 +46,7 @@ def test_long_conversations_are_trimmed_to_the_window(ctx: AppContext) -> None:
 
 
 def test_a_question_longer_than_the_window_is_refused(ctx: AppContext) -> None:
-    model = ctx.registry.get("smollm2-135m-instruct@onnx")
+    model = loaded(ctx.registry, "smollm2-135m-instruct@onnx")
 
     def count(messages: object) -> int:
         return model.count_tokens(model.render_prompt(messages))  # type: ignore[arg-type]

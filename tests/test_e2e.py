@@ -30,7 +30,7 @@ from tests.browser import (
     set_slider,
     watch_answer,
 )
-from tests.support import QUESTION, make_settings, serving
+from tests.support import QUESTION, loaded, make_settings, serving
 
 pytestmark = pytest.mark.browser
 BOT = '#instruct-chat [data-testid="bot"]'
@@ -122,7 +122,7 @@ def test_a_visitor_chats_and_sees_the_answer_stream(visitor: Page) -> None:
 def test_stop_ends_the_engine_and_keeps_the_partial_answer(visitor: Page, ctx: AppContext) -> None:
     needs("loaded")
     page = visitor
-    stats = ctx.registry.get(ONNX).stats  # type: ignore[attr-defined]
+    stats = loaded(ctx.registry, ONNX).stats
     page.click("#instruct-new")
     expect(page.locator(BOT)).to_have_count(0, timeout=10_000)
     set_slider(page, "instruct", "max-new-tokens", "4096")

@@ -10,7 +10,7 @@ import pytest
 from playground.context import AppContext
 from playground.options import GenerationOptions
 from playground.types import Chunk, FinishReason, Message, Metrics
-from tests.support import QUESTION
+from tests.support import QUESTION, loaded
 
 ENGINES = ["smollm2-135m-instruct@onnx", "smollm2-135m-instruct@transformers"]
 GREEDY = GenerationOptions(temperature=0, max_new_tokens=48)
@@ -24,7 +24,7 @@ def collect(chunks: list[Chunk]) -> tuple[str, Metrics]:
 
 @pytest.mark.parametrize("model_id", ENGINES)
 def test_greedy_answer_names_paris(ctx: AppContext, model_id: str) -> None:
-    model = ctx.registry.get(model_id)
+    model = loaded(ctx.registry, model_id)
     text, metrics = collect(list(model.stream([Message("user", QUESTION)], GREEDY)))
     assert "Paris" in text
     assert metrics.finish_reason == FinishReason.STOP
@@ -64,7 +64,7 @@ def test_transformers_stream_equals_non_streamed_greedy(in_process: Callable[...
 
 @pytest.mark.parametrize("model_id", ENGINES)
 def test_max_new_tokens_gives_length(ctx: AppContext, model_id: str) -> None:
-    model = ctx.registry.get(model_id)
+    model = loaded(ctx.registry, model_id)
     options = GenerationOptions(temperature=0, max_new_tokens=5)
     _, metrics = collect(
         list(model.stream([Message("user", "Tell me a long story about a dragon.")], options))
@@ -75,7 +75,7 @@ def test_max_new_tokens_gives_length(ctx: AppContext, model_id: str) -> None:
 
 @pytest.mark.parametrize("model_id", ENGINES)
 def test_stop_sequence_cuts_the_answer(ctx: AppContext, model_id: str) -> None:
-    model = ctx.registry.get(model_id)
+    model = loaded(ctx.registry, model_id)
     options = GenerationOptions(temperature=0, max_new_tokens=48, stop=("Paris",))
     text, metrics = collect(list(model.stream([Message("user", QUESTION)], options)))
     assert "Paris" not in text and text.startswith("The capital of France is")
@@ -85,7 +85,7 @@ def test_stop_sequence_cuts_the_answer(ctx: AppContext, model_id: str) -> None:
 
 @pytest.mark.parametrize("model_id", ENGINES)
 def test_seed_makes_sampling_repeatable(ctx: AppContext, model_id: str) -> None:
-    model = ctx.registry.get(model_id)
+    model = loaded(ctx.registry, model_id)
     messages = [Message("user", "Write one sentence about the sea.")]
 
     def sample(seed: int) -> str:
@@ -98,7 +98,7 @@ def test_seed_makes_sampling_repeatable(ctx: AppContext, model_id: str) -> None:
 
 @pytest.mark.parametrize("model_id", ENGINES)
 def test_system_prompt_reaches_the_template(ctx: AppContext, model_id: str) -> None:
-    model = ctx.registry.get(model_id)
+    model = loaded(ctx.registry, model_id)
     prompt = model.render_prompt([Message("system", "Be brief."), Message("user", "Hi")])
     assert "Be brief." in prompt and prompt.index("Be brief.") < prompt.index("Hi")
     assert prompt.rstrip().endswith("assistant")

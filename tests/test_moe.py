@@ -24,7 +24,7 @@ from playground.providers.base import timed
 from playground.providers.local import demo
 from playground.providers.local.process import ProcessModel
 from playground.types import Chunk, ExpertRecord, Finish, FinishReason, LayerRoute, Message
-from tests.support import MODELS_DIR
+from tests.support import MODELS_DIR, loaded
 from tests.test_cli import cli
 
 MOE = "tiny-phimoe-demo@transformers"
@@ -150,7 +150,7 @@ def test_two_requests_at_once_get_their_own_records(
 
 
 def test_worker_process_delivers_the_same_records(ctx: AppContext, in_process: Callable[..., Any]) -> None:
-    model = ctx.registry.get(MOE)
+    model = loaded(ctx.registry, MOE)
     assert isinstance(model, ProcessModel), "local models run in worker processes by default"
     engine = in_process(MOE, model.threads)
     ours, theirs = (

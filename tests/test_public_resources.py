@@ -93,7 +93,7 @@ def test_a_model_not_offered_is_refused_with_what_is_offered_and_nothing_loads(p
     assert EMBEDDED in str(refused.value)
     spec = next(s for p in public.registry.providers.values() for s in p.specs() if s.id == SECOND_COPY)
     with pytest.raises(UnknownModelError, match="not offered"):
-        public.registry.get(spec)  # a spec from elsewhere does not get past the registry either
+        public.registry.lease(spec)  # a spec from elsewhere does not get past the registry either
     assert not public.registry.loaded() and not public.registry.loads
     assert public.registry.resolve("smollm2-135m-instruct").id == EMBEDDED, "a bare key: the offered one"
 

@@ -73,17 +73,20 @@ def test_unknown_model_suggests_close_ids(ctx: AppContext) -> None:
 
 def test_unavailable_model_is_refused_with_its_reason(ctx: AppContext) -> None:
     with pytest.raises(ModelUnavailableError, match="download"):
-        ctx.registry.get("phi-4-mini@onnx")
+        ctx.registry.lease(ctx.registry.resolve("phi-4-mini@onnx"))
+    assert not ctx.registry.is_loaded("phi-4-mini@onnx")
 
 
 def test_two_concurrent_first_requests_load_once(settings: Settings) -> None:
     registry = fresh_registry(settings)
     got: list[object] = []
     barrier = threading.Barrier(2)
+    spec = registry.resolve("smollm2-135m-instruct@onnx")
 
     def first_request() -> None:
         barrier.wait()
-        got.append(registry.get("smollm2-135m-instruct@onnx"))
+        with registry.lease(spec) as lease:
+            got.append(lease.model)
 
     threads = [threading.Thread(target=first_request) for _ in range(2)]
     for t in threads:
@@ -97,10 +100,11 @@ def test_two_concurrent_first_requests_load_once(settings: Settings) -> None:
 
 def test_cache_budget_evicts_the_least_recently_used(settings: Settings) -> None:
     registry = fresh_registry(settings, budget=600_000_000)  # fits one of the two embedded builds, not both
-    registry.get("smollm2-135m-instruct@onnx")
-    registry.get("smollm2-135m-instruct@transformers")
+    onnx, hf = (registry.resolve(f"smollm2-135m-instruct@{e}") for e in ("onnx", "transformers"))
+    registry.lease(onnx).release()
+    registry.lease(hf).release()
     assert [m.spec.id for m in registry.loaded()] == ["smollm2-135m-instruct@transformers"]
-    registry.get("smollm2-135m-instruct@onnx")
+    registry.lease(onnx).release()
     assert registry.loads["smollm2-135m-instruct@onnx"] == 2
     registry.close_all()
 

@@ -9,6 +9,7 @@ import pytest
 from playground.context import AppContext
 from playground.options import GenerationOptions
 from playground.types import Message
+from tests.support import loaded
 
 LONG = GenerationOptions(temperature=0.8, seed=1, max_new_tokens=2000)
 STORY = [Message("user", "Write a very long story about a lighthouse keeper and the sea.")]
@@ -22,7 +23,7 @@ def wait_idle(stats: object, timeout: float = 10.0) -> None:
 
 @pytest.mark.parametrize("model_id", ["smollm2-135m-instruct@onnx", "smollm2-135m-instruct@transformers"])
 def test_closing_the_stream_stops_the_engine(ctx: AppContext, model_id: str) -> None:
-    model = ctx.registry.get(model_id)
+    model = loaded(ctx.registry, model_id)
     stats = model.stats  # type: ignore[attr-defined]
     stream = model.stream(STORY, LONG)
     received = 0

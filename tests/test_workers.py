@@ -16,12 +16,13 @@ from typing import Any
 
 import pytest
 
+from playground.answers import Event, Finished, Recording, Request, Started, Text, Waiting
 from playground.context import AppContext
-from playground.errors import ModelUnavailableError, ProviderError
+from playground.errors import ProviderError, StoppedError
 from playground.options import GenerationOptions
 from playground.providers.local.process import ProcessModel
-from playground.types import Chunk, FinishReason, Message
-from tests.support import QUESTION, make_settings
+from playground.types import FinishReason, Message
+from tests.support import QUESTION, loaded, make_settings
 
 ONNX, HF = "smollm2-135m-instruct@onnx", "smollm2-135m-instruct@transformers"
 GREEDY = GenerationOptions(temperature=0, max_new_tokens=48)
@@ -31,7 +32,7 @@ STORY = [Message("user", "Write a very long story about a lighthouse keeper and 
 
 
 def worker_model(ctx: AppContext, model_id: str) -> ProcessModel:
-    model = ctx.registry.get(model_id)
+    model = loaded(ctx.registry, model_id)
     assert isinstance(model, ProcessModel), "local models run in worker processes by default"
     return model
 
@@ -53,7 +54,9 @@ def test_worker_answers_as_the_engine_in_process(
     model = worker_model(ctx, model_id)
     engine = in_process(model_id, model.threads)  # the same thread count as the workers
     messages = [Message("user", QUESTION)]
-    ours, theirs = list(model.stream(messages, GREEDY)), list(engine.stream(messages, GREEDY))
+    with ctx.registry.lease(model.spec) as lease:
+        ours = list(lease.stream(messages, GREEDY))
+    theirs = list(engine.stream(messages, GREEDY))
     assert [c.text for c in ours] == [c.text for c in theirs]
     assert "Paris" in "".join(c.text for c in ours)
     mine, engines = ours[-1].metrics, theirs[-1].metrics
@@ -73,7 +76,8 @@ def test_worker_answers_as_the_engine_in_process(
 def test_stop_ends_the_worker_within_one_token(ctx: AppContext, model_id: str) -> None:
     """Counted in the worker: after it receives the Stop, its engine makes at most one more token."""
     model = worker_model(ctx, model_id)
-    stream = model.stream(STORY, LONG)
+    lease = ctx.registry.lease(model.spec)
+    stream = lease.stream(STORY, LONG)
     texts = 0
     for chunk in stream:
         texts += bool(chunk.text)
@@ -81,6 +85,7 @@ def test_stop_ends_the_worker_within_one_token(ctx: AppContext, model_id: str) -
             break
     before = model.reports[-1] if model.reports else None  # the last 64 are kept: compare, not count
     stream.close()
+    lease.release()
     assert wait_for(lambda: bool(model.reports) and model.reports[-1] is not before), (
         "the worker never reported the end of the answer"
     )
@@ -97,34 +102,32 @@ def test_killed_worker_ends_the_answer_interrupted_and_the_next_gets_a_new_one(c
     model = worker_model(ctx, ONNX)
     owner = "a" * 32
     conversation = ctx.conversations.ask(owner, None, "Tell me a long story.", ONNX)
-    prepared = ctx.chat.preview(ONNX, STORY, LONG)
-    stream = ctx.conversations.record(owner, conversation, prepared, ctx.chat.stream(prepared))
-    chunks: list[Chunk] = []
-    for chunk in stream:
-        chunks.append(chunk)
-        if len([c for c in chunks if c.text]) == 8:
+    record = Recording(ctx.history.conversations, owner, conversation)
+    answer = ctx.answers.ask(Request(ONNX, STORY, LONG, record=record))
+    texts = 0
+    for event in answer:
+        texts += isinstance(event, Text)
+        if texts == 8:
             busy = [w for w in model.workers() if w.busy]
             assert len(busy) == 1
             os.kill(busy[0].pid, signal.SIGKILL)
             victim = busy[0].pid
             break
-    chunks += list(stream)  # the rest: what was in the pipe, then the end
-    metrics = chunks[-1].metrics
-    assert metrics is not None and metrics.finish_reason == FinishReason.INTERRUPTED
-    assert "SIGKILL" in metrics.note and "Ask again" in metrics.note
-    partial = "".join(c.text for c in chunks)
-    assert len(partial) > 10
+    rest = list(answer)  # what was in the pipe, then the end
+    ended = rest[-1]
+    assert isinstance(ended, Finished) and ended.reason == FinishReason.INTERRUPTED
+    assert "SIGKILL" in ended.metrics.note and "Ask again" in ended.metrics.note
     stored = ctx.history.conversations.get_conversation(owner, conversation).messages[-1]
-    assert stored.finish_reason == FinishReason.INTERRUPTED and stored.text == partial
+    assert stored.finish_reason == FinishReason.INTERRUPTED and len(stored.text) > 10
+    assert stored.text.endswith("".join(e.text for e in rest if isinstance(e, Text)))
     # the app is up, and the next request gets a fresh worker
-    again = list(ctx.chat.stream(ctx.chat.preview(ONNX, [Message("user", QUESTION)], GREEDY)))
-    assert "Paris" in "".join(c.text for c in again)
+    assert "Paris" in ctx.answers.complete(Request(ONNX, [Message("user", QUESTION)], GREEDY)).text
     assert victim not in [w.pid for w in model.workers()]
 
 
-def _timeline(stream: Iterator[Chunk], marks: list[tuple[str, float]], name: str) -> None:
-    for chunk in stream:
-        if chunk.text:
+def _timeline(answer: Iterator[Event], marks: list[tuple[str, float]], name: str) -> None:
+    for event in answer:
+        if isinstance(event, Text):
             marks.append((name, time.monotonic()))
     marks.append((f"{name}:end", time.monotonic()))
 
@@ -142,9 +145,9 @@ def roomy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppContext]:
 def test_two_answers_at_once_make_progress_together(roomy: AppContext, pair: tuple[str, str]) -> None:
     ctx = roomy
     options = GenerationOptions(temperature=0, max_new_tokens=120)
-    streams = [
-        ctx.chat.stream(ctx.chat.preview(model_id, STORY, options)) for model_id in pair
-    ]  # both prepared first, so both are queued before either runs
+    for model_id in pair:  # both loaded first: neither streams while the other is still loading
+        loaded(ctx.registry, model_id)
+    streams = [ctx.answers.ask(Request(model_id, STORY, options)) for model_id in pair]
     marks: list[tuple[str, float]] = []
     threads = [threading.Thread(target=_timeline, args=(s, marks, f"side{i}")) for i, s in enumerate(streams)]
     for t in threads:
@@ -170,46 +173,45 @@ def tight(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppContext]:
 
 
 def test_a_model_is_never_evicted_mid_answer(tight: AppContext) -> None:
-    prepared = tight.chat.preview(ONNX, STORY, LONG.model_copy(update={"max_new_tokens": 300}))
-    stream = tight.chat.stream(prepared)
-    assert next(iter(stream)).text is not None
+    answer = tight.answers.ask(Request(ONNX, STORY, LONG.model_copy(update={"max_new_tokens": 300})))
+    assert any(isinstance(event, Text) for event in answer), "it streams"
     onnx = worker_model(tight, ONNX)
-    with pytest.raises(ModelUnavailableError, match=ONNX):  # names the busy model
-        tight.registry.get(HF)
+    stopped = threading.Event()
+    stopped.set()  # the load would wait for the answer to end: a visitor who pressed Stop does not
+    with pytest.raises(StoppedError, match="waiting for memory"):
+        tight.registry.lease(tight.registry.resolve(HF), stop=stopped)
     assert onnx.workers() and all(w.alive for w in onnx.workers()), "the streaming model was closed"
-    rest = list(stream)
-    assert rest[-1].metrics is not None and rest[-1].metrics.finish_reason == FinishReason.LENGTH
+    rest = list(answer)
+    assert isinstance(rest[-1], Finished) and rest[-1].reason == FinishReason.LENGTH
     pids = [w.pid for w in onnx.workers()]
-    hf = tight.registry.get(HF)  # now ONNX is idle: it is evicted to make room
-    assert [m.spec.id for m in tight.registry.loaded()] == [HF]
-    assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), 10), "workers left"
-    assert "Paris" in "".join(c.text for c in hf.stream([Message("user", QUESTION)], GREEDY))
+    with tight.registry.lease(tight.registry.resolve(HF)) as hf:  # ONNX is idle now: evicted for room
+        assert [m.spec.id for m in tight.registry.loaded()] == [HF]
+        assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), 10), "workers left"
+        assert "Paris" in "".join(c.text for c in hf.stream([Message("user", QUESTION)], GREEDY))
 
 
 @pytest.mark.parametrize("processes", ["1", "0"], ids=["worker", "in-process"])
-def test_engine_errors_are_recorded_as_error(tmp_path: Path, processes: str) -> None:
-    """Before the loop, on both engines: an over-long prompt (ONNX Runtime GenAI refuses it) and an
-    empty conversation (transformers' ValueError, not one of ours)."""
+def test_engine_errors_become_ours_and_are_recorded_as_error(tmp_path: Path, processes: str) -> None:
+    """On both engines, in a worker or in this process, through the one translation (providers/guard):
+    ONNX Runtime GenAI refusing an over-long prompt in its loop, and transformers' chat template failing
+    on an empty conversation while the request is prepared (a ValueError, not one of ours): each is a
+    ProviderError with the engine's words, and through the pipeline an answer stored as `error`."""
     context = AppContext.create(make_settings(tmp_path, PLAYGROUND_ENGINE_PROCESSES=processes))
     try:
+        with context.registry.lease(context.registry.resolve(ONNX)) as lease:
+            assert isinstance(lease.engine, ProcessModel) == (processes == "1")
+            with pytest.raises(ProviderError, match="exceeds max length"):
+                list(lease.stream([Message("user", "word " * 9000)], SHORT))
         owner = "b" * 32
-        cases = [
-            (ONNX, [Message("user", "word " * 9000)], "exceeds max length"),
-            (HF, [], "empty conversation"),
-        ]
-        for model_id, messages, expected in cases:
-            model = context.registry.get(model_id)
-            assert isinstance(model, ProcessModel) == (processes == "1")
-            conversation = context.conversations.ask(owner, None, "a question", model_id)
-            prepared = _prepared(context, model_id, messages)
-            stream = context.conversations.record(
-                owner, conversation, prepared, context.chat.stream(prepared)
-            )
-            with pytest.raises(ProviderError, match=expected):
-                list(stream)
-            stored = context.history.conversations.get_conversation(owner, conversation).messages[-1]
-            assert stored.finish_reason == FinishReason.ERROR
-            assert expected in str((stored.metrics or {}).get("error"))
+        conversation = context.conversations.ask(owner, None, "a question", HF)
+        record = Recording(context.history.conversations, owner, conversation)
+        events = list(context.answers.ask(Request(HF, [], SHORT, record=record)))
+        assert any(isinstance(e, Started) for e in events) and isinstance(events[-1], Finished)
+        assert events[-1].reason == FinishReason.ERROR
+        assert "transformers failed on SmolLM2-135M-Instruct" in events[-1].error, events[-1].error
+        stored = context.history.conversations.get_conversation(owner, conversation).messages[-1]
+        assert stored.role == "assistant" and stored.finish_reason == FinishReason.ERROR
+        assert str((stored.metrics or {}).get("error")) == events[-1].error
     finally:
         context.close()
 
@@ -219,8 +221,8 @@ def test_engine_error_mid_stream_is_recorded_as_error(tmp_path: Path) -> None:
     is stored as `error` with its message, the text so far kept (workers send the same as Failed)."""
     context = AppContext.create(make_settings(tmp_path, PLAYGROUND_ENGINE_PROCESSES="0"))
     try:
-        model = context.registry.get(HF)
-        decode, calls = model._tokenizer.decode, [0]  # type: ignore[attr-defined]
+        model = loaded(context.registry, HF)
+        decode, calls = model._tokenizer.decode, [0]
 
         def failing(*args: Any, **kwargs: Any) -> Any:
             calls[0] += 1
@@ -228,27 +230,17 @@ def test_engine_error_mid_stream_is_recorded_as_error(tmp_path: Path) -> None:
                 raise ValueError("the tokenizer broke")
             return decode(*args, **kwargs)
 
-        model._tokenizer.decode = failing  # type: ignore[attr-defined]
+        model._tokenizer.decode = failing
         owner = "c" * 32
         conversation = context.conversations.ask(owner, None, "story", HF)
-        prepared = _prepared(context, HF, STORY)
-        stream = context.conversations.record(owner, conversation, prepared, context.chat.stream(prepared))
-        text = ""
-        with pytest.raises(ProviderError, match="the tokenizer broke"):
-            for chunk in stream:
-                text += chunk.text
+        record = Recording(context.history.conversations, owner, conversation)
+        result = context.answers.complete(Request(HF, STORY, SHORT, record=record))
+        assert result.reason == FinishReason.ERROR and "the tokenizer broke" in result.error
         stored = context.history.conversations.get_conversation(owner, conversation).messages[-1]
-        assert stored.finish_reason == FinishReason.ERROR and stored.text == text and text
+        assert stored.finish_reason == FinishReason.ERROR and stored.text == result.text and result.text
         assert "the tokenizer broke" in str((stored.metrics or {}).get("error"))
     finally:
         context.close()
-
-
-def _prepared(context: AppContext, model_id: str, messages: list[Message]) -> Any:
-    """A request as the chat service makes it, without its trimming (to reach the engine's own checks)."""
-    from playground.chat import Prepared
-
-    return Prepared(context.registry.get(model_id), tuple(messages), SHORT, None)
 
 
 def test_models_tab_lists_workers_and_unloads_them(tight: AppContext) -> None:
@@ -271,10 +263,12 @@ def test_models_tab_lists_workers_and_unloads_them(tight: AppContext) -> None:
 def test_the_page_is_told_when_a_model_is_loading(tmp_path: Path) -> None:
     context = AppContext.create(make_settings(tmp_path))
     try:
-        notice = context.chat.loading_notice(ONNX)
+        spec = context.registry.resolve(ONNX)
+        notice = context.chat.loading_notice(spec)
         assert notice is not None and notice.startswith("Loading SmolLM2") and "ONNX Runtime GenAI" in notice
-        context.registry.get(ONNX)
-        assert context.chat.loading_notice(ONNX) is None
-        assert context.chat.loading_notice("no-such-model") is None  # prepare() says what is wrong
+        first = list(context.answers.ask(Request(ONNX, [Message("user", QUESTION)], GREEDY)))
+        assert isinstance(first[0], Waiting) and first[0].notice == f"⏳ {notice}", "the page is told"
+        assert isinstance(first[1], Started) and "loaded in" in first[1].notice
+        assert context.chat.loading_notice(spec) is None
     finally:
         context.close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -26,6 +28,57 @@ class ChatModel(Protocol):
     def count_tokens(self, text: str) -> int | None: ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """What the Models tab shows of one worker process."""
+
+    pid: int
+    memory_bytes: int
+    load_s: float
+    threads: int | None
+    busy: bool
+
+
+@runtime_checkable
+class WorkerPool(Protocol):
+    """A model whose answers run in worker processes of its own, one answer per worker at a time.
+
+    The registry's scheduler owns the decisions: how many workers a pool has, and when one more may
+    start (the memory budget). A pool only does what it is asked, called outside the scheduler's lock,
+    and never asks back: so nothing it does can wait on another model.
+    """
+
+    spec: ModelSpec
+    max_workers: int
+
+    def run(
+        self,
+        messages: Sequence[Message],
+        options: GenerationOptions,
+        *,
+        start: bool = False,
+        stop: threading.Event | None = None,
+    ) -> Iterator[Chunk]:
+        """The answer on an idle worker (waiting for one to be free), or on a new worker started for it
+        (`start`: the scheduler has room for one). `stop` set while waiting: no chunks."""
+        ...
+
+    def workers_lost(self) -> int:
+        """How many workers this pool has lost so far (died, killed, or failed to start): a running
+        total, so that whoever reads it can tell what changed since."""
+        ...
+
+    def worker_bytes(self) -> int:
+        """The resident memory of its largest live worker (0 when it has none)."""
+        ...
+
+    def memory_bytes(self) -> int:
+        """Its live workers' resident memory together."""
+        ...
+
+    def describe(self) -> list[WorkerInfo]: ...
 
 
 class Provider(Protocol):

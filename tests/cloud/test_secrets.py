@@ -19,6 +19,7 @@ from playground.settings import Settings
 from tests.cloud.fake_server import FakeServer
 from tests.cloud.helpers import ASK, answer, served_model
 from tests.secret_forms import leaked
+from tests.support import loaded
 
 ENV_KEY = "sk-env-SECRET-4f9a2c7e1b"
 AZURE_KEY = "azure-SECRET-77aa88bb"
@@ -59,8 +60,8 @@ def test_no_key_reaches_logs_errors_or_payloads(
         registry = registry_for(scenario)
         openai_compatible = registry.providers["openai-compatible"]
         assert isinstance(openai_compatible, CloudProvider)
-        visitor = registry.get("phi-4-mini@nvidia").with_api_key(VISITOR_KEY)  # type: ignore[attr-defined]
-        for model in (served_model(openai_compatible, "alpha"), registry.get("phi-4@azure-ai"), visitor):
+        visitor = loaded(registry, "phi-4-mini@nvidia").with_api_key(VISITOR_KEY)
+        for model in (served_model(openai_compatible, "alpha"), loaded(registry, "phi-4@azure-ai"), visitor):
             try:
                 text, metrics = answer(model)
                 texts.append(text + json.dumps(metrics.to_dict()))

@@ -17,6 +17,7 @@ from playground.settings import Settings
 from playground.types import FinishReason, Message
 from tests.cloud.fake_server import FakeServer
 from tests.cloud.helpers import ASK, answer, served_model
+from tests.support import loaded
 
 Build = Callable[..., CloudProvider]
 KEY = "sk-wire-5555aaaa"
@@ -101,7 +102,7 @@ models = ["alpha", {{ id = "lab-vision", name = "Lab Vision", capabilities = ["v
     spec = registry.resolve("alpha@lab")
     assert registry.availability(spec).available, "listed models need no discovery"
     options = GenerationOptions(temperature=0.5, top_k=20, repetition_penalty=1.2, max_new_tokens=8)
-    answer(registry.get(spec), options=options)
+    answer(loaded(registry, spec.id), options=options)
     (request,) = fake.requests(scenario)
     assert request.headers["x-team"] == "research" and request.headers["x-tenant"] == "tenant-7"
     assert request.headers["api-key"] == KEY and request.headers["authorization"] == f"Bearer {KEY}"
@@ -171,7 +172,7 @@ def test_ollama_lists_its_tags_and_a_catalog_key_resolves_to_it(
     assert registry.resolve("llama3.2:latest@ollama").params_total == "3.2B", "models not in the catalog too"
     not_pulled = registry.resolve("phi-3.5-mini@ollama")
     assert registry.availability(not_pulled).reason == "not pulled yet: run `ollama pull phi3.5`"
-    text, _ = answer(registry.get(spec))
+    text, _ = answer(loaded(registry, spec.id))
     assert text.endswith("Paris.")
     post = [r for r in fake.requests("ollama") if r.method == "POST"][-1]
     assert post.path == "/v1/chat/completions" and post.body["model"] == "phi4-mini"
@@ -189,4 +190,4 @@ def test_a_visitors_own_key_is_used_for_their_request_only(
     (request,) = [r for r in fake.requests("nvidia~visitor") if r.method == "POST"]
     assert request.headers["authorization"] == "Bearer nvapi-visitor"
     with service.registry.lease(service.resolve("phi-4-mini@nvidia", has_key=True)) as lease:
-        assert "nvapi-visitor" not in repr(vars(lease.model)), "the cached model keeps no visitor's key"
+        assert "nvapi-visitor" not in repr(vars(lease.engine)), "the cached model keeps no visitor's key"

@@ -247,11 +247,7 @@ class TransformersModel:
         self.stats.begin()
         try:
             yield from self._decode(self._counted(tokens), stop, options, prompt_len)
-        except PlaygroundError:
-            raise
-        except Exception as exc:  # spaces re-raises the GPU process's failure as its own error
-            raise ProviderError(f"transformers failed on the GPU: {exc}", provider="transformers") from exc
-        finally:
+        finally:  # a failure on the GPU (spaces re-raises it as its own error) is translated by the guard
             tokens.close()
             self.stats.end()
 
@@ -374,7 +370,7 @@ def _generated(
     run: Callable[[_TokenQueue], None], stop: threading.Event, *, name: str
 ) -> Generator[int, None, None]:
     """generate() in a thread of its own (`run` calls it with this queue as its streamer): the token ids
-    as they come, then its failure raised here as ours. Closed early (Stop), it sets `stop`, which
+    as they come, then its failure raised here. Closed early (Stop), it sets `stop`, which
     generate()'s StoppingCriteria sees at the next token, and waits for the thread."""
     streamer = _TokenQueue()
     errors: list[BaseException] = []
@@ -394,7 +390,7 @@ def _generated(
         ended = True  # generate() finished by itself: `stop` stays unset (the answer was not cancelled)
         worker.join()
         if errors:
-            raise ProviderError(f"transformers failed: {errors[0]}", provider="transformers")
+            raise errors[0]  # generate()'s own exception, in the consumer's thread (the guard translates it)
     finally:
         if not ended:
             stop.set()

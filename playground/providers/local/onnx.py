@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ...errors import ModelLoadError, ProviderError
+from ...errors import ModelLoadError
 from ...images import read_bytes
 from ...options import GenerationOptions
 from ...types import Chunk, Finish, FinishReason, Message, ModelSpec
@@ -139,9 +139,7 @@ class OnnxModel:
             if cancel.is_set() and not stopper.hit:
                 reason = FinishReason.CANCELLED
             yield Finish(len(tokens), produced, reason)
-        except (RuntimeError, ValueError, MemoryError) as exc:
-            raise ProviderError(f"ONNX Runtime GenAI failed: {exc}", provider="onnx") from exc
-        finally:
+        finally:  # the engine's RuntimeError, ValueError or MemoryError is translated by the guard
             self.stats.end()
             del generator
 

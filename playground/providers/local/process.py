@@ -1,10 +1,16 @@
 """Local models in worker processes: the app's side of `worker` (the messages are in `protocol`).
 
 A `ProcessModel` is a ChatModel like any other; behind it, up to `max_workers` processes, each holding
-one loaded copy of the model and generating one answer at a time. A request takes an idle worker,
-starts a new one while the model has fewer than `max_workers` and the memory budget allows, or waits
-its turn (first come, first served). The web server's process then never runs an engine: the
-engines hold the GIL for a whole token, so in one process they and the server would take turns.
+one loaded copy of the model and generating one answer at a time. The web server's process then never
+runs an engine: the engines hold the GIL for a whole token, so in one process they and the server
+would take turns.
+
+How many workers a model has is not its own decision: the registry's scheduler, which owns the memory
+budget, asks for an answer on an idle worker (`run`), or on a new worker when it has room for one
+(`run(start=True)`). The pool keeps its list of workers under a small lock of its own, held only to
+read or change that list (never across a process start, a pipe send or a join), and never calls back
+up: it cannot wait on another model. A pool whose every worker is gone starts its first one again by
+itself (that one is part of the model's load, which the scheduler counts while the model is loaded).
 
 Stop sends Cancel; the worker ends within one token and answers Ended. A worker that has not ended
 within `grace_s` is killed and replaced by the next request. A worker that dies mid-answer (a native
@@ -23,7 +29,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +37,7 @@ from ... import errors
 from ...errors import ModelLoadError, ModelUnavailableError, PlaygroundError, ProviderError
 from ...options import GenerationOptions
 from ...types import Chunk, FinishReason, Message, Metrics, ModelSpec
+from ..base import WorkerInfo
 from . import worker
 from .protocol import (
     Call,
@@ -77,8 +84,8 @@ def describe_exit(code: int | None) -> str:
     return f"exited with code {code}"
 
 
-def error_from(failed: Failed) -> PlaygroundError:
-    """The worker's error as ours again, of the same class where it is one of ours."""
+def rebuilt(failed: Failed) -> PlaygroundError:
+    """The worker's error as ours again, of the same class (the worker translated it: guard.translate)."""
     kind = getattr(errors, failed.kind, None)
     if isinstance(kind, type) and issubclass(kind, PlaygroundError):
         return kind(failed.message)
@@ -112,7 +119,8 @@ class WorkerProcess:
         self.dead = False
         self._conn = parent
         self._routes: dict[int, queue.SimpleQueue[FromWorker | _Died]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the routes only: the reader takes it to route each reply
+        self._send_lock = threading.Lock()  # sends only: a send may block until the worker reads
         self._rids = itertools.count(1)
         start = time.perf_counter()
         self.process.start()
@@ -146,7 +154,7 @@ class WorkerProcess:
             ) from None
         if isinstance(reply, Failed):
             self.kill()
-            raise error_from(reply)
+            raise rebuilt(reply)
         assert isinstance(reply, Loaded)
         return reply
 
@@ -167,14 +175,20 @@ class WorkerProcess:
             self._routes.pop(rid, None)
 
     def send(self, message: ToWorker) -> None:
-        """Send, or (the worker is gone) tell the request's inbox so."""
+        """Send (a large message blocks until the worker has read it); a worker that is gone is
+        reported by the reader, to every open inbox.
+
+        Under the send lock only, never the routing lock: the reader must be free to route the
+        worker's replies meanwhile, or a worker blocked sending its own reply would never read ours.
+        """
         try:
-            with self._lock:
+            with self._send_lock:
                 self._conn.send(message)
         except (OSError, ValueError):  # broken pipe, or closed: the reader reports the death
             pass
 
     def _read(self) -> None:
+        """The reader thread: reads and routes, and never waits for anything else (no send lock)."""
         try:
             while True:
                 message = self._conn.recv()
@@ -218,17 +232,6 @@ class WorkerProcess:
         self._conn.close()
 
 
-@dataclass(frozen=True)
-class WorkerInfo:
-    """What the Models tab shows of one worker."""
-
-    pid: int
-    memory_bytes: int
-    load_s: float
-    threads: int | None
-    busy: bool
-
-
 class ProcessModel:
     """A local model whose answers are generated in worker processes (see the module's docstring)."""
 
@@ -247,13 +250,12 @@ class ProcessModel:
         self.grace_s = grace_s
         self.stats = PoolStats()
         self.reports: deque[Ended] = deque(maxlen=64)  # the last requests' token counts (Stop's proof)
-        self.room: Callable[[int], bool] = lambda _bytes: True  # the registry's memory budget
         self._workers: list[WorkerProcess] = []
-        self._starting = 0
-        self._turns: deque[object] = deque()
-        self._cond = threading.Condition()
+        self._restarting = 0  # the first worker, started again by the pool itself
+        self._lost = 0  # workers gone so far (died, killed, failed to start): see workers_lost
+        self._cond = threading.Condition()  # the list above; never held across a start, send or join
         self._closed = False
-        self._add(self._start_worker())
+        self._add(self._start_worker(), busy=False)
 
     def __repr__(self) -> str:
         return f"<ProcessModel {self.spec.id} workers={len(self._workers)}/{self.max_workers}>"
@@ -271,69 +273,83 @@ class ProcessModel:
         )
         return started
 
-    def _add(self, started: WorkerProcess) -> None:
+    def _add(self, started: WorkerProcess, *, busy: bool) -> None:
         with self._cond:
-            self._workers.append(started)
-            self.stats.add(started.counters)
+            closed = self._closed
+            if not closed:
+                started.busy = busy
+                self._workers.append(started)
+                self.stats.add(started.counters)
             self._cond.notify_all()
+        if closed:  # unloaded while it started: it goes at once
+            started.shutdown()
+            raise ModelUnavailableError(f"{self.spec.name} was unloaded: ask again.")
 
-    def _forget(self, gone: WorkerProcess) -> None:
-        """With the condition held: a worker that is no more (dead, or closed) leaves the pool."""
-        if gone in self._workers:
-            self._workers.remove(gone)
-            self.stats.retire(gone.counters)
-
-    def per_worker_bytes(self) -> int:
-        """The measured memory of one worker, or the catalog's estimate before any is measured."""
-        measured = [w.memory_bytes() for w in self.workers() if w.alive]
-        measured = [m for m in measured if m]
-        return max(measured) if measured else self.spec.size_bytes
-
-    def _acquire(self) -> WorkerProcess:
-        """An idle worker, a new one if allowed, or wait for one, in arrival order."""
-        turn = object()
-        with self._cond:
-            self._turns.append(turn)
-            try:
-                while True:
-                    if self._closed:
-                        raise ModelUnavailableError(f"{self.spec.name} was unloaded: ask again.")
-                    for gone in [w for w in self._workers if not w.alive and not w.busy]:
-                        self._forget(gone)
-                    if self._turns[0] is turn:
-                        idle = next((w for w in self._workers if not w.busy and w.alive), None)
-                        if idle is not None:
-                            idle.busy = True
-                            return idle
-                        if len(self._workers) + self._starting < self.max_workers and (
-                            (not self._workers and not self._starting) or self.room(self.per_worker_bytes())
-                        ):
-                            self._starting += 1
-                            break
-                    self._cond.wait(1.0)
-            finally:
-                self._turns.remove(turn)
-                self._cond.notify_all()
+    def _start(self, *, busy: bool, restart: bool) -> WorkerProcess:
+        """Start a worker (outside the lock: it takes seconds) and add it; a failure counts it lost."""
         try:
             started = self._start_worker()
-        finally:
+        except BaseException:
             with self._cond:
-                self._starting -= 1
+                self._lost += 1
+                self._restarting -= 1 if restart else 0
                 self._cond.notify_all()
-        started.busy = True
-        self._add(started)
+            raise
+        with self._cond:
+            self._restarting -= 1 if restart else 0
+        self._add(started, busy=busy)
         return started
+
+    def _reap(self) -> None:
+        """With the lock held: dead workers that no answer holds leave the pool, counted lost."""
+        for gone in [w for w in self._workers if not w.busy and not w.alive]:
+            self._workers.remove(gone)
+            self.stats.retire(gone.counters)
+            self._lost += 1
+
+    def _pick(self, *, take: bool, stop: threading.Event | None = None) -> WorkerProcess | None:
+        """A worker: an idle one (marked busy when `take`), else (a call) any live one; else wait for
+        one to be free, or, when every worker is gone, start the first one again. None: `stop` was set
+        while waiting."""
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise ModelUnavailableError(f"{self.spec.name} was unloaded: ask again.")
+                self._reap()
+                alive = [w for w in self._workers if w.alive]
+                idle = next((w for w in alive if not w.busy), None)
+                if idle is not None or (alive and not take):
+                    chosen = idle or alive[0]
+                    chosen.busy = chosen.busy or take
+                    return chosen
+                if not alive and not self._restarting:
+                    self._restarting += 1
+                    break
+                if stop is not None and stop.is_set():
+                    return None
+                self._cond.wait(0.25)
+        return self._start(busy=take, restart=True)
 
     def _release(self, used: WorkerProcess) -> None:
         with self._cond:
             used.busy = False
-            if used.dead:
-                self._forget(used)
+            self._reap()
             self._cond.notify_all()
 
     def workers(self) -> list[WorkerProcess]:
         with self._cond:
             return list(self._workers)
+
+    def workers_lost(self) -> int:
+        with self._cond:
+            self._reap()
+            return self._lost
+
+    def worker_bytes(self) -> int:
+        return max((w.memory_bytes() for w in self.workers() if w.alive), default=0)
+
+    def memory_bytes(self) -> int:
+        return sum(w.memory_bytes() for w in self.workers())
 
     def describe(self) -> list[WorkerInfo]:
         return [
@@ -342,21 +358,43 @@ class ProcessModel:
             if w.alive
         ]
 
-    @property
-    def busy(self) -> bool:
-        with self._cond:
-            return any(w.busy for w in self._workers) or bool(self._turns)
-
-    def memory_bytes(self) -> int:
-        return sum(w.memory_bytes() for w in self.workers())
-
-    # The ChatModel protocol
+    # Answers
 
     def stream(self, messages: Sequence[Message], options: GenerationOptions) -> Iterator[Chunk]:
-        return self._stream(tuple(messages), options)
+        """The ChatModel protocol: the answer on an idle worker (waiting for one; no new workers)."""
+        return self.run(messages, options)
 
-    def _stream(self, messages: tuple[Message, ...], options: GenerationOptions) -> Iterator[Chunk]:
-        used = self._acquire()
+    def run(
+        self,
+        messages: Sequence[Message],
+        options: GenerationOptions,
+        *,
+        start: bool = False,
+        stop: threading.Event | None = None,
+    ) -> Iterator[Chunk]:
+        """The answer on an idle worker, or on a new one started for it (`start`: the scheduler's word
+        that there is room). `stop` set while waiting for a worker ends it with no chunks."""
+        return self._run(tuple(messages), options, start, stop)
+
+    def _run(
+        self,
+        messages: tuple[Message, ...],
+        options: GenerationOptions,
+        start: bool,
+        stop: threading.Event | None,
+    ) -> Iterator[Chunk]:
+        if start:
+            if self._closed:
+                raise ModelUnavailableError(f"{self.spec.name} was unloaded: ask again.")
+            used: WorkerProcess | None = self._start(busy=True, restart=False)
+        else:
+            used = self._pick(take=True, stop=stop)
+        if used is not None:
+            yield from self._stream_on(used, messages, options)
+
+    def _stream_on(
+        self, used: WorkerProcess, messages: tuple[Message, ...], options: GenerationOptions
+    ) -> Iterator[Chunk]:
         rid, inbox = used.open()
         start = time.perf_counter()
         texts = 0
@@ -374,17 +412,15 @@ class ProcessModel:
                     yield message.chunk
                 elif isinstance(message, Failed):
                     failed = message
-                elif isinstance(message, Ended):
-                    self.reports.append(message)
+                elif isinstance(message, Ended | _Died):
                     ended = True
-                    break
-                elif isinstance(message, _Died):
-                    ended = True
-                    if failed is None:
+                    if isinstance(message, Ended):
+                        self.reports.append(message)
+                    elif failed is None:
                         yield Chunk(metrics=self._interrupted(message, start, first, texts))
                     break
             if failed is not None:
-                raise error_from(failed)
+                raise rebuilt(failed)
         finally:
             if ended:
                 used.close_route(rid)
@@ -409,7 +445,9 @@ class ProcessModel:
         )
 
     def _cancel(self, used: WorkerProcess, rid: int, inbox: queue.SimpleQueue[FromWorker | _Died]) -> None:
-        """Stop: tell the worker, and free it when it has ended (kill it if it has not in time)."""
+        """Stop: tell the worker, and free it when it has ended (kill it if it has not in time).
+
+        The worker stays busy until then, so the next answer waits for it rather than sharing it."""
         used.send(Cancel(rid))
 
         def wait() -> None:
@@ -435,25 +473,21 @@ class ProcessModel:
 
         threading.Thread(target=wait_then_release, name=f"cancel-{used.pid}", daemon=True).start()
 
+    # Calls: answered by any live worker, beside the answer it may be generating
+
     def _call(self, method: CallMethod, *args: object) -> Any:
-        with self._cond:
-            target = next((w for w in self._workers if w.alive and not w.busy), None)
-            target = target or next((w for w in self._workers if w.alive), None)
-        borrowed = target is None
-        if target is None:
-            target = self._acquire()
+        target = self._pick(take=False)
+        assert target is not None  # no stop to end the wait
         rid, inbox = target.open()
         try:
             target.send(Call(rid, method, args))
             reply = inbox.get()
         finally:
             target.close_route(rid)
-            if borrowed:
-                self._release(target)
         if isinstance(reply, Reply):
             return reply.value
         if isinstance(reply, Failed):
-            raise error_from(reply)
+            raise rebuilt(reply)
         raise ProviderError(
             f"The engine process for {self.spec.name} {getattr(reply, 'description', 'ended')}: ask again."
         )
@@ -472,7 +506,7 @@ class ProcessModel:
         return None if value is None else int(value)
 
     def close(self) -> None:
-        """End every worker (their memory goes back to the system)."""
+        """End every worker (their memory goes back to the system); joined outside the lock."""
         with self._cond:
             self._closed = True
             doomed, self._workers = list(self._workers), []

@@ -14,9 +14,9 @@ dataclass; the app sends the first column, the worker answers with the second:
     Shutdown()                        ->   (the process exits)
 
 `rid` (request id) is chosen by the app and unique per worker; `Call` is answered even while an answer
-is being generated (the worker reads its pipe in a thread of its own). `Ended.after_cancel` is the
-number of tokens the engine produced after the worker received the Cancel (0 when none came): the
-proof that Stop stops. `Failed.kind` is the name of one of our error classes (playground.errors),
+is being generated (the worker reads its pipe in a thread that only reads, and answers calls on
+another). `Ended.after_cancel` is the number of tokens the engine produced after the worker received
+the Cancel (0 when none came): the proof that Stop stops. `Failed.kind` is the name of one of our error classes (playground.errors),
 so the app raises the same type the engine would have raised in-process.
 """
 

@@ -1,10 +1,15 @@
 """The engine worker: a process of its own that loads one model and generates one answer at a time.
 
-Started by `process.WorkerProcess` with the `spawn` method; the messages are in `protocol`. The main
-thread generates; a reader thread takes everything the app sends, so a Cancel reaches the engine
-between two tokens (it is checked at every token, inside the engine) and render/count calls are
-answered while an answer streams. When the app goes away (its end of the pipe closes), the worker
-stops what it is doing and exits.
+Started by `process.WorkerProcess` with the `spawn` method; the messages are in `protocol`. Three
+threads, each with one job:
+- the reader only reads the pipe and hands each message on, so it is always draining what the app
+  sends (a multi-megabyte message never waits behind anything) and a Cancel reaches the engine between
+  two tokens (it is checked at every token, inside the engine), even while a slow call computes;
+- the main thread generates, one answer at a time;
+- the call thread answers render/count calls, one after another, while an answer streams.
+The main and call threads send under one lock; the app's reader always drains, so a send never waits
+for long. When the app goes away (its end of the pipe closes), the worker stops what it is doing and
+exits.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ...errors import PlaygroundError
+from ...types import ModelSpec
+from ..guard import translate
 from .protocol import (
     Call,
     Cancel,
@@ -57,12 +63,11 @@ def load_engine(recipe: Recipe, threads: int | None = None, stats: EngineStats |
     )
 
 
-def failure(rid: int, exc: BaseException, engine: str) -> Failed:
-    """An exception as a message: ours keep their type; anything else is the engine failing."""
-    if isinstance(exc, PlaygroundError):
-        return Failed(rid, type(exc).__name__, str(exc))
-    text = str(exc) or type(exc).__name__
-    return Failed(rid, "ProviderError", f"{engine} failed: {type(exc).__name__}: {text}")
+def failure(rid: int, exc: BaseException, spec: ModelSpec) -> Failed:
+    """An exception as a message, translated first (guard.translate, the one place that does it): the
+    app raises the same class of ours again."""
+    ours = translate(exc, spec)
+    return Failed(rid, type(ours).__name__, str(ours))
 
 
 class _Worker:
@@ -70,8 +75,9 @@ class _Worker:
         self.conn = conn
         self.stats = counters.stats()
         self.model: Any = None
-        self.engine = ""
+        self.spec: ModelSpec  # set by load, the first message
         self.jobs: queue.SimpleQueue[Generate | None] = queue.SimpleQueue()
+        self.calls: queue.SimpleQueue[Call | None] = queue.SimpleQueue()
         self._send_lock = threading.Lock()
         self._current: tuple[int, threading.Event] | None = None
         self._cancelled_at: int | None = None
@@ -84,18 +90,18 @@ class _Worker:
     # Start-up
 
     def load(self, request: Load) -> bool:
-        self.engine = request.recipe.engine
+        self.spec = request.recipe.spec
         start = time.perf_counter()
         try:
             self.model = load_engine(request.recipe, request.threads, self.stats)
         except BaseException as exc:
-            self.send(failure(0, exc, self.engine))
+            self.send(failure(0, exc, self.spec))
             return False
         threads = getattr(self.model, "threads", request.threads)
         self.send(Loaded(os.getpid(), time.perf_counter() - start, threads))
         return True
 
-    # The reader thread: everything the app sends
+    # The reader thread: everything the app sends, read and handed on (it computes nothing)
 
     def read(self) -> None:
         try:
@@ -106,7 +112,7 @@ class _Worker:
                 elif isinstance(message, Cancel):
                     self.cancel(message.rid)
                 elif isinstance(message, Call):
-                    self.call(message)
+                    self.calls.put(message)
                 elif isinstance(message, Shutdown):
                     break
         except (EOFError, OSError):
@@ -114,6 +120,7 @@ class _Worker:
         with self._state:
             if self._current is not None:
                 self._current[1].set()
+        self.calls.put(None)
         self.jobs.put(None)
 
     def cancel(self, rid: int) -> None:
@@ -122,13 +129,21 @@ class _Worker:
                 self._cancelled_at = self.stats.tokens_generated
                 self._current[1].set()
 
+    # The call thread: render/count calls, beside the answer being generated
+
+    def answer_calls(self) -> None:
+        while (message := self.calls.get()) is not None:
+            self.call(message)
+
     def call(self, message: Call) -> None:
         try:
             value = getattr(self.model, message.method)(*message.args)
         except BaseException as exc:
-            self.send(failure(message.rid, exc, self.engine))
+            reply: FromWorker = failure(message.rid, exc, self.spec)
         else:
-            self.send(Reply(message.rid, value))
+            reply = Reply(message.rid, value)
+        with contextlib.suppress(OSError, ValueError):  # the app is gone: the reader ends us
+            self.send(reply)
 
     # The main thread: one answer at a time
 
@@ -148,7 +163,7 @@ class _Worker:
             for chunk in timed(events):
                 self.send(Event(job.rid, chunk))
         except BaseException as exc:
-            self.send(failure(job.rid, exc, self.engine))
+            self.send(failure(job.rid, exc, self.spec))
         finally:
             with self._state:
                 self._current = None
@@ -175,6 +190,7 @@ def main(conn: Connection, counters: SharedCounters) -> None:
     if not isinstance(request, Load) or not worker.load(request):
         return
     threading.Thread(target=worker.read, name="worker-inbox", daemon=True).start()
+    threading.Thread(target=worker.answer_calls, name="worker-calls", daemon=True).start()
     try:
         worker.serve()
     finally:
