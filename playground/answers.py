@@ -261,23 +261,22 @@ class AnswerService:
     def _events(self, request: Request, answer: Answer) -> Generator[Event, None, None]:
         run = _Run(request.record, answer.stop_event)
         try:
-            yield from self._answer(request, run)
+            finished = yield from self._answer(request, run)
+            yield finished  # after the model's lease and the provider's slot are given back
         except StoppedError:
             yield run.end(None)
         except PlaygroundError as exc:
             log.info("%s: %s", type(exc).__name__, exc)
             yield run.end(None, error=str(exc))
-        except Exception as exc:  # a bug of ours: said as one, never a bare traceback in the page
-            log.exception("The answer failed")
-            yield run.end(
-                None, error=f"unexpected {type(exc).__name__}: {exc} (this is a bug: please report it)"
-            )
+        except Exception as exc:  # a bug of ours: recorded as an error, then left to the caller's own
+            run.end(None, error=f"unexpected {type(exc).__name__}: {exc}")  # handler (the CLI's one line
+            raise  # and its log file, Gradio's error): nothing here hides it
         finally:
             if not run.ended:  # closed before its end: what arrived is kept, as cancelled
                 answer.abandoned(run.end(None))
             answer.release()
 
-    def _answer(self, request: Request, run: _Run) -> Iterator[Event]:
+    def _answer(self, request: Request, run: _Run) -> Generator[Event, None, Finished]:
         spec = self.chat.resolve(request.model, request.provider, has_key=bool(request.api_key))
         self.chat.check(spec, request.messages)  # refused before anything loads
         loading = self.chat.loading_notice(spec)
@@ -301,14 +300,13 @@ class AnswerService:
             ticket = self.slots.ticket(prepared.spec.provider, request.owner)
             try:
                 if ticket is not None and not (yield from _wait_in_line(ticket, run.stop)):
-                    yield run.end(None)
-                    return
-                yield from self._stream(lease, prepared, run)
+                    return run.end(None)
+                return (yield from self._stream(lease, prepared, run))
             finally:
                 if ticket is not None:
                     ticket.release()
 
-    def _stream(self, lease: Lease, prepared: Prepared, run: _Run) -> Iterator[Event]:
+    def _stream(self, lease: Lease, prepared: Prepared, run: _Run) -> Generator[Event, None, Finished]:
         run.started = time.perf_counter()
         metrics: Metrics | None = None
         stream = _engine_stream(lease, prepared, run.stop)
@@ -319,11 +317,10 @@ class AnswerService:
                 if run.stop.is_set() and metrics is None:
                     break
         except PlaygroundError as exc:
-            yield run.end(None, error=str(exc))
-            return
+            return run.end(None, error=str(exc))
         finally:
             stream.close()  # Stop: the engine's own cleanup runs now
-        yield run.end(metrics)
+        return run.end(metrics)
 
 
 def _engine_stream(lease: Lease, prepared: Prepared, stop: threading.Event) -> Generator[Chunk, None, None]:

@@ -167,7 +167,7 @@ def test_in_a_worker_process_through_the_chat_service(
         answers = {}
         for name, path in pictures.items():
             prepared = chat.preview(DEMO, [Message("user", "Describe.", images=(path,))], GREEDY)
-            assert type(prepared.model).__name__ == "ProcessModel"
+            assert type(prepared.model.model).__name__ == "ProcessModel"  # behind the error guard
             assert prepared.messages[0].images[0].startswith("data:image/png;base64,")
             result = pipeline.complete(Request(DEMO, [Message("user", "Describe.", images=(path,))], GREEDY))
             text, metrics = result.text, result.metrics
