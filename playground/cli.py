@@ -315,11 +315,21 @@ def glue_values(words: Sequence[str], actions: Sequence[argparse.Action]) -> lis
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m playground", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_models, _add_chat, _add_compare, _add_files, _add_serving):
+        add(sub)
+    from .history.cli import register as register_history
 
+    register_history(sub)
+    return parser
+
+
+def _add_models(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     models = sub.add_parser("models", help="list every model with its availability")
     models.add_argument("--json", action="store_true")
     models.set_defaults(handler=cmd_models)
 
+
+def _add_chat(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     chat = sub.add_parser("chat", help="stream one answer to stdout")
     chat.add_argument("prompt", type=text_arg)
     chat.add_argument(
@@ -347,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--num-crops", type=int, help="Phi-3/3.5-vision with transformers: crops per image")
     chat.set_defaults(handler=cmd_chat)
 
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     compare = sub.add_parser("compare", help="run prompts through two models and compare answers and metrics")
     compare.add_argument(
         "prompt", nargs="*", type=text_arg, help="prompts (default: --prompts or --category)"
@@ -367,29 +379,31 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--json", action="store_true", help="one JSON object a line per answer")
     compare.set_defaults(handler=cmd_compare)
 
+
+def _add_files(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """The commands that put models on this disk, list them and take them off."""
     convert = sub.add_parser("convert", help="convert a HF folder or GGUF file to ONNX Runtime GenAI")
     convert.add_argument("src")
     convert.add_argument("out")
     convert.add_argument("--precision", default="int4", choices=["int4", "int8", "fp16", "fp32"])
     convert.set_defaults(handler=cmd_convert)
-
     download = sub.add_parser("download", help="download a catalog model from the Hugging Face Hub")
     download.add_argument("model", type=model_ref)
     download.set_defaults(handler=cmd_download)
-
     local = sub.add_parser("local", help="list (or delete) downloaded and converted models")
     local.add_argument("--delete", type=text_arg, metavar="NAME")
     local.set_defaults(handler=cmd_local)
-
     prepare = sub.add_parser("prepare", help="convert the embedded model ahead of the first chat")
     prepare.set_defaults(handler=cmd_prepare)
 
+
+def _add_serving(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """The web playground, here or assembled as a Hugging Face Space."""
     serve = sub.add_parser("serve", help="start the web playground")
     serve.add_argument("--host")
     serve.add_argument("--port", type=port_arg)
     serve.add_argument("--share", action="store_true")
     serve.set_defaults(handler=cmd_serve)
-
     from .space.hardware import HARDWARE
 
     space = sub.add_parser(
@@ -404,11 +418,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     space.add_argument("--oauth", action="store_true", help="add hf_oauth: true (sign in with Hugging Face)")
     space.set_defaults(handler=cmd_space)
-
-    from .history.cli import register as register_history
-
-    register_history(sub)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from ...errors import ConversionError
 from . import embedded
@@ -60,27 +61,13 @@ def ensure_folder(models_dir: Path, progress: Progress | None = None) -> Path:
         return _publish(tmp, out)
 
 
-def _complete(out: Path) -> bool:
-    return (out / "config.json").is_file() and (out / "processor_config.json").is_file()
+def _config(tokenizer: Any) -> Any:
+    """The tiny model's shape: a 2-layer vision encoder and a 2-layer llama text model."""
+    from transformers import Idefics3Config
 
-
-def build(tokenizer_dir: Path, out: Path, *, seed: int = SEED) -> Path:
-    """Write a tiny Idefics3 model with its processor (PIL backend, no torchvision) to `out`."""
-    import torch
-    from transformers import (
-        AutoTokenizer,
-        Idefics3Config,
-        Idefics3ForConditionalGeneration,
-        Idefics3ImageProcessorPil,
-        Idefics3Processor,
-    )
-
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    tokenizer.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS})
-    tokenizer.chat_template = CHAT_TEMPLATE
     image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
     assert isinstance(image_token_id, int)
-    config = Idefics3Config(
+    return Idefics3Config(
         image_token_id=image_token_id,
         scale_factor=2,
         vision_config={
@@ -106,6 +93,26 @@ def build(tokenizer_dir: Path, out: Path, *, seed: int = SEED) -> Path:
         },
         tie_word_embeddings=False,
     )
+
+
+def _complete(out: Path) -> bool:
+    return (out / "config.json").is_file() and (out / "processor_config.json").is_file()
+
+
+def build(tokenizer_dir: Path, out: Path, *, seed: int = SEED) -> Path:
+    """Write a tiny Idefics3 model with its processor (PIL backend, no torchvision) to `out`."""
+    import torch
+    from transformers import (
+        AutoTokenizer,
+        Idefics3ForConditionalGeneration,
+        Idefics3ImageProcessorPil,
+        Idefics3Processor,
+    )
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    tokenizer.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS})
+    tokenizer.chat_template = CHAT_TEMPLATE
+    config = _config(tokenizer)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = Idefics3ForConditionalGeneration(config).eval()
