@@ -87,6 +87,18 @@ class SidePanel:
         return [*self.parameters.components, self.num_crops]
 
 
+@dataclass
+class ChatParts:
+    """Every group of one region, as `wire` connects them."""
+
+    state: ChatState
+    chat: ChatArea
+    composer: Composer
+    actions: Actions
+    views: Views
+    side: SidePanel
+
+
 class ChatLayout:
     """Lays out one region and wires its events to the region's handlers."""
 
@@ -108,7 +120,7 @@ class ChatLayout:
                 side = self.render_side()
         with gr.Column():
             self.region.render_examples(composer.question, side.num_crops)
-        answered = self.wire(owner, state, chat, composer, actions, views, side)
+        answered = self.wire(owner, ChatParts(state, chat, composer, actions, views, side))
         return RegionUI(
             self.region.config.tab,
             state.conversation,
@@ -250,17 +262,15 @@ class ChatLayout:
 
     # Wire: every event, in one place
 
-    def wire(
-        self,
-        owner: gr.State,
-        state: ChatState,
-        chat: ChatArea,
-        composer: Composer,
-        actions: Actions,
-        views: Views,
-        side: SidePanel,
-    ) -> list[Any]:
+    def wire(self, owner: gr.State, parts: ChatParts) -> list[Any]:
         """Connect the components to the region's handlers; the events that end with an answer."""
+        state, chat, composer, actions, side = (
+            parts.state,
+            parts.chat,
+            parts.composer,
+            parts.actions,
+            parts.side,
+        )
         region, question = self.region, composer.question
         answer: dict[str, Any] = {
             "fn": region.respond,
@@ -303,20 +313,13 @@ class ChatLayout:
             ).then(**answer),
         ]
         composer.stop.click(region.stop, None, None, queue=False, **PRIVATE)
-        self.wire_tools(state, chat, composer, actions, views, side)
+        self.wire_tools(parts)
         return answered
 
-    def wire_tools(
-        self,
-        state: ChatState,
-        chat: ChatArea,
-        composer: Composer,
-        actions: Actions,
-        views: Views,
-        side: SidePanel,
-    ) -> None:
+    def wire_tools(self, parts: ChatParts) -> None:
         """Everything around the answer: edit, new, show prompt, get code, the key, the model's card."""
-        region, question = self.region, composer.question
+        state, chat, actions, views, side = parts.state, parts.chat, parts.actions, parts.views, parts.side
+        region, question = self.region, parts.composer.question
         actions.edit.click(
             region.edit_last,
             state.conversation,
