@@ -285,7 +285,7 @@ class HistoryTab:
     def on_load(self, owner_value: Any, replaced: bool, copy: str | None = None) -> str:
         """On page load: restore from the browser's copy where needed, and say what happened."""
         notices: list[str] = []
-        damage = getattr(self.store, "damage", None)
+        damage = self.store.damage
         if damage is not None:
             notices.append(damage.public_notice() if self.ctx.settings.public else damage.message())
         restored, refused = self._restore(owner_value, copy)
