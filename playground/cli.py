@@ -317,8 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_models, _add_chat, _add_compare, _add_files, _add_serving):
         add(sub)
+    from .evaluate.cli import register as register_eval
     from .history.cli import register as register_history
 
+    register_eval(sub)
     register_history(sub)
     return parser
 

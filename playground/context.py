@@ -14,6 +14,7 @@ from .catalog import CatalogEntry, load_catalog
 from .chat import ChatService
 from .conversations import ConversationService
 from .errors import PlaygroundError
+from .evaluate.service import EvalService
 from .history import HistoryStore, open_history
 from .prompts import PromptLibrary, load_prompts
 from .providers import build_providers
@@ -34,6 +35,7 @@ class AppContext:
     history: HistoryStore
     conversations: ConversationService
     answers: AnswerService  # the one way to an answer: every tab, /chat, the arena, the CLI
+    evals: EvalService  # evaluation runs (the Evaluate tab, `python -m playground eval`)
     arena_sync: sync.ArenaSync | None = None  # arena votes pushed to PLAYGROUND_DATASET
 
     @classmethod
@@ -57,6 +59,7 @@ class AppContext:
             max_new_tokens=limits.max_new_tokens,
         )
         history = open_history(settings)
+        answers = AnswerService(chat, provider_concurrency=limits.provider_concurrency)
         if settings.zerogpu:
             _load_for_zerogpu(registry)
         return cls(
@@ -67,7 +70,10 @@ class AppContext:
             load_prompts(),
             history,
             ConversationService(history, image_max_bytes=image_max_bytes),
-            AnswerService(chat, provider_concurrency=limits.provider_concurrency),
+            answers,
+            EvalService(
+                answers, history, limits=settings.eval_limits, in_process=not settings.engine_processes
+            ),
             _arena_sync(settings, history),
         )
 

@@ -225,6 +225,10 @@ class Registry:
         """Whether a loaded model is leased or answering."""
         return self.scheduler.busy(model_id)
 
+    def load_seconds(self, model_id: str) -> float | None:
+        """How long the model's last load took (None: never loaded here)."""
+        return self.scheduler.load_s.get(model_id)
+
     def memory_bytes(self, model_id: str) -> int:
         """What a loaded model holds: its workers' measured memory, or the estimate the budget counts."""
         return self.scheduler.memory_bytes(model_id)

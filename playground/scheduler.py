@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import weakref
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -78,6 +79,7 @@ class Scheduler:
     def __init__(self, budget_bytes: int, load: Callable[[ModelSpec], ChatModel]) -> None:
         self.budget_bytes = budget_bytes
         self.loads: Counter[str] = Counter()  # loads per model id (tests read it)
+        self.load_s: dict[str, float] = {}  # model id: how long its last load took (evaluation reports it)
         self._load = load
         self._cond = threading.Condition()
         self._entries: OrderedDict[str, _Entry] = OrderedDict()  # least recently leased first
@@ -138,6 +140,7 @@ class Scheduler:
 
     def _finish_load(self, entry: _Entry) -> None:
         """Outside the lock: load, measure, and report; a failed load leaves no trace."""
+        began = time.perf_counter()
         try:
             model = self._load(entry.spec)
         except BaseException:
@@ -156,6 +159,7 @@ class Scheduler:
                 entry.max_workers = pool.max_workers if pool is not None else 1
                 self._measured(entry.spec.id, measured)
                 self.loads[entry.spec.id] += 1
+                self.load_s[entry.spec.id] = time.perf_counter() - began
             self._cond.notify_all()
         if not current:  # everything was closed while it loaded
             model.close()

@@ -238,6 +238,29 @@ class Limits:
         )
 
 
+@dataclass(frozen=True)
+class EvalLimits:
+    """What one evaluation run may ask (the Evaluate tab, `python -m playground eval`). None: no limit.
+
+    In public mode evaluation is on with small limits, or off with PLAYGROUND_EVAL=0 (docs/security.md)."""
+
+    enabled: bool = True  # PLAYGROUND_EVAL
+    models: int = 6  # PLAYGROUND_EVAL_MODELS: models in one run (at most 6)
+    items: int | None = None  # PLAYGROUND_EVAL_ITEMS: items of the set a run asks
+    max_new_tokens: int | None = None  # PLAYGROUND_EVAL_TOKENS: the longest answer in a run
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], public: bool) -> EvalLimits:
+        return cls(
+            enabled=_flag(env, "PLAYGROUND_EVAL", default=True),
+            models=int(_number(env, "PLAYGROUND_EVAL_MODELS", 3 if public else 6, 6, integer=True)),
+            items=_whole(_limit(env, "PLAYGROUND_EVAL_ITEMS", public, 20, MAX_COUNT, integer=True)),
+            max_new_tokens=_whole(
+                _limit(env, "PLAYGROUND_EVAL_TOKENS", public, 128, MAX_COUNT, integer=True)
+            ),
+        )
+
+
 def _path(env: Mapping[str, str], name: str) -> Path | None:
     raw = env.get(name, "").strip()
     return Path(raw).expanduser() if raw else None
@@ -280,6 +303,7 @@ class Settings:
     engine_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     arena_daily_votes: int = 200  # a visitor's arena votes per UTC day, in public mode only
     limits: Limits = field(default_factory=Limits)
+    eval_limits: EvalLimits = field(default_factory=EvalLimits)
     zerogpu: bool = False  # on a ZeroGPU Space (SPACES_ZERO_GPU set by the platform)
     default_model: str | None = None  # PLAYGROUND_DEFAULT_MODEL: the pickers' first choice, when ready
     dataset: str | None = None  # PLAYGROUND_DATASET: the dataset repository arena votes are pushed to
@@ -329,6 +353,7 @@ class Settings:
                 _number(env, "PLAYGROUND_ARENA_DAILY_VOTES", 200, MAX_DAILY_VOTES, integer=True)
             ),
             limits=Limits.from_env(env, public),
+            eval_limits=EvalLimits.from_env(env, public),
             zerogpu=_spaces_flag(env, "SPACES_ZERO_GPU"),
             default_model=env.get("PLAYGROUND_DEFAULT_MODEL", "").strip() or None,
             dataset=env.get("PLAYGROUND_DATASET", "").strip() or None,

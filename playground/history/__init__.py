@@ -59,5 +59,6 @@ def open_history(settings: Settings) -> HistoryStore:
     store = HistoryStore(settings.history_path, quota=Quota.from_limits(settings.limits))
     store.damage = damage
     store.db.recover_interrupted()
+    store.evals.recover_interrupted()  # runs cut short by the last process's end: Continue goes on
     store.apply_retention(max_age_days=settings.history_max_age_days, max_count=settings.history_max_count)
     return store

@@ -182,6 +182,21 @@ class BattleStore:
             ).fetchall()
         return [rated_from_row(row) for row in rows]
 
+    def votes_on(self, prompts: Sequence[str]) -> list[tuple[str, str, str, str]]:
+        """(prompt, model A, model B, vote) of every voted round whose prompt is one of these, whoever voted
+        (an evaluation's judge is measured against them); nothing of a round but these four."""
+        wanted = sorted(set(prompts))
+        if not wanted:
+            return []
+        marks = ", ".join("?" for _ in wanted)
+        with self.db.read() as conn:
+            rows = conn.execute(
+                "SELECT b.prompt, b.model_a, b.model_b, v.vote FROM battles b JOIN votes v ON v.battle_id = b.id "
+                f"WHERE b.prompt IN ({marks}) ORDER BY v.created_utc",
+                wanted,
+            ).fetchall()
+        return [(r["prompt"], r["model_a"], r["model_b"], str(r["vote"])) for r in rows]
+
     def import_rated_battle(self, battle: Battle) -> bool:
         """A voted round read back from elsewhere (a Space's dataset, arena/sync.py): the battle row with its
         vote, under `battle.owner`, with two empty arena conversations for its sides. False (nothing

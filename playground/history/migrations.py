@@ -138,3 +138,59 @@ def m005_arena_rounds(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE battles SET thread = id")
     conn.execute("CREATE INDEX battles_thread ON battles (thread, round)")
     conn.execute("CREATE INDEX votes_owner_created ON votes (owner, created_utc)")
+
+
+@migration
+def m006_eval_runs(conn: sqlite3.Connection) -> None:
+    """Evaluation runs (the Evaluate tab, `python -m playground eval`): a run's set, models and settings,
+    what each model measured, one result per model per item (written as each answer ends), and a judge's
+    verdicts on pairs of answers."""
+    conn.execute(
+        """CREATE TABLE eval_runs (
+            id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('running', 'stopped', 'interrupted', 'done')),
+            set_name TEXT NOT NULL,
+            set_hash TEXT NOT NULL,
+            items_json TEXT NOT NULL,
+            models_json TEXT NOT NULL,
+            options_json TEXT NOT NULL,
+            judge_json TEXT NOT NULL DEFAULT '{}',
+            created_utc TEXT NOT NULL,
+            updated_utc TEXT NOT NULL
+        )"""
+    )
+    conn.execute("CREATE INDEX eval_runs_owner ON eval_runs (owner, created_utc)")
+    conn.execute(
+        """CREATE TABLE eval_models (
+            run_id TEXT NOT NULL REFERENCES eval_runs (id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            facts_json TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (run_id, model)
+        )"""
+    )
+    conn.execute(
+        """CREATE TABLE eval_results (
+            run_id TEXT NOT NULL REFERENCES eval_runs (id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            item INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            finish_reason TEXT NOT NULL,
+            metrics_json TEXT NOT NULL,
+            verdict_json TEXT,
+            judge_json TEXT,
+            created_utc TEXT NOT NULL,
+            PRIMARY KEY (run_id, model, item)
+        )"""
+    )
+    conn.execute(
+        """CREATE TABLE eval_pairs (
+            run_id TEXT NOT NULL REFERENCES eval_runs (id) ON DELETE CASCADE,
+            item INTEGER NOT NULL,
+            model_a TEXT NOT NULL,
+            model_b TEXT NOT NULL,
+            verdict TEXT NOT NULL CHECK (verdict IN ('a', 'b', 'tie')),
+            detail_json TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (run_id, item, model_a, model_b)
+        )"""
+    )

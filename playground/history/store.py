@@ -8,6 +8,7 @@
   dataset's rounds read back.
 - `store.quota` (quota.py): what each visitor keeps, checked against the public quota.
 - `store.images` (image_store.py): the visitors' image files, stored once, removed when unused.
+- `store.evals` (evals.py): evaluation runs, what each model measured, and their results.
 
 Every method that reads or writes a visitor's data takes `owner` and filters by it: another owner's
 conversation behaves exactly as one that does not exist. What spans the parts (deleting an owner's
@@ -22,6 +23,7 @@ from pathlib import Path
 from .battles import BattleStore
 from .conversations import ConversationStore
 from .database import Database
+from .evals import EvalStore
 from .image_store import ImageStore
 from .integrity import DamagedDatabase
 from .quota import Quota, QuotaKeeper
@@ -42,6 +44,7 @@ class HistoryStore:
         self.quota = QuotaKeeper(self.db, self.images, quota)  # per owner (public mode)
         self.conversations = ConversationStore(self.db, self.images, self.quota)
         self.battles = BattleStore(self.db, self.quota)
+        self.evals = EvalStore(self.db)
 
     def __repr__(self) -> str:
         return f"<HistoryStore {self.path}>"
@@ -57,12 +60,13 @@ class HistoryStore:
         self.close()
 
     def delete_owner_data(self, owner: str) -> int:
-        """Delete everything this owner has: conversations, battles, votes, unshared images; how many
-        conversations went."""
+        """Delete everything this owner has: conversations, battles, votes, evaluation runs, unshared images;
+        how many conversations went."""
         with self.db.write() as conn:
             refs = refs_of(conn, "c.owner = ?", (check_owner(owner),))
             conn.execute("DELETE FROM votes WHERE owner = ?", (owner,))
             conn.execute("DELETE FROM battles WHERE owner = ?", (owner,))
+            conn.execute("DELETE FROM eval_runs WHERE owner = ?", (owner,))
             deleted = conn.execute("DELETE FROM conversations WHERE owner = ?", (owner,)).rowcount
         self.images.prune(refs)
         return int(deleted)

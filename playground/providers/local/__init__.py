@@ -167,6 +167,10 @@ class TransformersProvider(_LocalProvider):
     def capabilities(self) -> frozenset[Capability]:
         return transformers_capabilities()
 
+    def folder(self, spec: ModelSpec) -> Path:
+        """Where the model's files lie: the folder transformers loads (a GGUF file's folder)."""
+        return self.recipe(spec).path
+
     def recipe(self, spec: ModelSpec) -> Recipe:
         self._require(spec)
         remote = bool(spec.extra.get("trust_remote_code"))

@@ -1,0 +1,131 @@
+"""Automatic checks of an answer against what its item expects: exact, contains, regex, number, choice,
+json (valid against the item's schema). Each says whether the answer passes, and in a few words why."""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .sets import EvalItem
+
+CHECKED_CHARS = 20_000  # of an answer: a check never reads more
+_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {"passed": self.passed, "detail": self.detail}
+
+
+def check(item: EvalItem, answer: str) -> Verdict | None:
+    """The item's check on this answer; None when the item has none (only a judge can grade it)."""
+    if item.check is None:
+        return None
+    return CHECKERS[item.check](item, answer[:CHECKED_CHARS])
+
+
+def _normal(text: str) -> str:
+    """Case, width and surrounding punctuation set aside (so "Paris." equals "paris")."""
+    text = unicodedata.normalize("NFKC", text).casefold().strip()
+    return text.strip(" \t\n.!?。！？\"'`*")
+
+
+def _expected(item: EvalItem) -> list[str]:
+    value = item.expected
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return [] if value is None else [str(value)]
+
+
+def _exact(item: EvalItem, answer: str) -> Verdict:
+    wanted = _expected(item)
+    ok = _normal(answer) in {_normal(w) for w in wanted}
+    return Verdict(ok, "" if ok else f"expected exactly {' or '.join(map(repr, wanted))}")
+
+
+def _contains(item: EvalItem, answer: str) -> Verdict:
+    wanted = _expected(item)
+    found = next((w for w in wanted if _normal(w) in _normal(answer)), None)
+    return Verdict(
+        found is not None, "" if found is not None else f"does not contain {' or '.join(map(repr, wanted))}"
+    )
+
+
+def _regex(item: EvalItem, answer: str) -> Verdict:
+    pattern = _expected(item)[0]
+    try:
+        matched = re.search(pattern, answer.strip(), re.M) is not None
+    except re.error as exc:
+        return Verdict(False, f"the item's pattern is not a regular expression: {exc}")
+    return Verdict(matched, "" if matched else f"does not match {pattern!r}")
+
+
+def _number(item: EvalItem, answer: str) -> Verdict:
+    assert isinstance(item.expected, int | float)
+    numbers = _NUMBER.findall(answer.replace("\u2212", "-"))
+    if not numbers:
+        return Verdict(False, "no number in the answer")
+    said = numbers[-1]  # the last: an answer often says the question's numbers before its result
+    ok = abs(float(said.replace(",", ".")) - float(item.expected)) <= max(item.tolerance, 1e-9)
+    return Verdict(ok, "" if ok else f"{said} is not {item.expected:g}")
+
+
+def _choice(item: EvalItem, answer: str) -> Verdict:
+    """The right option named, and no other (a word of its own: "B" in "B) eagle", not in "Bob")."""
+    right = _expected(item)[0]
+    named = [
+        c for c in item.choices or () if re.search(rf"(?<!\w){re.escape(_normal(c))}(?!\w)", _normal(answer))
+    ]
+    if named == [c for c in item.choices or () if _normal(c) == _normal(right)]:
+        return Verdict(True)
+    if not named:
+        return Verdict(False, f"names none of {', '.join(item.choices or ())}")
+    return Verdict(False, f"names {', '.join(named)}; expected {right}")
+
+
+def _json(item: EvalItem, answer: str) -> Verdict:
+    import jsonschema
+
+    value, problem = parse_json(answer)
+    if problem:
+        return Verdict(False, problem)
+    try:
+        jsonschema.validate(value, item.schema_ or {})
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "the value"
+        return Verdict(False, f"{where}: {exc.message}")
+    except jsonschema.SchemaError as exc:
+        return Verdict(False, f"the item's schema is not valid: {exc.message}")
+    return Verdict(True)
+
+
+def parse_json(answer: str) -> tuple[object, str]:
+    """The JSON value an answer holds (in a code fence, or from its first bracket), or why not."""
+    fenced = _FENCE.search(answer)
+    text = fenced.group(1) if fenced else answer
+    starts = [i for i in (text.find("{"), text.find("[")) if i >= 0]
+    if not starts:
+        return None, "no JSON object or list in the answer"
+    try:
+        value, _ = json.JSONDecoder().raw_decode(text[min(starts) :])
+    except ValueError as exc:
+        return None, f"not valid JSON: {exc.args[0] if exc.args else exc}"
+    return value, ""
+
+
+CHECKERS: dict[str, Callable[[EvalItem, str], Verdict]] = {
+    "exact": _exact,
+    "contains": _contains,
+    "regex": _regex,
+    "number": _number,
+    "choice": _choice,
+    "json": _json,
+}
