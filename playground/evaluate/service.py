@@ -95,12 +95,15 @@ class EvalService:
         prompt_set: PromptSet,
         options: GenerationOptions,
         judge: Judge | None = None,
+        *,
+        fewest: int = 2,
     ) -> EvalRunRow:
         """A new run: its models resolved (refused when unknown or not ready, before anything is kept),
-        its set and settings within this deployment's limits."""
+        its set and settings within this deployment's limits. `fewest`: the models a comparison needs
+        (a benchmark of the evaluation itself runs one)."""
         if not self.limits.enabled:
             raise InvalidOptionsError("Evaluation is turned off on this deployment (PLAYGROUND_EVAL=0).")
-        specs = self._specs(models)
+        specs = self._specs(models, fewest)
         if judge is not None:
             if judge.mode not in JUDGE_MODES:
                 raise InvalidOptionsError(f"A judge grades or compares: mode {judge.mode!r} is neither.")
@@ -118,11 +121,11 @@ class EvalService:
             judge=None if judge is None else judge.to_dict(),
         )
 
-    def _specs(self, models: Sequence[str]) -> list[ModelSpec]:
+    def _specs(self, models: Sequence[str], fewest: int) -> list[ModelSpec]:
         chosen = list(dict.fromkeys(m for m in models if m and m.strip()))
-        if not 2 <= len(chosen) <= self.limits.models:
+        if not fewest <= len(chosen) <= self.limits.models:
             raise InvalidOptionsError(
-                f"Pick 2 to {self.limits.models} different models to evaluate (got {len(chosen)})."
+                f"Pick {fewest} to {self.limits.models} different models to evaluate (got {len(chosen)})."
             )
         return [self.answers.chat.resolve(m) for m in chosen]
 

@@ -23,6 +23,7 @@ from ..vision_examples import IMAGES_DIR
 from .arena_layout import ArenaUI
 from .arena_tab import ArenaTab
 from .chat_region import RegionUI
+from .evaluate_tab import EvaluateTab
 from .history_tab import HistoryTab, VisitorIdentity
 from .instruct import InstructTab
 from .models_tab import ModelsTab
@@ -78,6 +79,8 @@ def build_app(ctx: AppContext, key: IdentityKey | None = None) -> gr.Blocks:
             regions = [instruct, vision, moe]
             with gr.Tab("Arena", id="arena"):
                 arena = ArenaTab(ctx).build(owner)
+            with gr.Tab("Evaluate", id="evaluate"):
+                evaluate = EvaluateTab(ctx).build(owner)
             with gr.Tab("History", id="history"):
                 kept = history.build(owner, tabs)
             with gr.Tab("Models", id="models"):
@@ -96,6 +99,7 @@ def build_app(ctx: AppContext, key: IdentityKey | None = None) -> gr.Blocks:
         _wire_load(demo, settings, identity, history, regions, arena, (browser_id, owner, replaced, tabs))
     answers: dict[int, str | None] = {dep["id"]: region.tab for region in regions for dep in region.answered}
     answers.update({dep["id"]: "arena" for dep in arena.answered})
+    answers.update({dep["id"]: "evaluate" for dep in evaluate.answered})
     if instruct_tab.api_event is not None:
         answers[instruct_tab.api_event["id"]] = None  # the API: no pane (each call stands alone)
     _ANSWERS[demo] = answers

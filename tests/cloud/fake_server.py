@@ -121,6 +121,7 @@ ANSWER = ["The capital", " of France", " is Paris."]
 STREAMS = {
     "stops": ["Alpha beta", " SI", "X gamma FI", "VE delta"],
     "surrogate": ["The capital \ud800", " of France", " is Paris."],
+    "judgea": ["A"],  # a judge that always prefers the answer shown first
 }
 
 
