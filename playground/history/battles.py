@@ -182,6 +182,21 @@ class BattleStore:
             ).fetchall()
         return [rated_from_row(row) for row in rows]
 
+    def voted_answers(self) -> list[tuple[RatedBattle, str, str]]:
+        """Every owner's voted rounds (as `list_rated_battles`) with each side's answer text, for what is
+        computed from the answers' style (the leaderboard's style control); the texts go no further."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                "SELECT b.model_a, b.engine_a, b.model_b, b.engine_b, b.mode, b.revealed, b.round, "
+                "b.conversation_a, b.conversation_b, v.vote, v.created_utc AS voted_utc "
+                "FROM battles b JOIN votes v ON v.battle_id = b.id ORDER BY v.created_utc, v.id"
+            ).fetchall()
+            return [
+                (rated_from_row(row), _answer(conn, row["conversation_a"], row["round"]),
+                 _answer(conn, row["conversation_b"], row["round"]))
+                for row in rows
+            ]  # fmt: skip
+
     def votes_on(self, prompts: Sequence[str]) -> list[tuple[str, str, str, str]]:
         """(prompt, model A, model B, vote) of every voted round whose prompt is one of these, whoever voted
         (an evaluation's judge is measured against them); nothing of a round but these four."""
@@ -287,3 +302,12 @@ def _battle(conn: sqlite3.Connection, owner: str, battle_id: str) -> Battle:
     if row is None:
         raise ConversationNotFoundError(BATTLE_NOT_FOUND)
     return battle_from_row(row)
+
+
+def _answer(conn: sqlite3.Connection, conversation_id: str, round_number: int) -> str:
+    """The answer of a round in one side's conversation: its `round_number`-th assistant message."""
+    row = conn.execute(
+        "SELECT text FROM messages WHERE conversation_id = ? AND role = 'assistant' ORDER BY seq LIMIT 1 OFFSET ?",
+        (conversation_id, max(0, int(round_number) - 1)),
+    ).fetchone()
+    return "" if row is None else str(row["text"])
