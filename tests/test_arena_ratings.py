@@ -96,3 +96,21 @@ def test_leaderboard_excludes_revealed_blind_votes_and_rolls_up_models() -> None
     assert board.sides.win_rate[i][j] == pytest.approx(4 / 5)
     assert board.sides.win_rate[j][i] == pytest.approx(1 / 5)
     assert board.sides.games[i][j] == 5
+
+
+def test_style_control_takes_away_what_voters_gave_to_length_and_markdown() -> None:
+    """Voters here always prefer the longer answer with Markdown, whichever model wrote it: the plain
+    ratings reward the model that wrote it more often; with style controlled both are equal and the
+    length and Markdown features carry the preference."""
+    from playground.arena.style import Style, StyledVote, fit, styled_table
+
+    rich, plain = Style.of("# Answer\n- one\n- two\n**bold** " + "word " * 150), Style.of("Paris.")
+    votes = [StyledVote("often-rich", "often-plain", 1.0, rich, plain) for _ in range(15)]
+    votes += [StyledVote("often-rich", "often-plain", 0.0, plain, rich) for _ in range(5)]
+    styled, coefficients = styled_table(votes, rounds=20)
+    unstyled = fit([StyledVote(v.a, v.b, v.score_a, plain, plain) for v in votes])
+    gap_plain = unstyled.ratings["often-rich"] - unstyled.ratings["often-plain"]
+    gap_styled = abs(styled.ratings[0].rating - styled.ratings[1].rating)
+    assert gap_plain > 100 and gap_styled < gap_plain / 4, (gap_plain, gap_styled)
+    assert coefficients["length"] > 0 and coefficients["headers"] > 0
+    assert all(r.low <= r.rating <= r.high for r in styled.ratings) and styled.games[0][1] == 20

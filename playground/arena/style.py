@@ -6,7 +6,7 @@ Markdown. Each vote's outcome is modelled as
 
 with the features f: the answer's length in characters, its Markdown headers, list items and bold
 spans. theta are the ratings with style controlled (shown on the Elo scale), gamma what each feature
-was worth to the voters. Fitted by Newton's method with a small L2 prior (which keeps it finite with few
+was worth to the voters. Fitted by Newton's method with small L2 priors (which keep it finite with few
 votes); ties count half a win to each side.
 """
 
@@ -26,7 +26,8 @@ FEATURES = ("length", "headers", "list items", "bold")
 _HEADER = re.compile(r"^\s{0,3}#{1,6}\s", re.M)
 _LIST = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s", re.M)
 _BOLD = re.compile(r"\*\*[^*\n]+\*\*|__[^_\n]+__")
-PRIOR = 1.0  # L2 weight on every coefficient
+PRIOR = 1.0  # L2 weight on each rating (keeps them finite with few votes)
+STYLE_PRIOR = 0.05  # and on each style coefficient (weaker: a consistent style preference shows fully)
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,11 @@ def fit(votes: Sequence[StyledVote], *, iterations: int = 50) -> StyleControlled
         return StyleControlled({}, {})
     x, y, w = _design(votes, names)
     beta = np.zeros(x.shape[1])
+    prior = np.array([PRIOR] * len(names) + [STYLE_PRIOR] * len(FEATURES))
     for _ in range(iterations):
         p = 1.0 / (1.0 + np.exp(-(x @ beta)))
-        gradient = x.T @ (w * (y - p)) - PRIOR * beta
-        hessian = (x * (w * p * (1 - p))[:, None]).T @ x + PRIOR * np.eye(len(beta))
+        gradient = x.T @ (w * (y - p)) - prior * beta
+        hessian = (x * (w * p * (1 - p))[:, None]).T @ x + np.diag(prior)
         step = np.linalg.solve(hessian, gradient)
         beta += step
         if float(np.max(np.abs(step))) < 1e-10:

@@ -18,6 +18,16 @@ EXPECTED = {
         "conversation_b", "parameters_json", "created_utc", "mode", "round", "thread", "revealed",
     ],
     "votes": ["id", "battle_id", "owner", "vote", "created_utc"],
+    "eval_runs": [
+        "id", "owner", "status", "set_name", "set_hash", "items_json", "models_json", "options_json",
+        "judge_json", "created_utc", "updated_utc",
+    ],
+    "eval_models": ["run_id", "model", "facts_json"],
+    "eval_results": [
+        "run_id", "model", "item", "text", "finish_reason", "metrics_json", "verdict_json", "judge_json",
+        "created_utc",
+    ],
+    "eval_pairs": ["run_id", "item", "model_a", "model_b", "verdict", "detail_json"],
     "_migrations": ["name", "applied_utc"],
 }  # fmt: skip
 
@@ -39,6 +49,7 @@ def test_migrate_twice_is_idempotent() -> None:
         "m003_battles_votes",
         "m004_message_experts",
         "m005_arena_rounds",
+        "m006_eval_runs",
     ]
 
 
