@@ -20,6 +20,7 @@ from playground.arena.export import read_json
 from playground.arena.pairing import blind_pool
 from playground.context import AppContext
 from playground.history import HistoryStore, Vote, new_browser_id
+from playground.ui.arena_layout import BOARD_VIEWS
 from playground.ui.arena_tab import BLIND, DENSE_VS_MOE, NAMED, OUTPUT_NAMES, ArenaTab, preset_link
 from playground.ui.history_tab import BLIND_PREVIEW, HistoryTab
 from tests.support import QUESTION
@@ -151,12 +152,14 @@ def test_votes_persist_reload_and_move_the_leaderboard(tab: ArenaTab, ctx: AppCo
     before = tab.board_outputs()[2]
     updates = play(tab, owner)
     battle, rounds = out(updates[-1], "battle"), out(updates[-1], "rounds")
-    voted = tab.vote("b", owner, battle, rounds)
+    voted = tab.vote("b", owner, battle, rounds, board=(BOARD_VIEWS[0], True))  # style control on
     assert "Your vote: B is better" in out(voted, "notice")
     assert not out(voted, "vote_a").interactive
     ratings, win_rates, counts = voted[len(OUTPUT_NAMES) :]
     assert isinstance(ratings, pd.DataFrame) and {ONNX, HF} <= set(ratings["Name"])
     assert counts != before and ONNX in list(win_rates.columns)
+    assert "Style control on" in counts and "×" in counts, counts  # what length and Markdown were worth
+    assert "Style control" not in tab.board_outputs()[2]  # off by default
     again = tab.vote("a", owner, battle, out(voted, "rounds"))  # one vote a round
     assert "already has a vote" in out(again, "notice")
     reopened = HistoryStore(ctx.history.path)

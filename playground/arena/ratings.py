@@ -66,6 +66,7 @@ class Leaderboard:
     votes: int  # votes counted
     excluded: int  # blind votes left out because an answer named its model
     counts: dict[str, int] = field(default_factory=dict)  # votes by kind: a, b, tie, both_bad
+    style: dict[str, float] | None = None  # with style control: what each style feature was worth
 
 
 def outcomes_of(battles: Sequence[RatedBattle], key: Callable[[RatedBattle, str], str]) -> list[Outcome]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,7 +28,8 @@ from ..images import check_size
 from ..types import Message, Metrics, ModelSpec
 from .anonymise import RoundView, SideView, anonymise, revealed_sides
 from .pairing import SIDES, Pair, Side
-from .ratings import Leaderboard, leaderboard
+from .ratings import Leaderboard, leaderboard, model_key, side_key
+from .style import styled_table, styled_votes
 
 if TYPE_CHECKING:
     from ..context import AppContext
@@ -310,9 +311,16 @@ class ArenaService:
             return None
         return max(0, self.daily_votes - self.store.battles.votes_today(owner))
 
-    def leaderboard(self, *, rounds: int = 200, seed: int = 0) -> Leaderboard:
-        """Ratings from every visitor's votes (blind answers that named their model left out)."""
-        return leaderboard(self.store.battles.list_rated_battles(), rounds=rounds, seed=seed)
+    def leaderboard(self, *, style: bool = False, rounds: int = 200, seed: int = 0) -> Leaderboard:
+        """Ratings from every visitor's votes (blind answers that named their model left out); with
+        `style`, the ratings with the answers' length and Markdown held equal (arena/style.py)."""
+        board = leaderboard(self.store.battles.list_rated_battles(), rounds=rounds, seed=seed)
+        if not style:
+            return board
+        voted = self.store.battles.voted_answers()
+        sides, coefficients = styled_table(styled_votes(voted, side_key), rounds=rounds // 2, seed=seed)
+        models, _ = styled_table(styled_votes(voted, model_key), rounds=rounds // 2, seed=seed)
+        return replace(board, sides=sides, models=models, style=coefficients)
 
 
 def pane(side: str) -> str:

@@ -7,6 +7,7 @@ and "Model B" and metrics without labels.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -193,4 +194,18 @@ def counts_line(board: Leaderboard) -> str:
     line = f"**{board.votes}** votes counted ({kinds})."
     if board.excluded:
         line += f" {board.excluded} blind vote(s) left out: an answer named its model."
+    if board.style is not None:
+        line += " " + style_line(board.style)
     return line
+
+
+def style_line(coefficients: dict[str, float]) -> str:
+    """What each style feature was worth to the voters (the odds of winning, for an answer that has all
+    of it against one that has none), under style control."""
+    if not coefficients:
+        return "Style control: no votes to fit yet."
+    worth = ", ".join(f"{name} ×{math.exp(value):.2f}" for name, value in coefficients.items())
+    return (
+        "Style control on: ratings with answer length and Markdown held equal. What each was worth to "
+        f"voters (odds of winning with all of it against none): {worth}."
+    )

@@ -75,6 +75,7 @@ class Settings:
 @dataclass
 class Board:
     view: gr.Radio
+    style: gr.Checkbox
     counts: gr.Markdown
     ratings: gr.Dataframe
     win_rates: gr.Dataframe
@@ -83,6 +84,10 @@ class Board:
     @property
     def outputs(self) -> list[Any]:
         return [self.ratings, self.win_rates, self.counts]
+
+    @property
+    def inputs(self) -> list[Any]:
+        return [self.view, self.style]
 
 
 @dataclass
@@ -230,9 +235,15 @@ class ArenaLayout:
     def render_board(self) -> Board:
         ctx = self.tab.ctx
         with gr.Accordion("Leaderboard", open=True):
-            view = gr.Radio(
-                list(BOARD_VIEWS), value=BOARD_VIEWS[0], show_label=False, elem_id="arena-board-view"
-            )
+            with gr.Row():
+                view = gr.Radio(
+                    list(BOARD_VIEWS), value=BOARD_VIEWS[0], show_label=False, elem_id="arena-board-view"
+                )
+                style = gr.Checkbox(
+                    label="Style control",
+                    info="Hold answer length and Markdown equal, as LMArena does: who wins on content alone",
+                    elem_id="arena-board-style",
+                )
             first = self.tab.board_outputs()
             kept = sync.reset_notice(bool(ctx.settings.space_id), ctx.arena_sync is not None)
             if kept:  # on a Space without PLAYGROUND_DATASET
@@ -243,7 +254,7 @@ class ArenaLayout:
                 first[1], interactive=False, label="Win rate (row against column)", elem_id="arena-win-rates"
             )
             refresh = gr.Button("Refresh", size="sm", elem_id="arena-board-refresh")
-        return Board(view, counts, ratings, win_rates, refresh)
+        return Board(view, style, counts, ratings, win_rates, refresh)
 
     def render_export(self) -> Export:
         with gr.Accordion("Export this battle (with the code that repeats each side)", open=False):
@@ -294,13 +305,13 @@ class ArenaLayout:
         tab, choice, board, export = self.tab, parts.choice, parts.board, parts.export
         for (key, _), button in zip(VOTES, parts.votes, strict=True):
             button.click(
-                lambda o, b, r, k=key: tab.vote(k, o, b, r),
-                [owner, parts.battle, parts.rounds],
+                lambda o, b, r, v, s, k=key: tab.vote(k, o, b, r, board=(v, s)),
+                [owner, parts.battle, parts.rounds, *board.inputs],
                 [*parts.outputs, *board.outputs],
                 **PRIVATE,
             )
-        board.view.change(tab.board_outputs, board.view, board.outputs, **PRIVATE)
-        board.refresh.click(tab.board_outputs, board.view, board.outputs, **PRIVATE)
+        for changed in (board.view.change, board.style.change, board.refresh.click):
+            changed(tab.board_outputs, board.inputs, board.outputs, **PRIVATE)
         for kind, button in (("md", export.markdown), ("json", export.json)):
             button.click(
                 lambda o, b, k=kind: tab.export(k, o, b),

@@ -285,9 +285,15 @@ class ArenaTab:
     # The vote, the leaderboard, the export
 
     def vote(
-        self, choice: str, owner_value: Any, battle_id: str | None, rounds: list[RoundDict]
+        self,
+        choice: str,
+        owner_value: Any,
+        battle_id: str | None,
+        rounds: list[RoundDict],
+        board: tuple[str, bool] = (BOARD_VIEWS[0], False),
     ) -> tuple[Any, ...]:
-        """Record the vote, reveal the names (every round of the battle), refresh the leaderboard."""
+        """Record the vote, reveal the names (every round of the battle), refresh the leaderboard (as
+        its view and style switch are set: `board`)."""
         try:
             owner = check_owner_id(owner_value)
             if not battle_id or not rounds:
@@ -297,7 +303,7 @@ class ArenaTab:
         except PlaygroundError as exc:
             return (
                 *self.screen(battle_id, rounds, notice=f"⚠ {exc}", keep_prompt=True),
-                *self.board_outputs(),
+                *self.board_outputs(*board),
             )
         notice = show.reveal_text(voted)
         left = self.arena.votes_left(owner)
@@ -305,11 +311,11 @@ class ArenaTab:
             notice += f" You have {left} vote(s) left today."
         return (
             *self.screen(battle_id, rounds, notice=notice, chart=True, keep_prompt=True),
-            *self.board_outputs(),
+            *self.board_outputs(*board),
         )
 
-    def board_outputs(self, view: str = BOARD_VIEWS[0]) -> tuple[Any, ...]:
-        board = self.arena.leaderboard()
+    def board_outputs(self, view: str = BOARD_VIEWS[0], style: bool = False) -> tuple[Any, ...]:
+        board = self.arena.leaderboard(style=bool(style))
         table = board.models if view == BOARD_VIEWS[1] else board.sides
         return show.ratings_frame(table), show.win_rate_frame(table), show.counts_line(board)
 
