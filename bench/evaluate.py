@@ -97,6 +97,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             "| Path | Total | Of raw |",
             "|---|---:|---:|",
             *rows,
+            "",
+            "Each run (raw engine / Evaluate, s): "
+            + "; ".join(
+                f"{r:.2f} / {e:.2f} ({100 * e / r:.0f}%)"
+                for r, e in zip(times["raw engine"], times["Evaluate"], strict=True)
+            )
+            + ".",
         ]
     )
     print(markdown)
