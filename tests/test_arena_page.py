@@ -14,6 +14,7 @@ import httpx
 
 from playground.arena.anonymise import identity_words
 from playground.context import AppContext
+from playground.ui.arena_layout import BOARD_VIEWS
 from playground.ui.arena_tab import BLIND
 from tests.support import QUESTION
 
@@ -100,6 +101,6 @@ def test_a_blind_round_names_nobody_in_the_raw_payloads_before_the_vote(
     # The vote reveals the names in the next payload (the check above can see them).
     vote = page.dependency((page.component("arena-vote-b"), "click"))
     page.raw.clear()
-    assert page.call(vote, [None, None, None])[-1].get("success")
+    assert page.call(vote, [None, None, None, BOARD_VIEWS[0], False])[-1].get("success")
     revealed = "\n".join(page.raw)
     assert ONNX in revealed and HF in revealed

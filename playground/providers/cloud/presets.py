@@ -147,7 +147,6 @@ def azure_ai(env: Mapping[str, str]) -> EndpointSpec | None:
         api_key_env="AZURE_AI_CHAT_KEY",
         models=_names(env.get("PLAYGROUND_AZURE_AI_DEPLOYMENTS", "")),
         catalog_source="azure",
-        usage_in_stream=False,
         note=f"The azure-ai-inference SDK was retired on {AZURE_AI_INFERENCE_RETIRED}; "
         "prefer AZURE_OPENAI_ENDPOINT (the openai SDK) where the deployment supports it.",
     )
