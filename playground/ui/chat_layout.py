@@ -292,6 +292,8 @@ class ChatLayout:
                 actions.meter,
                 chat.notice,
                 *chat.shows,
+                question,
+                state.editing,
             ],
             **PRIVATE,
         }
