@@ -199,7 +199,7 @@ def error_context(
     return ErrorContext(
         provider=endpoint.name,
         label=endpoint.title,
-        url=endpoint.display_url,
+        url=endpoint.public_url,
         model=model,
         key_env=endpoint.api_key_env,
         visitor_key=connection.visitor_key,
@@ -211,7 +211,7 @@ def error_context(
         unreachable_hint="is `ollama serve` running?"
         if endpoint.kind == "ollama"
         else "is the server running?",
-        secrets=tuple(s for s in (connection.key, *connection.header_secrets) if s),
+        secrets=tuple(s for s in (connection.key, *connection.header_secrets, *endpoint.url_secrets) if s),
         available=connection.available,
     )
 
