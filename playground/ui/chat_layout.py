@@ -364,6 +364,8 @@ class ChatLayout:
         if region.config.images:
             described.append(side.num_crops)
         side.model.change(region.describe_model, side.model, described, queue=False, **PRIVATE)
+        side.model.change(region.forget_code, None, views.code, queue=False, **PRIVATE)  # never stale
+        actions.new.click(region.forget_code, None, views.code, queue=False, **PRIVATE)
         if side.extra:
             side.model.change(region.describe_extra, side.model, side.extra, queue=False, **PRIVATE)
         side.presets.change(region.preset, side.presets, side.system, queue=False, **PRIVATE)

@@ -22,7 +22,7 @@ from typing import Any
 import gradio as gr
 
 from ..answers import Recording, Request
-from ..codegen import snippet
+from ..codegen import code_for
 from ..context import AppContext
 from ..errors import HistoryFullError, PlaygroundError
 from ..history import check_owner_id
@@ -214,18 +214,21 @@ class ChatRegion:
     def get_code(
         self, conversation: list[Turn], pending: Box, model_id: str, system_prompt: str, *values: Any
     ) -> gr.Code:
-        """A runnable script, in the provider's own SDK, that sends this conversation with these settings."""
+        """A runnable script, in the provider's own SDK, that sends the request of the answer on screen
+        (or of the question typed in the box) with these settings."""
         turns = with_pending(conversation, pending)
         try:
-            spec = self.ctx.registry.resolve(model_id)
-            options = widgets.options_from(*values)
-            model_dir = self.ctx.registry.folder(spec)
-            language, code = snippet(
-                spec, render.to_messages(turns, system_prompt), options, model_dir=model_dir
+            request = Request(
+                model_id, render.to_messages(turns, system_prompt), widgets.options_from(*values)
             )
+            language, code = code_for(self.ctx.registry, request)
         except PlaygroundError as exc:
             return gr.Code(f"# {exc}", language="python")
         return gr.Code(code, language=language)  # type: ignore[arg-type]
+
+    def forget_code(self) -> str:
+        """Empty the Get code box (another model, a new conversation): it never shows a stale script."""
+        return ""
 
     # Small actions
 
