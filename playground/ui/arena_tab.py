@@ -132,12 +132,14 @@ class ArenaTab:
             owner = check_owner_id(owner_value)
             if prompt.strip():
                 yield self.screen(battle_id, rounds, notice=PREPARING, keep_prompt=True)
-            if battle_id and rounds:
-                round_ = await asyncio.to_thread(self.arena.next_round, owner, battle_id, prompt)
+            if preset and mode != BLIND:  # a not-ready preset runs nothing (not the pair shown before it)
+                preset_pair(self.ctx.registry, preset)
+            sides = self.sides(pane_a, pane_b if not same else pane_a)
+            pair = self.pair(mode, preset, model_a, model_b, sides)
+            if rounds and self.arena.continues(owner, battle_id, pair):
+                round_ = await asyncio.to_thread(self.arena.next_round, owner, str(battle_id), prompt)
             else:  # a new battle: nothing of the one before stays (Export must not find it)
                 battle_id, rounds = None, []
-                sides = self.sides(pane_a, pane_b if not same else pane_a)
-                pair = self.pair(mode, preset, model_a, model_b, sides)
                 if pair.mode == "blind":
                     blind_specs = {
                         n: self.ctx.registry.resolve(s.model) for n, s in (("a", pair.a), ("b", pair.b))
