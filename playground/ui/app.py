@@ -20,6 +20,7 @@ from ..public.privacy import privacy_notice
 from ..settings import Limits, Settings
 from ..types import Capability
 from ..vision_examples import IMAGES_DIR
+from . import styles
 from .arena_layout import ArenaUI
 from .arena_tab import ArenaTab
 from .chat_region import RegionUI
@@ -39,7 +40,8 @@ INTRO = (
     "SmolLM2 — on local engines (ONNX Runtime GenAI, transformers) and servers. Every answer shows its "
     "time to first token and decode speed."
 )
-CSS = """
+CSS = (
+    """
 .chat-notice { font-size: 0.9em; }
 #moe-map table { border-collapse: collapse; font-size: 11px; line-height: 1.1; }
 #moe-map th, #moe-map td { border: 1px solid #fff; padding: 1px 4px; text-align: center; white-space: nowrap; }
@@ -49,6 +51,8 @@ CSS = """
 #moe-map p { margin: 0 0 4px 0; font-size: 0.85em; }
 #vision-chat [data-testid="user"] img { max-height: 96px; width: auto; }
 """
+    + styles.CSS
+)  # the lesson's tables, map and paragraphs (styles.py)
 BROWSER_COPY_KEY = "slm-playground-history-copy"
 
 
@@ -83,8 +87,8 @@ def build_app(ctx: AppContext, key: IdentityKey | None = None) -> gr.Blocks:
                 evaluate = EvaluateTab(ctx).build(owner)
             with gr.Tab("History", id="history"):
                 kept = history.build(owner, tabs)
-            with gr.Tab("Models", id="models"):
-                ModelsTab(ctx).build()
+            with gr.Tab("Models", id="models") as models_page:
+                ModelsTab(ctx).build(models_page)
             with gr.Tab("Providers", id="providers"):
                 listed = providers.build()
         with gr.Accordion("Privacy: what is stored, and for how long", open=False, elem_id="privacy"):

@@ -319,7 +319,7 @@ class ArenaTab:
     def board_outputs(self, view: str = BOARD_VIEWS[0], style: bool = False) -> tuple[Any, ...]:
         board = self.arena.leaderboard(style=bool(style))
         table = board.models if view == BOARD_VIEWS[1] else board.sides
-        return show.ratings_frame(table), show.win_rate_frame(table), show.counts_line(board)
+        return show.ratings_frame(table), show.win_rate_frame(table), show.counts_line(board, table)
 
     def export(self, kind: str, owner_value: Any, battle_id: str | None) -> tuple[Any, str]:
         """The open battle as a Markdown or JSON file, with the code that repeats each side."""

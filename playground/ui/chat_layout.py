@@ -9,6 +9,7 @@ The handlers are the region's (chat_region.py); a tab adds to the layout through
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -313,8 +314,21 @@ class ChatLayout:
             ).then(**answer),
         ]
         composer.stop.click(region.stop, None, None, queue=False, **PRIVATE)
+        self.wire_refused(parts, answered[:2])
         self.wire_tools(parts)
         return answered
+
+    def wire_refused(self, parts: ChatParts, asked: Sequence[Any]) -> None:
+        """After a question's answer: a question refused before any answer goes back to the box."""
+        question, state = parts.composer.question, parts.state
+        for event in asked:
+            event.then(
+                self.region.restore_refused,
+                [question, state.conversation],
+                [question, state.conversation, parts.chat.chatbot],
+                queue=False,
+                **PRIVATE,
+            )
 
     def wire_tools(self, parts: ChatParts) -> None:
         """Everything around the answer: edit, new, show prompt, get code, the key, the model's card."""
