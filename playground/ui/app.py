@@ -27,6 +27,7 @@ from .chat_region import RegionUI
 from .evaluate_tab import EvaluateTab
 from .history_tab import HistoryTab, VisitorIdentity
 from .instruct import InstructTab
+from .lesson_view import render_lesson
 from .models_tab import ModelsTab
 from .moe_tab import MoeTab
 from .providers_tab import ProvidersTab
@@ -75,13 +76,17 @@ def build_app(ctx: AppContext, key: IdentityKey | None = None) -> gr.Blocks:
         history, providers, instruct_tab = HistoryTab(ctx), ProvidersTab(ctx), InstructTab(ctx)
         with gr.Tabs() as tabs:
             with gr.Tab("Instruct", id="instruct"):
+                render_lesson(ctx, "instruct")
                 instruct = instruct_tab.build(owner)
             with gr.Tab("Vision", id="vision"):
+                render_lesson(ctx, "vision")
                 vision = VisionTab(ctx).build(owner)
             with gr.Tab("MoE", id="moe"):
+                render_lesson(ctx, "moe")
                 moe = MoeTab(ctx).build(owner)
             regions = [instruct, vision, moe]
             with gr.Tab("Arena", id="arena"):
+                render_lesson(ctx, "arena")
                 arena = ArenaTab(ctx).build(owner)
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluate = EvaluateTab(ctx).build(owner)
