@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from .arena.pairing import PRESETS, Preset
 from .catalog import CatalogEntry, load_catalog
+from .providers_service import BUILT_IN
 from .registry import Registry
 from .types import ENGINE_LABELS
 
@@ -30,19 +31,20 @@ def _entry(key: str) -> CatalogEntry | None:
 
 
 def _way(entry: CatalogEntry, provider: str, source: dict[str, object]) -> str:
+    """One way to get the model ready on this source: by what the source holds (a download's size, an
+    Ollama tag), else what enables its provider (providers_service.BUILT_IN)."""
     engine = ENGINE_LABELS.get(provider, provider)
-    if provider in ("onnx", "transformers"):
+    if "size_gb" in source:
         size = entry.size_bytes(provider) / 1e9
         return (
             f"download {size:.1f} GB here for {engine} (the Models tab, or "
             f"`python -m playground download {entry.key}@{provider}`)"
         )
-    if provider == "ollama":
-        return f"`ollama pull {source.get('tag')}` with Ollama running"
-    if provider == "nvidia":
-        return "a key for NVIDIA NIM (set NVIDIA_API_KEY; build.nvidia.com)"
-    if provider == "github":
-        return "a GitHub token for GitHub Models (set PLAYGROUND_GITHUB_MODELS=1 and GITHUB_TOKEN)"
+    if "tag" in source:
+        return f"`ollama pull {source['tag']}` with {engine} running"
+    enable = {name: text for name, _, _, _, text in BUILT_IN}.get(provider)
+    if enable:
+        return f"{engine}: {enable.rstrip('.')}"
     return f"{engine} configured (docs/providers.md)"
 
 

@@ -30,7 +30,7 @@ def test_a_comparison_that_cannot_run_here_lists_every_model_it_needs(ctx: AppCo
     assert set(needs) == {"Phi-3.5-mini-instruct", "Phi-3.5-MoE-instruct"}, "every model, not the first"
     mini, moe = (" ".join(needs[name].ways) for name in ("Phi-3.5-mini-instruct", "Phi-3.5-MoE-instruct"))
     assert "download 2.4 GB here for ONNX Runtime GenAI" in mini and "ollama pull phi3.5" in mini
-    assert "download 83.8 GB here for transformers" in moe and "NVIDIA_API_KEY" in moe
+    assert "download 83.8 GB here for transformers" in moe and "NVIDIA NIM: Set NVIDIA_API_KEY" in moe
     assert model_need(ctx.registry, "smollm2-135m-instruct") is None
     problem = preset_problem(ctx.registry, DENSE_VS_MOE)
     assert problem is not None and "2.4 GB" in problem and "83.8 GB" in problem
