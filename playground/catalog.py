@@ -61,6 +61,7 @@ class CatalogEntry:
     description: str = ""
     experts: int = 0
     experts_active: int = 0
+    hub_repo: str = ""  # the model's Hugging Face repo, for a script run elsewhere (Get code)
     sources: dict[str, dict[str, object]] = field(default_factory=dict, hash=False)
     sampling: Sampling | None = None
 
@@ -92,6 +93,7 @@ def load_catalog(path: Path = CATALOG_PATH) -> list[CatalogEntry]:
                     description=raw.get("description", ""),
                     experts=int(raw.get("experts", 0)),
                     experts_active=int(raw.get("experts_active", 0)),
+                    hub_repo=str(raw.get("hub_repo", "")),
                     sources=dict(raw.get("sources", {})),
                     sampling=Sampling.parse(raw["sampling"]) if "sampling" in raw else None,
                 )

@@ -1,4 +1,4 @@
-"""The command line: `python -m playground models|chat|compare|convert|download|local|prepare|serve|space`."""
+"""The command line: `python -m playground models|chat|code|compare|convert|download|local|prepare|serve|space`."""
 
 from __future__ import annotations
 
@@ -94,10 +94,10 @@ def _row_json(spec, availability) -> dict[str, object]:  # type: ignore[no-untyp
     }
 
 
-def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+def _request(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The one question `chat` asks and `code` writes the script for."""
     from .answers import Request
 
-    ctx = _context(settings)
     options = GenerationOptions.parse(
         temperature=args.temperature,
         top_p=args.top_p,
@@ -110,7 +110,25 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     )
     messages = [Message("system", args.system)] if args.system else []
     messages.append(Message("user", args.prompt, images=tuple(str(Path(i).resolve()) for i in args.image)))
-    answer = ctx.answers.ask(Request(args.model, messages, options, provider=args.provider))
+    return Request(args.model, messages, options, provider=args.provider)
+
+
+def cmd_code(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the script the page's Get code writes for this one question."""
+    from .codegen import code_for
+
+    ctx = _context(settings)
+    try:
+        _, code = code_for(ctx.registry, _request(args))
+    finally:
+        ctx.close()
+    print(code, end="")
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    ctx = _context(settings)
+    answer = ctx.answers.ask(_request(args))
     result = _draw(answer, echo=not args.json)
     ctx.close()
     if result.error:
@@ -333,6 +351,16 @@ def _add_models(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
 def _add_chat(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     chat = sub.add_parser("chat", help="stream one answer to stdout")
+    _question_args(chat)
+    chat.add_argument("--json", action="store_true", help="print one JSON object with text and metrics")
+    chat.set_defaults(handler=cmd_chat)
+    code = sub.add_parser("code", help="print the script Get code gives for one question (chat's options)")
+    _question_args(code)
+    code.set_defaults(handler=cmd_code)
+
+
+def _question_args(chat: argparse.ArgumentParser) -> None:
+    """The arguments of one question to one model: `chat` and `code` take the same."""
     chat.add_argument("prompt", type=text_arg)
     chat.add_argument(
         "-m", "--model", type=model_ref, default="smollm2-135m-instruct", help="model id, catalog key or path"
@@ -348,7 +376,6 @@ def _add_chat(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     chat.add_argument("--max-new-tokens", type=int)
     chat.add_argument("--stop", type=text_arg, action="append", help="a stop sequence (repeatable)")
     chat.add_argument("--seed", type=int)
-    chat.add_argument("--json", action="store_true", help="print one JSON object with text and metrics")
     chat.add_argument(
         "--image",
         action="append",
@@ -357,7 +384,6 @@ def _add_chat(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
         help="an image to ask about (repeatable; a vision model only: others refuse it)",
     )
     chat.add_argument("--num-crops", type=int, help="Phi-3/3.5-vision with transformers: crops per image")
-    chat.set_defaults(handler=cmd_chat)
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -16,8 +16,10 @@ import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .catalog import entry_for, sampling_for
+from .errors import PlaygroundError
 from .options import GenerationOptions
 from .providers.cloud.azure_inference import complete_request
 from .providers.cloud.openai_compat import KEYLESS, chat_request
@@ -25,6 +27,10 @@ from .providers.cloud.wire import MAX_STOPS
 from .providers.local.hf import sampling_kwargs
 from .providers.local.onnx import search_options
 from .types import Message, ModelSpec, Sdk
+
+if TYPE_CHECKING:
+    from .answers import Request
+    from .registry import Registry
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SAFE_WORD = re.compile(r"[A-Za-z0-9._/-]*")  # the only text a comment may quote (catalog repo names)
@@ -45,6 +51,33 @@ def snippet(
     if spec.sdk is Sdk.AZURE_AI_INFERENCE:
         return "python", _azure(spec, messages, options)
     return "python", _openai(spec, messages, options)
+
+
+EMPTY = (
+    "# The conversation is empty: ask a question (or type one in the box), then press the button again:\n"
+    "# Get code writes the script that sends that question with these settings.\n"
+)
+
+
+def code_for(registry: Registry, request: Request) -> tuple[str, str]:
+    """The script for the answer on screen: the request the page would send for it (the conversation up
+    to its last question, the model's sampling defaults where none is set), with where the model lies
+    here and how to get it elsewhere. The page's Get code and `python -m playground code` both call this."""
+    spec = registry.resolve(request.model, request.provider)
+    messages = list(request.messages)
+    while messages and messages[-1].role == "assistant":  # the answer on screen is what the script prints
+        messages.pop()
+    if not any(m.role == "user" for m in messages):
+        return "python", EMPTY
+    sampling = sampling_for(spec)
+    options = sampling.apply(request.options) if sampling is not None else request.options
+    model_dir: Path | None = None
+    if spec.local:
+        try:
+            model_dir = registry.folder(spec)
+        except PlaygroundError:  # not on this disk: the script says how to get it
+            model_dir = None
+    return snippet(spec, messages, options, model_dir=model_dir)
 
 
 # Literals ----------------------------------------------------------------------------------------------
@@ -286,12 +319,29 @@ def _azure(spec: ModelSpec, messages: Sequence[Message], options: GenerationOpti
 # Local engines: the options exactly as the engines pass them -----------------------------------------------
 
 
+def _hub_repo(spec: ModelSpec) -> str:
+    """The model's Hugging Face repo (the catalog's `hub_repo`, else its source's `repo`), if a plain name."""
+    entry = entry_for(spec)
+    repo = (entry.hub_repo if entry is not None else "") or str(spec.extra.get("repo", ""))
+    return repo if repo and _SAFE_WORD.fullmatch(repo) else ""
+
+
 def _download_hint(spec: ModelSpec) -> str:
-    """A comment saying how to fetch the model, only when every word of it is a plain catalog name."""
-    repo, subfolder = str(spec.extra.get("repo", "")), str(spec.extra.get("subfolder", ""))
-    if not repo or not _SAFE_WORD.fullmatch(repo) or not _SAFE_WORD.fullmatch(subfolder):
+    """Comments saying how to get the model on another machine, only in plain catalog names."""
+    repo, subfolder = _hub_repo(spec), str(spec.extra.get("subfolder", ""))
+    if not repo or not _SAFE_WORD.fullmatch(subfolder):
         return ""
-    return f"# Download it first: hf download {repo} --include '{subfolder}/*', then set MODEL_DIR.\n"
+    if spec.sdk is Sdk.TRANSFORMERS:
+        return (
+            f"# On another machine: set MODEL_DIR={repo} (its Hugging Face repo, downloaded on first use).\n"
+        )
+    if spec.extra.get("repo") and subfolder:
+        return f"# On another machine: hf download {repo} --include '{subfolder}/*', then set MODEL_DIR.\n"
+    return (
+        "# On another machine: `python -m playground prepare` builds this folder, or build it from the\n"
+        f"# Hugging Face repo: python -m onnxruntime_genai.models.builder -m {repo} -o FOLDER -p int4 -e cpu,\n"
+        "# then set MODEL_DIR=FOLDER.\n"
+    )
 
 
 def _onnx(
@@ -299,7 +349,7 @@ def _onnx(
 ) -> str:
     literal = _Literals()
     folder = str(model_dir or spec.extra.get("path") or "path/to/the/onnx/model/folder")
-    where = "" if model_dir or "path" in spec.extra else _download_hint(spec)
+    where = "" if "path" in spec.extra else _download_hint(spec)
     chat = [m.to_dict() for m in messages]
     stop = f"stop = {literal(list(options.stop))}\n"
     return (
@@ -347,17 +397,19 @@ def _transformers(
         path = Path(source)
         source, load = str(path.parent), {**load, "gguf_file": path.name}
     seed = f"torch.manual_seed({options.seed!r})\n" if options.seed is not None else ""
+    where = "" if "path" in spec.extra else _download_hint(spec)
     return (
         '"""Get code (SLM Playground): this conversation with transformers '
         '(pip install transformers torch)."""\n\n'
-        "import threading\n\nimport torch\n"
+        "import os\nimport threading\n\nimport torch\n"
         "from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer\n"
         f"{_PRINT_UNTIL_STOP}\n\n"
         "if torch.cuda.is_available():\n"
         '    device, dtype = "cuda", torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16\n'
         "else:\n"
         '    device, dtype = "cpu", torch.float32\n'
-        f"source = {literal(source)}\n"
+        f"{where}"
+        f'source = os.environ.get("MODEL_DIR", {literal(source)})\n'
         "tokenizer = AutoTokenizer.from_pretrained(\n"
         "    source,\n"
         f"{_kwargs(literal, load)}"

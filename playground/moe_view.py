@@ -73,10 +73,20 @@ def shown_token(text: str) -> str:
     return text.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥")
 
 
+def distinct(values: Sequence[float], least: int = 3, most: int = 6) -> list[str]:
+    """Values with the fewest decimals (from `least`) that tell different values apart: two weights
+    that differ never both read 1.000 while the colour says one is higher."""
+    for digits in range(least, most + 1):
+        shown = [f"{v:.{digits}f}" for v in values]
+        if len(set(shown)) == len(set(values)):
+            return shown
+    return [f"{v:.{most}f}" for v in values]
+
+
 def _hover(record: ExpertRecord, layer: int, route: LayerRoute) -> str:
+    weights, probs = distinct(route.weights), distinct(route.probs)
     choices = "; ".join(
-        f"expert {e}: weight {w:.3f}, p {p:.3f}"
-        for e, w, p in zip(route.experts, route.weights, route.probs, strict=False)
+        f"expert {e}: weight {w}, p {p}" for e, w, p in zip(route.experts, weights, probs, strict=False)
     )
     return f"token {record.index} {shown_token(record.token)!r} · layer {layer} · {choices}"
 

@@ -13,12 +13,34 @@ from dataclasses import dataclass
 from .providers.cloud import ProviderStatus, provider_statuses
 from .registry import Registry
 
-__all__ = ["ProviderStatus", "Refreshed", "SharedRefresh", "statuses"]
+__all__ = ["BUILT_IN", "ProviderStatus", "Refreshed", "SharedRefresh", "statuses"]
+
+
+# Every built-in provider: (name, label, kind, its key's variable, what enables it). A provider this
+# configuration does not enable is listed all the same, with what would enable it.
+BUILT_IN = (
+    ("openai-compatible", "OpenAI-compatible server", "openai", "OPENAI_API_KEY",
+     "Set OPENAI_BASE_URL (a vLLM, llama.cpp, LM Studio or transformers serve address; key optional)."),
+    ("nvidia", "NVIDIA NIM", "openai", "NVIDIA_API_KEY", "Set NVIDIA_API_KEY (build.nvidia.com)."),
+    ("azure-openai", "Azure OpenAI", "openai", "AZURE_OPENAI_API_KEY",
+     "Set AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_API_KEY and PLAYGROUND_AZURE_OPENAI_DEPLOYMENTS."),
+    ("ollama", "Ollama", "openai", None, "Start Ollama (OLLAMA_HOST, default localhost:11434)."),
+    ("github", "GitHub Models", "openai", "GITHUB_TOKEN",
+     "Set PLAYGROUND_GITHUB_MODELS=1 and GITHUB_TOKEN (a legacy endpoint, retired on 2026-07-30)."),
+    ("azure-ai", "Azure AI Foundry", "azure-ai", "AZURE_AI_CHAT_KEY",
+     "Set AZURE_AI_CHAT_ENDPOINT, AZURE_AI_CHAT_KEY and PLAYGROUND_AZURE_AI_DEPLOYMENTS."),
+)  # fmt: skip
 
 
 def statuses(registry: Registry, *, refresh: bool = False) -> list[ProviderStatus]:
-    """One status per provider, local engines included; `refresh` asks every endpoint for its models again."""
-    return provider_statuses(registry.providers.values(), refresh=refresh)
+    """One status per provider, local engines included, then each built-in provider this configuration
+    does not enable, with what enables it; `refresh` asks every endpoint for its models again."""
+    found = provider_statuses(registry.providers.values(), refresh=refresh)
+    present = {s.name for s in found}
+    for name, label, kind, key_env, enable in BUILT_IN:
+        if name not in present:
+            found.append(ProviderStatus(name, label, kind, "", key_env, False, False, None, (), note=enable))
+    return found
 
 
 @dataclass(frozen=True)

@@ -291,3 +291,29 @@ def test_a_new_battle_that_fails_to_start_forgets_the_one_before(tab: ArenaTab) 
     updates = play(tab, owner, battle=old, rounds=[], a="no-such-model")
     assert "Unknown model" in out(updates[-1], "notice")
     assert out(updates[-1], "battle") is None
+
+
+def test_a_round_runs_exactly_the_pickers_models_and_a_not_ready_preset_runs_nothing(
+    tab: ArenaTab, ctx: AppContext
+) -> None:
+    """The round state has one source: after a voted round, other pickers start their own battle (not a
+    round added to the old one), and a not-ready preset runs nothing, saying why."""
+    owner = new_browser_id()
+    first = play(tab, owner)
+    battle, rounds = out(first[-1], "battle"), out(first[-1], "rounds")
+    voted = tab.vote("a", owner, battle, rounds)
+
+    async def send(preset: str, a: str, b: str) -> list[Update]:
+        request = gr.Request(session_hash="pickers")
+        values = (owner, battle, out(voted, "rounds"), NAMED, preset, a, b, "And of Italy?", True)
+        return [u async for u in tab.play(request, *values, *PANE, *PANE)]
+
+    refused = run_loop(send(DENSE_VS_MOE, ONNX, HF))[-1]
+    assert "not ready" in out(refused, "notice") and out(refused, "rounds") == out(voted, "rounds")
+    assert len(ctx.history.battles.battle_rounds(owner, battle)) == 1, "nothing added to the voted round"
+    swapped = run_loop(send("", HF, ONNX))[-1]
+    new_rounds = out(swapped, "rounds")
+    assert len(new_rounds) == 1 and out(swapped, "battle") != battle, "a battle of its own"
+    stored = ctx.history.battles.get_battle(owner, out(swapped, "battle"))
+    assert (stored.model_a, stored.model_b) == (HF, ONNX), "exactly the pickers' models, on their sides"
+    assert not new_rounds[0].get("vote"), "a new round, open for its vote"

@@ -245,7 +245,7 @@ def test_engine_error_mid_stream_is_recorded_as_error(tmp_path: Path) -> None:
 
 def test_models_tab_lists_workers_and_unloads_them(tight: AppContext) -> None:
     from playground.models_service import ModelManager
-    from playground.ui.models_tab import loaded_rows, unload
+    from playground.ui.models_tab import current, loaded_rows, unload
 
     model = worker_model(tight, ONNX)
     pids = [w.pid for w in model.workers()]
@@ -253,11 +253,14 @@ def test_models_tab_lists_workers_and_unloads_them(tight: AppContext) -> None:
     row = next(r for r in rows if r[0] == ONNX)
     assert row[2] == "idle" and str(pids[0]) in row[4]
     assert f"of up to {model.max_workers}" in row[4]
-    message, rows = unload(tight, ONNX)
+    assert ONNX in current(tight)[-1].choices[0], "picked from the loaded models, not typed"
+    message, rows, picker = unload(tight, ONNX)
     assert message.startswith("⏏ Unloaded") and all(r[0] != ONNX for r in rows)
+    assert ONNX not in [c[0] for c in picker.choices]
     assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), 10)
-    message, _ = unload(tight, ONNX)
+    message, _, _ = unload(tight, ONNX)
     assert "is not loaded" in message
+    assert "Pick a loaded model" in unload(tight, None)[0]
 
 
 def test_the_page_is_told_when_a_model_is_loading(tmp_path: Path) -> None:

@@ -147,6 +147,26 @@ class ArenaService:
         battle = self.store.battles.add_round(owner, rounds[-1].id, prompt, images=refs, mode=mode)
         return self._prepare(owner, battle, self.specs(battle))
 
+    def continues(self, owner: str, battle_id: str | None, pair: Pair) -> bool:
+        """Whether "Send" goes on with the open battle (its next round, a new one after a vote): only
+        when that battle runs exactly the pair's two models on the same sides (a blind pair: while the
+        battle was blind). Otherwise the pair starts a battle of its own, so the page never runs a pair
+        other than the one it shows."""
+        if not battle_id:
+            return False
+        try:
+            battle = self.store.battles.get_battle(owner, battle_id)
+        except PlaygroundError:
+            return False
+        if pair.mode == "blind":
+            first = self.store.battles.battle_rounds(owner, battle.thread)[0]
+            return first.mode == "blind"
+        try:
+            ids = (self.chat.registry.resolve(pair.a.model).id, self.chat.registry.resolve(pair.b.model).id)
+        except PlaygroundError:
+            return False
+        return ids == (battle.model_a, battle.model_b)
+
     def _store_images(self, images: Sequence[str | Path]) -> list[str]:
         """The images' references in the store, each refused past the size limit before it is stored."""
         for path in images:

@@ -372,11 +372,27 @@ def _details(message: StoredMessage) -> str:
     """The parameters, metrics and finish reason of an answer, on one line."""
     parts: list[str] = []
     if message.parameters:
-        parts.append(", ".join(f"{k}={v}" for k, v in sorted(message.parameters.items())))
+        parts.append(parameters_text(message.parameters))
     parts += _metrics_md(message.metrics or {})
     if message.finish_reason is not None:
         parts.append(f"finish: {message.finish_reason}")
     return " · ".join(parts)
+
+
+def parameters_text(parameters: dict[str, Any]) -> str:
+    """`temperature 0.2, top_p 0.9, stop "###"`: the values set, in words (no None, no Python reprs)."""
+    parts = []
+    for name, value in sorted(parameters.items()):
+        if value is None or value == [] or value == ():
+            continue
+        if isinstance(value, list | tuple):
+            shown = ", ".join(json.dumps(str(v), ensure_ascii=False) for v in value)
+        elif isinstance(value, str):
+            shown = json.dumps(value, ensure_ascii=False)
+        else:
+            shown = str(value)
+        parts.append(f"{name} {shown}")
+    return ", ".join(parts)
 
 
 def _metrics_md(metrics: dict[str, object]) -> list[str]:

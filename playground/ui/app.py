@@ -20,12 +20,14 @@ from ..public.privacy import privacy_notice
 from ..settings import Limits, Settings
 from ..types import Capability
 from ..vision_examples import IMAGES_DIR
+from . import styles
 from .arena_layout import ArenaUI
 from .arena_tab import ArenaTab
 from .chat_region import RegionUI
 from .evaluate_tab import EvaluateTab
 from .history_tab import HistoryTab, VisitorIdentity
 from .instruct import InstructTab
+from .lesson_view import render_lesson
 from .models_tab import ModelsTab
 from .moe_tab import MoeTab
 from .providers_tab import ProvidersTab
@@ -39,7 +41,8 @@ INTRO = (
     "SmolLM2 — on local engines (ONNX Runtime GenAI, transformers) and servers. Every answer shows its "
     "time to first token and decode speed."
 )
-CSS = """
+CSS = (
+    """
 .chat-notice { font-size: 0.9em; }
 #moe-map table { border-collapse: collapse; font-size: 11px; line-height: 1.1; }
 #moe-map th, #moe-map td { border: 1px solid #fff; padding: 1px 4px; text-align: center; white-space: nowrap; }
@@ -49,6 +52,8 @@ CSS = """
 #moe-map p { margin: 0 0 4px 0; font-size: 0.85em; }
 #vision-chat [data-testid="user"] img { max-height: 96px; width: auto; }
 """
+    + styles.CSS
+)  # the lesson's tables, map and paragraphs (styles.py)
 BROWSER_COPY_KEY = "slm-playground-history-copy"
 
 
@@ -71,20 +76,24 @@ def build_app(ctx: AppContext, key: IdentityKey | None = None) -> gr.Blocks:
         history, providers, instruct_tab = HistoryTab(ctx), ProvidersTab(ctx), InstructTab(ctx)
         with gr.Tabs() as tabs:
             with gr.Tab("Instruct", id="instruct"):
+                render_lesson(ctx, "instruct")
                 instruct = instruct_tab.build(owner)
             with gr.Tab("Vision", id="vision"):
+                render_lesson(ctx, "vision")
                 vision = VisionTab(ctx).build(owner)
             with gr.Tab("MoE", id="moe"):
+                render_lesson(ctx, "moe")
                 moe = MoeTab(ctx).build(owner)
             regions = [instruct, vision, moe]
             with gr.Tab("Arena", id="arena"):
+                render_lesson(ctx, "arena")
                 arena = ArenaTab(ctx).build(owner)
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluate = EvaluateTab(ctx).build(owner)
             with gr.Tab("History", id="history"):
                 kept = history.build(owner, tabs)
-            with gr.Tab("Models", id="models"):
-                ModelsTab(ctx).build()
+            with gr.Tab("Models", id="models") as models_page:
+                ModelsTab(ctx).build(models_page)
             with gr.Tab("Providers", id="providers"):
                 listed = providers.build()
         with gr.Accordion("Privacy: what is stored, and for how long", open=False, elem_id="privacy"):

@@ -27,7 +27,8 @@ CHARTS = (
     ("ttft_s", "Time to first token (ms)", 1000.0),
     ("total_s", "Total time (s)", 1.0),
 )
-RATING_HEADERS = ["Rank", "Name", "Rating (BT)", "95% CI", "Elo", "Games", "Wins"]
+RATING_HEADERS = ["Rank", "Name", "Rating", "95% interval", "Games", "Wins"]
+MIN_GAMES_FOR_INTERVAL = 5  # under this, a bootstrap interval says nothing: none is shown
 VOTE_WORDS = {"a": "A is better", "b": "B is better", "tie": "a tie", "both_bad": "both are bad"}
 
 
@@ -162,13 +163,15 @@ def reveal_text(round_: RoundDict) -> str:
 
 
 def ratings_frame(table: Table) -> pd.DataFrame:
+    """One scale (Bradley–Terry, 1000 the average side); the interval only from 5 games."""
     rows = [
         [
             rank,
             r.name,
             round(r.rating),
-            f"{r.low:.0f} – {r.high:.0f}",
-            round(r.elo),
+            f"{r.low:.0f} – {r.high:.0f}"
+            if r.games >= MIN_GAMES_FOR_INTERVAL
+            else f"— (under {MIN_GAMES_FOR_INTERVAL} games)",
             r.games,
             r.wins,
         ]
@@ -189,11 +192,19 @@ def win_rate_frame(table: Table) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["vs →", *table.names])
 
 
-def counts_line(board: Leaderboard) -> str:
+def plural(count: int, word: str) -> str:
+    """`1 vote`, `2 votes`."""
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def counts_line(board: Leaderboard, table: Table | None = None) -> str:
+    """The votes behind the table shown; a per-model table leaves out a model against itself."""
     kinds = ", ".join(f"{VOTE_WORDS.get(k, k)}: {n}" for k, n in board.counts.items())
-    line = f"**{board.votes}** votes counted ({kinds})."
+    line = f"**{plural(board.votes, 'vote')}** counted" + (f" ({kinds})." if kinds else ".")
+    if table is not None and board.votes and not table.ratings:
+        line += " None of them is between two different models: this view rates models, not engines."
     if board.excluded:
-        line += f" {board.excluded} blind vote(s) left out: an answer named its model."
+        line += f" {plural(board.excluded, 'blind vote')} left out: an answer named its model."
     if board.style is not None:
         line += " " + style_line(board.style)
     return line

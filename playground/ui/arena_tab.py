@@ -27,8 +27,9 @@ from ..arena.export import export_battle, to_json, to_markdown
 from ..arena.pairing import PRESETS, Pair, Side, blind, preset_pair, preset_states
 from ..arena.service import ArenaService, Round, pane
 from ..context import AppContext
-from ..errors import HistoryError, PlaygroundError
+from ..errors import HistoryError, ModelUnavailableError, PlaygroundError
 from ..history import check_owner_id
+from ..needs import preset_problem, problem_with_alternatives
 from ..text import valid_text
 from ..types import ModelSpec
 from . import arena_display as show
@@ -84,10 +85,11 @@ class ArenaTab:
         if not key:
             return gr.update(), gr.update(), ""
         preset = next(p for p in PRESETS if p.key == key)
+        problem = preset_problem(self.ctx.registry, key)
         try:
             pair = preset_pair(self.ctx.registry, key)
         except PlaygroundError as exc:
-            return gr.update(), gr.update(), f"⛔ **{preset.title}** is not ready: {exc}"
+            return gr.update(), gr.update(), problem_with_alternatives(self.ctx.registry, problem or str(exc))
         return pair.a.model, pair.b.model, f"**{preset.title}**: {preset.note}"
 
     def open_link(self, request: gr.Request) -> tuple[Any, ...]:
@@ -132,12 +134,15 @@ class ArenaTab:
             owner = check_owner_id(owner_value)
             if prompt.strip():
                 yield self.screen(battle_id, rounds, notice=PREPARING, keep_prompt=True)
-            if battle_id and rounds:
-                round_ = await asyncio.to_thread(self.arena.next_round, owner, battle_id, prompt)
+            problem = preset_problem(self.ctx.registry, preset) if preset and mode != BLIND else None
+            if problem:  # a not-ready preset runs nothing (not the pair shown before it)
+                raise ModelUnavailableError(problem)
+            sides = self.sides(pane_a, pane_b if not same else pane_a)
+            pair = self.pair(mode, preset, model_a, model_b, sides)
+            if rounds and self.arena.continues(owner, battle_id, pair):
+                round_ = await asyncio.to_thread(self.arena.next_round, owner, str(battle_id), prompt)
             else:  # a new battle: nothing of the one before stays (Export must not find it)
                 battle_id, rounds = None, []
-                sides = self.sides(pane_a, pane_b if not same else pane_a)
-                pair = self.pair(mode, preset, model_a, model_b, sides)
                 if pair.mode == "blind":
                     blind_specs = {
                         n: self.ctx.registry.resolve(s.model) for n, s in (("a", pair.a), ("b", pair.b))
@@ -317,7 +322,7 @@ class ArenaTab:
     def board_outputs(self, view: str = BOARD_VIEWS[0], style: bool = False) -> tuple[Any, ...]:
         board = self.arena.leaderboard(style=bool(style))
         table = board.models if view == BOARD_VIEWS[1] else board.sides
-        return show.ratings_frame(table), show.win_rate_frame(table), show.counts_line(board)
+        return show.ratings_frame(table), show.win_rate_frame(table), show.counts_line(board, table)
 
     def export(self, kind: str, owner_value: Any, battle_id: str | None) -> tuple[Any, str]:
         """The open battle as a Markdown or JSON file, with the code that repeats each side."""

@@ -9,6 +9,7 @@ The handlers are the region's (chat_region.py); a tab adds to the layout through
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,7 @@ class Views:
     code: gr.Code
     prompt_box: gr.Accordion
     prompt: gr.Code
+    prompt_shown: gr.State  # whether the prompt view is open (it is refreshed only then)
 
 
 @dataclass
@@ -209,9 +211,11 @@ class ChatLayout:
         with gr.Accordion("Get code", open=False):
             button = gr.Button("Write the code for this request", size="sm", elem_id=f"{p}-get-code")
             code = gr.Code(language="python", elem_id=f"{p}-code", interactive=False)
-        with gr.Accordion("Prompt as the engine receives it", open=False) as prompt_box:
+        with gr.Accordion(
+            "Prompt as the engine receives it", open=False, elem_id=f"{p}-prompt-box"
+        ) as prompt_box:
             prompt = gr.Code(language=None, elem_id=f"{p}-prompt", interactive=False)
-        return Views(button, code, prompt_box, prompt)
+        return Views(button, code, prompt_box, prompt, gr.State(False))
 
     def render_side(self) -> SidePanel:
         region, p = self.region, self.prefix
@@ -315,8 +319,36 @@ class ChatLayout:
             ).then(**answer),
         ]
         composer.stop.click(region.stop, None, None, queue=False, **PRIVATE)
+        self.wire_refused(parts, answered[:2])
+        self.wire_prompt(parts, answered)
         self.wire_tools(parts)
         return answered
+
+    def wire_refused(self, parts: ChatParts, asked: Sequence[Any]) -> None:
+        """After a question's answer: a question refused before any answer goes back to the box."""
+        question, state = parts.composer.question, parts.state
+        for event in asked:
+            event.then(
+                self.region.restore_refused,
+                [question, state.conversation],
+                [question, state.conversation, parts.chat.chatbot],
+                queue=False,
+                **PRIVATE,
+            )
+
+    def wire_prompt(self, parts: ChatParts, answered: Sequence[Any]) -> None:
+        """The prompt view: filled when opened (or by Show prompt), refreshed while open after a new
+        conversation, another model or an answer (prompt_view.py builds it)."""
+        region, views, side, state = self.region, parts.views, parts.side, parts.state
+        inputs = [state.conversation, parts.composer.question, side.model, side.system, *side.options]
+        shown = views.prompt_shown
+        parts.actions.show.click(
+            region.open_prompt, inputs, [views.prompt_box, shown, views.prompt], **PRIVATE
+        )
+        views.prompt_box.expand(region.expand_prompt, inputs, [shown, views.prompt], **PRIVATE)
+        views.prompt_box.collapse(region.collapse_prompt, None, shown, queue=False, **PRIVATE)
+        for event in (side.model.change, parts.actions.new.click, *(e.then for e in answered)):
+            event(region.refresh_prompt, [shown, *inputs], views.prompt, **PRIVATE)
 
     def wire_tools(self, parts: ChatParts) -> None:
         """Everything around the answer: edit, new, show prompt, get code, the key, the model's card."""
@@ -344,12 +376,6 @@ class ChatLayout:
             queue=False,
             **PRIVATE,
         )
-        actions.show.click(
-            region.show_prompt,
-            [state.conversation, question, side.model, side.system],
-            views.prompt,
-            **PRIVATE,
-        ).then(region.open_box, None, views.prompt_box, **PRIVATE)
         side.key_box.submit(
             region.set_key,
             [side.key_box, side.model, state.keys],
@@ -366,6 +392,8 @@ class ChatLayout:
         if region.config.images:
             described.append(side.num_crops)
         side.model.change(region.describe_model, side.model, described, queue=False, **PRIVATE)
+        side.model.change(region.forget_code, None, views.code, queue=False, **PRIVATE)  # never stale
+        actions.new.click(region.forget_code, None, views.code, queue=False, **PRIVATE)
         if side.extra:
             side.model.change(region.describe_extra, side.model, side.extra, queue=False, **PRIVATE)
         side.presets.change(region.preset, side.presets, side.system, queue=False, **PRIVATE)

@@ -10,6 +10,7 @@ import gradio as gr
 
 from ..answers import Event, Experts, Finished, Started, Text, Waiting
 from ..moe_view import pack
+from ..repetition import repetition_hint
 from ..text import valid_text
 from ..types import ExpertRecord
 from . import render
@@ -83,6 +84,7 @@ class AnswerView:
     refused: bool = False  # ended with an error before it started: nothing was kept
     prompt_tokens: int | None = None
     window: int = 0
+    penalty: float | None = None  # the repetition penalty the answer was sent with
 
     def take(self, event: Event) -> None:
         if isinstance(event, Text) and self.turn is not None:
@@ -111,6 +113,7 @@ class AnswerView:
         notice = " ".join(part for part in (self.unsaved, started.notice) if part)
         self.notice = render.safe_markdown(f"ℹ {notice}") if notice else ""
         self.prompt_tokens, self.window = started.prompt_tokens, spec.context_window
+        self.penalty = started.options.repetition_penalty
         self.meter = render.context_meter(started.prompt_tokens, spec.context_window)
 
     def finish(self, finished: Finished) -> None:
@@ -123,6 +126,9 @@ class AnswerView:
             self.notice = ""
         if self.turn is None:
             return
+        hint = "" if finished.error else repetition_hint(self.turn["content"], self.penalty)
+        if hint:
+            self.notice = " ".join(p for p in (self.notice, render.safe_markdown(f"ℹ {hint}")) if p)
         self.turn["metrics"] = finished.metrics.to_dict()
         self.turn["finish"] = str(finished.reason)
         if self.records:

@@ -21,15 +21,17 @@ from typing import Any
 import gradio as gr
 
 from ..answers import Recording, Request
-from ..codegen import snippet
+from ..codegen import code_for
 from ..context import AppContext
 from ..errors import HistoryFullError, PlaygroundError
 from ..history import check_owner_id
+from ..prompt_view import EMPTY as PROMPT_EMPTY
+from ..prompt_view import prompt_view
 from ..text import valid_text
 from ..types import Capability, ExpertRecord, ModelSpec
 from . import render, widgets
 from .chat_layout import ChatLayout
-from .chat_parts import AnswerView, Box, Chat, with_pending
+from .chat_parts import AnswerView, Box, Chat, box_parts, with_pending
 from .render import Turn, warn
 from .streaming import ThreadedStream
 
@@ -243,18 +245,29 @@ class ChatRegion:
     def get_code(
         self, conversation: list[Turn], pending: Box, model_id: str, system_prompt: str, *values: Any
     ) -> gr.Code:
-        """A runnable script, in the provider's own SDK, that sends this conversation with these settings."""
+        """A runnable script, in the provider's own SDK, that sends the request of the answer on screen
+        (or of the question typed in the box) with these settings."""
         turns = with_pending(conversation, pending)
         try:
-            spec = self.ctx.registry.resolve(model_id)
-            options = widgets.options_from(*values)
-            model_dir = self.ctx.registry.folder(spec)
-            language, code = snippet(
-                spec, render.to_messages(turns, system_prompt), options, model_dir=model_dir
+            request = Request(
+                model_id, render.to_messages(turns, system_prompt), widgets.options_from(*values)
             )
+            language, code = code_for(self.ctx.registry, request)
         except PlaygroundError as exc:
             return gr.Code(f"# {exc}", language="python")
         return gr.Code(code, language=language)  # type: ignore[arg-type]
+
+    def restore_refused(self, pending: Box, conversation: list[Turn]) -> tuple[Box, list[Turn], Chat]:
+        """After an answer's end: a question that got no answer at all (refused: a model not ready, say)
+        goes back to the box, so nothing typed is lost; the notice says why."""
+        if not conversation or conversation[-1]["role"] != "user" or box_parts(pending)[0].strip():
+            return pending, conversation, render.to_chatbot(conversation)
+        refused, kept = conversation[-1], conversation[:-1]
+        return self._box(refused["content"], refused.get("images") or []), kept, render.to_chatbot(kept)
+
+    def forget_code(self) -> str:
+        """Empty the Get code box (another model, a new conversation): it never shows a stale script."""
+        return ""
 
     # Small actions
 
@@ -292,16 +305,41 @@ class ChatRegion:
         """An empty chat: state, id, chat, meter, notice, editing, then the shows emptied."""
         return ([], None, [], "", "", False, *self.shown([]))
 
-    def show_prompt(self, conversation: list[Turn], pending: Box, model_id: str, system_prompt: str) -> str:
-        """The exact text the engine receives after the chat template, for the conversation so far."""
-        messages = render.to_messages(with_pending(conversation, pending), system_prompt)
-        if not messages:
-            return "(type a question first)"
+    def show_prompt(
+        self, conversation: list[Turn], pending: Box, model_id: str, system_prompt: str, *values: Any
+    ) -> str:
+        """The text the engine receives for the answer on screen (or the question in the box), after the
+        chat template, counted as the context meter counts it (prompt_view.py)."""
+        turns = with_pending(conversation, pending)
+        answer = turns[-1] if turns and turns[-1]["role"] == "assistant" else None
+        answer_tokens = ((answer or {}).get("metrics") or {}).get("completion_tokens")
         try:
-            prompt, tokens = self.ctx.chat.render_prompt(model_id, messages)
+            view = prompt_view(
+                self.ctx.chat,
+                model_id,
+                render.to_messages(turns, valid_text(system_prompt or "")),
+                widgets.options_from(*values),
+                answer_tokens if isinstance(answer_tokens, int) else None,
+            )
         except PlaygroundError as exc:
             return f"⚠ {exc}"
-        return f"{prompt}\n\n--- {tokens} tokens ---" if tokens is not None else prompt
+        return PROMPT_EMPTY if view is None else view.render()
+
+    def open_prompt(self, *inputs: Any) -> tuple[gr.Accordion, bool, str]:
+        """Show prompt: the view opened and filled."""
+        return gr.Accordion(open=True), True, self.show_prompt(*inputs)
+
+    def expand_prompt(self, *inputs: Any) -> tuple[bool, str]:
+        """The view opened by its header: filled at once."""
+        return True, self.show_prompt(*inputs)
+
+    def collapse_prompt(self) -> bool:
+        return False
+
+    def refresh_prompt(self, shown: bool, *inputs: Any) -> Any:
+        """The prompt view again (a new conversation, another model, a new answer) while it is open;
+        emptied while closed, so that it never shows a stale prompt (opening it fills it)."""
+        return self.show_prompt(*inputs) if shown else ""
 
     def describe_model(self, model_id: str) -> tuple[Any, ...]:
         """The card, the meter, the parameters set to the model's recommended sampling (and, where images
@@ -331,7 +369,3 @@ class ChatRegion:
 
     def preset(self, name: str | None) -> str:
         return self.ctx.prompts.system.get(name or "", "")
-
-    @staticmethod
-    def open_box() -> gr.Accordion:
-        return gr.Accordion(open=True)

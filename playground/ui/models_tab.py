@@ -65,13 +65,28 @@ def loaded_rows(manager: ModelManager) -> list[list[str]]:
     return rows
 
 
-def unload(ctx: AppContext, model_id: str) -> tuple[str, list[list[str]]]:
+def loaded_picker(manager: ModelManager) -> Any:
+    """The models loaded now, to pick one to unload."""
+    ids = [loaded.spec.id for loaded in manager.loaded()]
+    return gr.Dropdown(choices=ids, value=ids[0] if ids else None)
+
+
+def local_picker(manager: ModelManager) -> Any:
+    """The models on this disk, to pick one to delete."""
+    names = [m.name for m in manager.local()]
+    return gr.Dropdown(choices=names, value=None)
+
+
+def unload(ctx: AppContext, model_id: str | None) -> tuple[str, list[list[str]], Any]:
     manager = ModelManager(ctx)
-    try:
-        message = f"⏏ Unloaded {manager.unload(model_id)}: its processes ended and their memory is free."
-    except PlaygroundError as exc:
-        message = f"⚠ {exc}"
-    return message, loaded_rows(manager)
+    if not model_id:
+        message = "Pick a loaded model to unload (none is loaded now: ask one a question first)."
+    else:
+        try:
+            message = f"⏏ Unloaded {manager.unload(model_id)}: its processes ended and their memory is free."
+        except PlaygroundError as exc:
+            message = f"⚠ {exc}"
+    return message, loaded_rows(manager), loaded_picker(manager)
 
 
 def downloadable(ctx: AppContext) -> list[str]:
@@ -99,14 +114,24 @@ def download(
     return message, catalog_rows(ctx), local_rows(manager)
 
 
-def delete(ctx: AppContext, name: str) -> tuple[str, list[list[str]], list[list[str]]]:
+def delete(ctx: AppContext, name: str | None) -> tuple[str, list[list[str]], list[list[str]], Any]:
     manager = ModelManager(ctx)
-    try:
-        removed = manager.delete(name.strip())
-        message = f"🗑 Deleted {removed.name} ({human_size(removed.size_bytes)})"
-    except PlaygroundError as exc:
-        message = f"⚠ {exc}"
-    return message, catalog_rows(ctx), local_rows(manager)
+    if not name:
+        message = "Pick a model on this machine to delete."
+    else:
+        try:
+            removed = manager.delete(name.strip())
+            message = f"🗑 Deleted {removed.name} ({human_size(removed.size_bytes)})"
+        except PlaygroundError as exc:
+            message = f"⚠ {exc}"
+    return message, catalog_rows(ctx), local_rows(manager), local_picker(manager)
+
+
+def current(ctx: AppContext) -> tuple[Any, ...]:
+    """Everything the tab lists, as it is now (on opening the tab, and on Refresh)."""
+    manager = ModelManager(ctx)
+    lists = (catalog_rows(ctx), local_rows(manager), loaded_rows(manager), local_picker(manager))
+    return (*lists, loaded_picker(manager))
 
 
 def convert(
@@ -132,11 +157,21 @@ class ModelsTab:
         self.ctx = ctx
         self.manager = ModelManager(ctx)
 
-    def build(self) -> ModelsUI:
-        """Lay the tab out, then wire its events."""
+    def build(self, page: gr.Tab | None = None) -> ModelsUI:
+        """Lay the tab out, then wire its events; opening `page` (the tab) shows what is loaded now."""
         ui = ModelsUI(*self.render_catalog(), *self.render_loaded(), *self.render_local())
         self.wire(ui)
+        if page is not None:
+            page.select(self.current, None, self.listed(ui), api_visibility="private", queue=False)
         return ui
+
+    def current(self) -> tuple[Any, ...]:
+        """The lists as they are now (opening the tab, Refresh)."""
+        return current(self.ctx)
+
+    def listed(self, ui: ModelsUI) -> list[Any]:
+        outputs = [ui.catalog, ui.local, ui.loaded, ui.doomed]
+        return [*outputs, ui.unloading] if ui.unloading is not None else outputs
 
     def render_catalog(self) -> tuple[Any, ...]:
         ctx = self.ctx
@@ -148,7 +183,9 @@ class ModelsTab:
             "(`PLAYGROUND_PUBLIC_MODELS`), or else each model on its fastest engine here, within the memory "
             "budget, and the models of the configured endpoints."
         )
-        catalog = gr.Dataframe(catalog_rows(ctx), headers=CATALOG_HEADERS, interactive=False, wrap=True)
+        catalog = gr.Dataframe(
+            catalog_rows(ctx), headers=CATALOG_HEADERS, interactive=False, wrap=True, elem_id="models-catalog"
+        )
         status = gr.Markdown(elem_id="models-status")
         with gr.Row():
             choice = gr.Dropdown(downloadable(ctx), label="Download from the Hugging Face Hub", scale=3)
@@ -172,7 +209,9 @@ class ModelsTab:
         unloading = eject = None
         if not self.ctx.settings.public:  # nothing of the server's memory is changed from a public page
             with gr.Row():
-                unloading = gr.Textbox(label="Unload a model (its id)", scale=3, elem_id="models-unload-id")
+                unloading = gr.Dropdown(
+                    [], label="Unload a loaded model", scale=3, elem_id="models-unload-id"
+                )
                 eject = gr.Button("Unload", scale=1, elem_id="models-unload")
         return loaded, unloading, eject
 
@@ -183,7 +222,13 @@ class ModelsTab:
             local_rows(self.manager), headers=LOCAL_HEADERS, interactive=False, elem_id="models-local"
         )
         with gr.Row():
-            doomed = gr.Textbox(label="Delete a local model (its name)", scale=3)
+            doomed = gr.Dropdown(
+                [m.name for m in self.manager.local()],
+                value=None,
+                label="Delete a model from this machine",
+                scale=3,
+                elem_id="models-delete-name",
+            )
             remove = gr.Button("Delete", variant="stop", scale=1, interactive=not public)
         src = name = run = None
         if not public:  # nor of its disk
@@ -197,18 +242,17 @@ class ModelsTab:
     def wire(self, ui: ModelsUI) -> None:
         ctx = self.ctx
         private: dict[str, Any] = {"api_visibility": "private"}
-        if ui.eject is not None:
-            ui.eject.click(partial(unload, ctx), ui.unloading, [ui.status, ui.loaded], **private)
+        if ui.eject is not None and ui.unloading is not None:
+            ui.eject.click(
+                partial(unload, ctx), ui.unloading, [ui.status, ui.loaded, ui.unloading], **private
+            )
         if ui.run is not None and ui.src is not None and ui.name is not None:
             ui.run.click(partial(convert, ctx), [ui.src, ui.name], [ui.status, ui.local], **private)
         ui.fetch.click(partial(download, ctx), ui.choice, [ui.status, ui.catalog, ui.local], **private)
-        ui.remove.click(partial(delete, ctx), ui.doomed, [ui.status, ui.catalog, ui.local], **private)
-        ui.refresh.click(
-            lambda: (catalog_rows(ctx), local_rows(self.manager), loaded_rows(self.manager)),
-            None,
-            [ui.catalog, ui.local, ui.loaded],
-            **private,
+        ui.remove.click(
+            partial(delete, ctx), ui.doomed, [ui.status, ui.catalog, ui.local, ui.doomed], **private
         )
+        ui.refresh.click(self.current, None, self.listed(ui), **private)
 
 
 @dataclass
@@ -218,10 +262,10 @@ class ModelsUI:
     choice: gr.Dropdown
     fetch: gr.Button
     loaded: gr.Dataframe
-    unloading: gr.Textbox | None  # None on a public deployment
+    unloading: gr.Dropdown | None  # None on a public deployment
     eject: gr.Button | None
     local: gr.Dataframe
-    doomed: gr.Textbox
+    doomed: gr.Dropdown
     remove: gr.Button
     src: gr.Textbox | None  # None on a public deployment
     name: gr.Textbox | None

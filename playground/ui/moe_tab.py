@@ -41,6 +41,7 @@ PALETTE = (
     "#d7b5a6", "#79706e",
 )  # fmt: skip
 LOAD_COLUMNS = ["expert", "count", "share"]
+TOKEN_CHARS = 12  # a row's label: longer tokens are cut, whole in the hover
 WAITING = "The map fills in as the answer streams: one row per generated token, one column per layer."
 
 
@@ -87,7 +88,11 @@ def map_html(routing: RoutingMap | None, waiting: bool = False) -> str:
             f"{html.escape(' '.join(str(e) for e in routing.experts[t][layer]))}</td>"
             for layer in range(routing.layers)
         )
-        rows.append(f'<tr><th class="moe-token">{t} {html.escape(token)}</th>{cells}</tr>')
+        full = f"{t} {token}"
+        rows.append(
+            f'<tr><th class="moe-token" title="{html.escape(full, quote=True)}">'
+            f"{html.escape(short_token(full))}</th>{cells}</tr>"
+        )
     caption = (
         f"{len(routing.tokens)} tokens × {routing.layers} layers; {routing.top_k} of {routing.num_experts} "
         "experts per token and layer. Colour: the expert with the highest weight; hover a cell for the "
@@ -99,10 +104,15 @@ def map_html(routing: RoutingMap | None, waiting: bool = False) -> str:
     )
 
 
-def load_frame(routing: RoutingMap | None) -> pd.DataFrame:
-    """The load on each expert, for the bar plot (empty before any record)."""
+def short_token(text: str, limit: int = TOKEN_CHARS) -> str:
+    """A row's label cut to `limit` characters (the whole text is its hover)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def load_frame(routing: RoutingMap | None) -> pd.DataFrame | None:
+    """The load on each expert, for the bar plot (None before any record: an empty plot, not NaN axes)."""
     if routing is None or routing.empty:
-        return pd.DataFrame({c: [] for c in LOAD_COLUMNS})
+        return None
     rows = [{**row, "expert": expert_label(int(row["expert"]))} for row in routing.load_rows()]  # type: ignore[call-overload]
     return pd.DataFrame(rows, columns=LOAD_COLUMNS)
 

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "smollm2-135m-instruct@onnx"
 SAMPLING_FIELDS = SAMPLING_KEYS  # the parameters a model's recommended sampling sets
+DEMO_MAX_NEW_TOKENS = 48  # a random-weight demo writes gibberish: a few words show the mechanism
 
 
 def default_model(
@@ -43,7 +44,12 @@ def default_model(
 def recommended(spec: ModelSpec) -> GenerationOptions:
     """The parameters to show for a model: its recommended sampling, else the playground's defaults."""
     sampling = sampling_for(spec)
-    return sampling.apply(GenerationOptions()) if sampling is not None else GenerationOptions()
+    base = (
+        GenerationOptions(max_new_tokens=DEMO_MAX_NEW_TOKENS)
+        if spec.extra.get("demo")
+        else GenerationOptions()
+    )
+    return sampling.apply(base) if sampling is not None else base
 
 
 def sampling_note(spec: ModelSpec) -> str:

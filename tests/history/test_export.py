@@ -112,7 +112,7 @@ def test_markdown_is_readable(store: HistoryStore, alice: str) -> None:
         "## User\n\nWhat is the capital of France?",
         f"![image 1](images/{ref})",
         "## Assistant · `m@onnx` on ONNX Runtime GenAI\n\nThe capital of France is Paris.",
-        "*max_new_tokens=64, temperature=0.0 · 8 tokens · first token 72.0 ms · 64.5 tok/s · total 0.2 s"
+        "*max_new_tokens 64, temperature 0.0 · 8 tokens · first token 72.0 ms · 64.5 tok/s · total 0.2 s"
         " · finish: stop*",
         "Rome\n\n*finish: cancelled*",
     ):
