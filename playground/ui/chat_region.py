@@ -31,7 +31,7 @@ from ..text import valid_text
 from ..types import Capability, ExpertRecord, ModelSpec
 from . import render, widgets
 from .chat_layout import ChatLayout
-from .chat_parts import AnswerView, Box, Chat, box_parts, with_pending
+from .chat_parts import AnswerView, Box, Chat, with_pending
 from .render import Turn, warn
 from .streaming import ThreadedStream
 
@@ -256,14 +256,6 @@ class ChatRegion:
         except PlaygroundError as exc:
             return gr.Code(f"# {exc}", language="python")
         return gr.Code(code, language=language)  # type: ignore[arg-type]
-
-    def restore_refused(self, pending: Box, conversation: list[Turn]) -> tuple[Box, list[Turn], Chat]:
-        """After an answer's end: a question that got no answer at all (refused: a model not ready, say)
-        goes back to the box, so nothing typed is lost; the notice says why."""
-        if not conversation or conversation[-1]["role"] != "user" or box_parts(pending)[0].strip():
-            return pending, conversation, render.to_chatbot(conversation)
-        refused, kept = conversation[-1], conversation[:-1]
-        return self._box(refused["content"], refused.get("images") or []), kept, render.to_chatbot(kept)
 
     def forget_code(self) -> str:
         """Empty the Get code box (another model, a new conversation): it never shows a stale script."""
