@@ -117,6 +117,7 @@ class CloudModel:
         pieces = 0
         reason: str | None = None
         usage: tuple[int, int] | None = None
+        cut = ""  # why the stream ended early (a read timeout, a dropped connection), in our words
         try:
             while not stopper.hit:
                 try:
@@ -126,7 +127,7 @@ class CloudModel:
                     if not pieces:
                         raise
                     log.warning("%s: stream of %s interrupted: %s", ctx.provider, ctx.model, exc)
-                    reason = None
+                    reason, cut = None, str(exc)
                     break
                 if delta is None:
                     break
@@ -145,7 +146,7 @@ class CloudModel:
                 yield rest
         finally:
             close()
-        yield self._finish(messages, "".join(parts), pieces, reason, usage)
+        yield replace(self._finish(messages, "".join(parts), pieces, reason, usage), note=cut)
 
     def _open_with_retry(
         self, messages: Sequence[Message], options: GenerationOptions, ctx: ErrorContext
