@@ -21,12 +21,13 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
 from .address import scope_address
 from .admission import Admission, AdmissionRefused, Job
+from .events import WORK_PER_ADDRESS, WORK_PER_SESSION
 
 log = logging.getLogger("playground.public")
 
@@ -66,6 +67,7 @@ class Gate:
         admission: Admission,
         answers: Mapping[int, str | None],
         api_answers: Mapping[str, str | None],
+        work: Collection[int] = (),
         trust_forwarded: bool,
         health: Callable[[], dict[str, Any]],
         grace_s: float = ABANDON_GRACE_S,
@@ -75,6 +77,7 @@ class Gate:
         self.admission = admission
         self.answers = dict(answers)
         self.api_answers = dict(api_answers)
+        self.work = frozenset(work)
         self.trust_forwarded = trust_forwarded
         self.health = health
         self.grace_s = grace_s
@@ -132,6 +135,9 @@ class Gate:
             raw = payload.get("session_hash")
             session = raw if isinstance(raw, str) and raw else None
         if not known:
+            if api_name is None and payload.get("fn_index") in self.work:
+                await self._join_work(scope, replay, send, session)
+                return
             await self.app(scope, replay, send)
             return
         address = scope_address(scope, trust_forwarded=self.trust_forwarded)
@@ -143,6 +149,31 @@ class Gate:
                 await _refuse(scope, send, refused)
                 return
             await self.app(scope, replay, send)
+
+    async def _join_work(self, scope: Scope, receive: Receive, send: Send, session: str | None) -> None:
+        """A work event (render, code, history, export...): at most WORK_PER_SESSION of a session's and
+        WORK_PER_ADDRESS of an address's waiting or running at once (events.py)."""
+        address = scope_address(scope, trust_forwarded=self.trust_forwarded)
+        async with self._lock:
+            mine = theirs = 0
+            for event in self._events():
+                if getattr(event.fn, "_id", None) in self.work:
+                    mine += session is not None and event.session_hash == session
+                    theirs += self._address_of(event) == address
+            refusal = None
+            if mine >= WORK_PER_SESSION:
+                refusal = f"You already have {mine} requests waiting or running (at most {WORK_PER_SESSION})"
+            elif theirs >= WORK_PER_ADDRESS:
+                refusal = f"Your network address has {theirs} requests waiting or running (at most {WORK_PER_ADDRESS})"
+            if refusal is not None:
+                log.info("refused a work event from %s (session %s): %s", address, session, refusal)
+                await _refuse(scope, send, AdmissionRefused(f"{refusal}: wait for them to finish.", 2))
+                return
+            await self.app(scope, receive, send)
+
+    def _address_of(self, event: Any) -> str:
+        scope = getattr(getattr(event, "request", None), "scope", None) or {}
+        return scope_address(scope, trust_forwarded=self.trust_forwarded)
 
     def _queue(self) -> Any:
         return self.blocks._queue
@@ -161,10 +192,7 @@ class Gate:
         for event in self._events():
             fn_id = getattr(event.fn, "_id", None)
             if fn_id in self.answers:
-                request = getattr(event, "request", None)
-                scope = getattr(request, "scope", None) or {}
-                address = scope_address(scope, trust_forwarded=self.trust_forwarded)
-                yield Job(event.session_hash, address, self.answers[fn_id])
+                yield Job(event.session_hash, self._address_of(event), self.answers[fn_id])
 
     def waiting(self) -> int:
         """Jobs waiting in the whole queue (not running)."""

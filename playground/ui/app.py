@@ -15,6 +15,7 @@ from starlette.middleware import Middleware
 from ..context import AppContext
 from ..history import BROWSER_STATE_KEY, BROWSER_STORAGE_SECRET, IdentityKey
 from ..public.admission import Admission
+from ..public.events import EventKind, pool_work
 from ..public.gate import Gate
 from ..public.privacy import privacy_notice
 from ..settings import Limits, Settings
@@ -148,6 +149,8 @@ def serve_options(demo: gr.Blocks, ctx: AppContext, limits: Limits | None = None
     if limits.files_max_age_min is not None:
         age = int(limits.files_max_age_min * 60)
         demo.delete_cache = (max(MIN_CLEAN_EVERY_S, age // 4), age)
+    kinds = pool_work(demo.fns)  # work events share one small pool: they never take an answer's place
+    work = {fn_id for fn_id, kind in kinds.items() if kind == EventKind.WORK}
     answers = answering_events(demo)
     api_answers = {
         fn.api_name: answers[fn_id] for fn_id, fn in demo.fns.items() if fn_id in answers and fn.api_name
@@ -162,6 +165,9 @@ def serve_options(demo: gr.Blocks, ctx: AppContext, limits: Limits | None = None
         admission=Admission(limits),
         answers=answers,
         api_answers=api_answers,
+        work=work
+        if limits.visitor_jobs is not None
+        else (),  # counted per session and address in public mode
         trust_forwarded=limits.trust_forwarded,
         grace_s=limits.abandon_grace_s,
         health=health,
