@@ -21,8 +21,8 @@ from playground.context import AppContext
 from playground.ui.arena_tab import DENSE_VS_MOE, ArenaTab
 from playground.ui.widgets import model_label
 from playground.vision_examples import IMAGES_DIR
-from tests.browser import TALL, WIDE, open_page, pick_model, set_slider
-from tests.support import QUESTION
+from tests.browser import TALL, WIDE, open_page, pick_model, screenshot, set_slider
+from tests.support import QUESTION, loaded
 
 pytestmark = pytest.mark.browser
 ONNX, HF = "smollm2-135m-instruct@onnx", "smollm2-135m-instruct@transformers"
@@ -102,6 +102,14 @@ def test_a_student_chats_reads_the_prompt_and_runs_the_code(
     assert words(run_script(code, tmp_path)) == words(shown), "the script prints the page's answer"
     pick_model(page, ctx, HF if model == ONNX else ONNX)
     expect(page.locator("#instruct-code")).not_to_contain_text("Get code", timeout=15_000)  # never stale
+    if model == ONNX:  # the History tab with this conversation, for the README
+        page.get_by_role("tab", name="History", exact=True).click()
+        page.click("#history-refresh")
+        row = page.locator("#history-list [role=gridcell]").filter(has_text=QUESTION[:30]).first
+        row.click()
+        expect(page.locator("#history-preview")).to_contain_text("temperature 0.0", timeout=15_000)
+        assert "None" not in page.locator("#history-preview").inner_text(), "no Python reprs"
+        screenshot(page, "history-tab.png")
 
 
 def test_stop_keeps_the_text_and_the_metrics(page: Page, app_url: str) -> None:
@@ -159,6 +167,48 @@ def test_the_expert_maps_cells_lie_inside_its_box(page: Page, app_url: str) -> N
         assert rect is not None and box["y"] <= rect["y"] <= box["y"] + box["height"], rect
     label = page.locator("#moe-map th.moe-token").first
     assert (label.get_attribute("title") or "").startswith("0 "), "the whole token on hover"
+
+
+# The lines a header's text takes (each line box has its own top)
+HEADER_LINES = """(th) => {
+    const walker = document.createTreeWalker(th, NodeFilter.SHOW_TEXT);
+    const tops = new Set();
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        if (!node.textContent.trim()) continue;
+        const range = document.createRange();
+        range.selectNodeContents(node);
+        for (const rect of range.getClientRects()) {
+            if (rect.width > 0 && rect.height > 0) tops.add(Math.round(rect.top));
+        }
+    }
+    return tops.size;
+}"""
+
+
+def one_line_headers(page: Page, table: str) -> None:
+    headers = page.locator(f"#{table} thead th").all()
+    assert headers, table
+    for th in headers:
+        text = th.inner_text().strip()
+        if text:
+            assert th.evaluate(HEADER_LINES) == 1, f"{table}: {text!r} wraps"
+
+
+def test_the_tables_headers_keep_to_one_line(page: Page, app_url: str, ctx: AppContext) -> None:
+    """Models and Providers: no header wraps inside a word; the tabs pictured for the README."""
+    open_page(page, app_url, viewport=WIDE)
+    loaded(ctx.registry, ONNX)  # loaded after the page was drawn: opening the tab shows it
+    page.get_by_role("tab", name="Models", exact=True).click()
+    expect(page.locator("#models-catalog")).to_be_visible(timeout=15_000)
+    for table in ("models-catalog", "models-loaded", "models-local"):
+        one_line_headers(page, table)
+    expect(page.locator("#models-loaded")).to_contain_text(ONNX, timeout=15_000)  # filled when opened
+    screenshot(page, "models-tab.png")
+    page.get_by_role("tab", name="Providers", exact=True).click()
+    expect(page.locator("#providers-list")).to_contain_text("Azure AI Foundry", timeout=15_000)
+    expect(page.locator("#providers-list")).to_contain_text("GitHub Models")
+    one_line_headers(page, "providers-list")
+    screenshot(page, "providers-tab.png")
 
 
 def choose(page: Page, box_id: str, label: str) -> None:
