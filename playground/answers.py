@@ -55,15 +55,21 @@ class Recording:
     `model`/`engine`: the names written with the answer (None: the model's own id and provider; "" hides
     them, as a blind arena side until its vote). `parameters`: stored beside the options as sent (the
     arena's system prompt). `refusal`: a request refused before it streams is still written, as an empty
-    answer with finish reason `error` (the arena's sides: a round needs both answers)."""
+    answer with finish reason `error` (the arena's sides: a round needs both answers).
+
+    `question`: writes the question when the request is accepted (just before its answer's row), so a
+    refused question (an image or a prompt over a limit, a missing model) is never stored; it returns
+    the conversation's id (`conversation_id` is then None for a new conversation), or None to keep
+    nothing (a full history in public mode)."""
 
     store: ConversationStore
     owner: str
-    conversation_id: str
+    conversation_id: str | None
     model: str | None = None
     engine: str | None = None
     parameters: Mapping[str, object] = field(default_factory=dict)
     refusal: bool = False
+    question: Callable[[], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -379,9 +385,12 @@ class _Run:
         target = self.target
         if target is None:
             return
+        conversation_id = target.question() if target.question is not None else target.conversation_id
+        if conversation_id is None:
+            return
         self.recorder = target.store.start_answer(
             target.owner,
-            target.conversation_id,
+            conversation_id,
             model=spec.id if target.model is None else target.model,
             engine=spec.provider if target.engine is None else target.engine,
             parameters=options.model_dump(mode="json") | dict(target.parameters),
@@ -441,8 +450,9 @@ class _Run:
 
     def _refused(self, error: str) -> None:
         """A request refused before it streamed, kept as an empty `error` answer (an arena side)."""
-        assert self.target is not None
         target = self.target
+        if target is None or target.conversation_id is None:
+            return
         target.store.add_message(
             target.owner,
             target.conversation_id,

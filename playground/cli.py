@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
 
-from .errors import ConfigError, PlaygroundError
+from .errors import ConfigError, InvalidOptionsError, PlaygroundError
 from .options import GenerationOptions
 from .settings import Settings, _default_data_dir
 from .text import valid_bytes
@@ -108,6 +108,10 @@ def _request(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         stop=args.stop,
         num_crops=args.num_crops,
     )
+    if not args.prompt.strip() and not args.image:  # as /chat refuses it
+        raise InvalidOptionsError(
+            'The question is empty: give it after the options, e.g. python -m playground chat "What is an SLM?"'
+        )
     messages = [Message("system", args.system)] if args.system else []
     messages.append(Message("user", args.prompt, images=tuple(str(Path(i).resolve()) for i in args.image)))
     return Request(args.model, messages, options, provider=args.provider)
@@ -141,7 +145,10 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(out))
     else:
         print()
-        if result.reason in FINISH_NOTES:
+        note = result.metrics.note if result.metrics is not None else ""
+        if result.reason == FinishReason.INTERRUPTED and note:  # why, in words (a read timeout, say)
+            print(f"[interrupted: {note} Above is what arrived.]", file=sys.stderr)
+        elif result.reason in FINISH_NOTES:
             print(FINISH_NOTES[result.reason], file=sys.stderr)
     return EXIT_CODES.get(result.reason, 0)
 

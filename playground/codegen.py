@@ -187,6 +187,14 @@ def _key_expr(spec: ModelSpec) -> str:
     return f"os.environ.get({str(variable)!r}, {KEYLESS!r})"
 
 
+def _url_expr(spec: ModelSpec, literal: Callable[[str], str]) -> str:
+    """The endpoint's URL: read from its variable when credentials are inside it (never written out)."""
+    variable = spec.extra.get("base_url_env")
+    if variable:
+        return f"os.environ[{str(variable)!r}]"
+    return literal(str(spec.extra.get("base_url", "")))
+
+
 def _header_value(value: str) -> str:
     """A header value; each ${VAR} in it read from the environment when the script runs."""
     parts = _ENV_REF.split(value)
@@ -264,7 +272,7 @@ def _openai(spec: ModelSpec, messages: Sequence[Message], options: GenerationOpt
         '"""Get code (SLM Playground): this conversation, streamed with the openai SDK (pip install openai)."""\n\n'
         f"{imports}\nfrom openai import OpenAI\n{helpers}\n"
         "client = OpenAI(\n"
-        f"    base_url={literal(str(spec.extra.get('base_url', '')))},\n"
+        f"    base_url={_url_expr(spec, literal)},\n"
         f"    api_key={_key_expr(spec)},\n"
         f"{header_line})\n\n"
         f"{listing}\n"
@@ -293,7 +301,7 @@ def _azure(spec: ModelSpec, messages: Sequence[Message], options: GenerationOpti
         "from azure.core.credentials import AzureKeyCredential\n"
         f"{helpers}\n"
         "client = ChatCompletionsClient(\n"
-        f"    endpoint={literal(str(spec.extra.get('base_url', '')))},\n"
+        f"    endpoint={_url_expr(spec, literal)},\n"
         f"    credential=AzureKeyCredential({_key_expr(spec)}),\n"
         f"{version_line})\n\n"
         f"{listing}\n"

@@ -19,6 +19,7 @@ from .history import HistoryStore, open_history
 from .prompts import PromptLibrary, load_prompts
 from .providers import build_providers
 from .registry import Offer, Registry
+from .secret_urls import install_log_redaction
 from .settings import Settings
 from .types import Sdk
 
@@ -40,6 +41,7 @@ class AppContext:
 
     @classmethod
     def create(cls, settings: Settings) -> AppContext:
+        install_log_redaction()  # URL credentials never reach a log line (httpx logs every URL)
         settings = _on_zerogpu(settings)
         catalog = load_catalog()
         if settings.space_id:

@@ -10,7 +10,7 @@ from .errors import InvalidOptionsError
 class GenerationOptions(BaseModel):
     """What a user may set for one answer; unset means the engine's default."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     temperature: float = Field(0.7, ge=0.0, le=2.0, description="0 means greedy")
     top_p: float = Field(1.0, gt=0.0, le=1.0)
@@ -56,7 +56,22 @@ class GenerationOptions(BaseModel):
         try:
             return cls(**cleaned)  # type: ignore[arg-type]
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-            )
+            problems = "; ".join(_problem(err["loc"], err["msg"], values) for err in exc.errors())
             raise InvalidOptionsError(f"Invalid generation parameters: {problems}") from None
+
+
+def _problem(loc: tuple[int | str, ...], message: str, values: dict[str, object]) -> str:
+    """One field's problem, with the value given and the range it takes (a NaN says it is one)."""
+    name = ".".join(str(p) for p in loc)
+    field = GenerationOptions.model_fields.get(str(loc[0])) if loc else None
+    bounds = {}
+    for rule in field.metadata if field is not None else ():
+        for key in ("ge", "gt", "le", "lt"):
+            if getattr(rule, key, None) is not None:
+                bounds[key] = getattr(rule, key)
+    low = bounds.get("ge", bounds.get("gt"))
+    high = bounds.get("le", bounds.get("lt"))
+    given = values.get(str(loc[0])) if loc else None
+    shown = f" (got {given!r})" if isinstance(given, int | float | str) and len(repr(given)) < 40 else ""
+    allowed = f": give a number from {low} to {high}" if low is not None and high is not None else ""
+    return f"{name}: {message}{shown}{allowed}"

@@ -36,6 +36,10 @@ PREFERENCE = (
 )
 
 
+MAX_REFERENCE_CHARS = 1024  # a model id, a catalog key or a folder's path
+PATH_STARTS = ("/", ".", "~")
+
+
 @dataclass(frozen=True)
 class ModelRow:
     spec: ModelSpec
@@ -151,6 +155,7 @@ class Registry:
         return spec
 
     def _resolve(self, ref: str, provider: str | None) -> ModelSpec:
+        check_reference(ref)
         specs = self._all_specs()
         if provider is not None and provider not in self.providers:
             raise UnknownModelError(
@@ -166,14 +171,17 @@ class Registry:
             same_key = [s for s in same_key if s.provider == provider]
         if same_key:  # a bare catalog key: the engine offered, else the preferred one
             return min(same_key, key=lambda s: (not self.offered(s), _preference(s)))
-        if _looks_like_path(ref):
-            if not self.allow_paths:
-                raise UnknownModelError("This is a public deployment: pick a model from the list.")
+        if not self.allow_paths and ref.startswith(PATH_STARTS):  # public: a visitor's text is no path
+            raise UnknownModelError("This is a public deployment: pick a model from the list.")
+        if self.allow_paths and _looks_like_path(ref):
             return self._path_spec(Path(ref), provider)
         shown = [s.id for s in specs if self.offered(s)]
         close = difflib.get_close_matches(ref, shown + [i.split("@")[0] for i in shown], n=3)
         hint = f" Did you mean {', '.join(dict.fromkeys(close))}?" if close else ""
-        raise UnknownModelError(f"Unknown model {ref!r}.{hint} `python -m playground models` lists them.")
+        shown_ref = ref if len(ref) <= 80 else f"{ref[:60]}…"
+        raise UnknownModelError(
+            f"Unknown model {shown_ref!r}.{hint} `python -m playground models` lists them."
+        )
 
     def _path_spec(self, path: Path, provider: str | None) -> ModelSpec:
         spec = path_spec(path, provider)
@@ -249,5 +257,25 @@ def _preference(spec: ModelSpec) -> int:
     return PREFERENCE.index(spec.provider) if spec.provider in PREFERENCE else len(PREFERENCE)
 
 
+def check_reference(ref: str) -> None:
+    """A model reference's length and shape, checked before anything touches the file system."""
+    if not ref:
+        raise UnknownModelError("No model given: pick one from the list (`python -m playground models`).")
+    if len(ref) > MAX_REFERENCE_CHARS:
+        raise UnknownModelError(
+            f"That model reference is {len(ref):,} characters long; a model id or a folder's path is at "
+            f"most {MAX_REFERENCE_CHARS:,}. Pick a model from the list (`python -m playground models`)."
+        )
+    if any(ord(c) < 32 or ord(c) == 127 for c in ref):
+        raise UnknownModelError(
+            "A model reference holds no control characters (a new line, a tab): pick a model from the list."
+        )
+
+
 def _looks_like_path(ref: str) -> bool:
-    return ref.startswith(("/", ".", "~")) or Path(ref).expanduser().exists()
+    if ref.startswith(PATH_STARTS):
+        return True
+    try:
+        return Path(ref).expanduser().exists()
+    except (OSError, RuntimeError, ValueError):  # too long a name, ~unknownuser: not a path here
+        return False

@@ -93,9 +93,8 @@ def _host_port(env: Mapping[str, str], name: str) -> None:
     raw = env.get(name, "").strip()
     if not raw:
         return
-    parts = urlsplit(raw if "://" in raw else f"http://{raw}")
-    try:
-        parts.port  # noqa: B018  (raises ValueError on a port that is not a number in 0-65535)
+    try:  # urlsplit raises ValueError on a broken IPv6 address, .port on a port not in 0-65535
+        urlsplit(raw if "://" in raw else f"http://{raw}").port  # noqa: B018
     except ValueError:
         raise ConfigError(
             f"{name} must be host, host:port or http(s)://host:port with a port in 1-65535, got {_shown(raw)}"

@@ -142,6 +142,7 @@ class Finish:
     completion_tokens: int
     finish_reason: FinishReason
     estimated: bool = False
+    note: str = ""  # why it ended early, in words (a remote stream that timed out, say)
 
 
 @dataclass(frozen=True)

@@ -69,8 +69,35 @@ def test_a_model_id_of_5000_characters(tmp_path: Path) -> None:
 
 
 def test_a_model_name_longer_than_the_file_system_takes(tmp_path: Path) -> None:
+    """Not "[Errno 36] File name too long": the id is not tried as a path when nothing is there."""
     result = run_cli(tmp_path, "chat", "-m", "y" * 300, "hi")
-    assert len(one_error_line(result, "File name too long")) < 400
+    line = one_error_line(result, "Unknown model 'yyy", "python -m playground models")
+    assert len(line) < 400 and "Errno" not in line
+
+
+@pytest.mark.parametrize(
+    ("ref", "expected"),
+    [
+        ("~nosuchuser/x", "give the folder's full path"),
+        ("a/" * 700, "a model id or a folder's path is at most 1,024"),
+        ("phi-3\nmini", "no control characters"),
+    ],
+)
+def test_a_model_reference_of_the_wrong_shape_is_one_clear_line(
+    tmp_path: Path, ref: str, expected: str
+) -> None:
+    line = one_error_line(run_cli(tmp_path, "chat", "-m", ref, "hi"), expected)
+    assert "unexpected" not in line and "Errno" not in line
+
+
+def test_a_nan_temperature_says_it_is_not_a_number(tmp_path: Path) -> None:
+    line = one_error_line(
+        run_cli(tmp_path, "chat", "--temperature", "nan", "hi"),
+        "temperature",
+        "finite number",
+        "from 0.0 to 2.0",
+    )
+    assert "less than or equal" not in line
 
 
 @pytest.mark.parametrize(
@@ -81,6 +108,7 @@ def test_a_model_name_longer_than_the_file_system_takes(tmp_path: Path) -> None:
         ({"GRADIO_SERVER_PORT": "http"}, "GRADIO_SERVER_PORT must be a port number"),
         ({"OLLAMA_HOST": "localhost:99999"}, "OLLAMA_HOST must be host, host:port"),
         ({"OLLAMA_HOST": "http://localhost:abc"}, "OLLAMA_HOST must be host, host:port"),
+        ({"OLLAMA_HOST": "http://[::1"}, "OLLAMA_HOST must be host, host:port"),
         ({"PLAYGROUND_TIMEOUT_S": "nan"}, "PLAYGROUND_TIMEOUT_S must be a finite number, got 'nan'"),
         ({"PLAYGROUND_TIMEOUT_S": "inf"}, "PLAYGROUND_TIMEOUT_S must be a finite number, got 'inf'"),
         ({"PLAYGROUND_TIMEOUT_S": "1e9"}, "PLAYGROUND_TIMEOUT_S must be at most 86400"),
@@ -171,3 +199,7 @@ def test_every_setting_is_in_env_example() -> None:
     read = set(re.findall(r'"(PLAYGROUND_[A-Z_]+)"', (root / "playground" / "settings.py").read_text()))
     example = (root / ".env.example").read_text()
     assert len(read) > 30 and not {name for name in read if name not in example}
+
+
+def test_an_empty_question_is_refused_as_the_api_refuses_it(tmp_path: Path) -> None:
+    one_error_line(run_cli(tmp_path, "chat", "   "), "The question is empty")

@@ -17,7 +17,6 @@ from playground.repetition import HINT, repeats
 from playground.types import Message
 from playground.ui import arena_display as show
 from playground.ui.chat_parts import AnswerView
-from playground.ui.instruct import InstructTab
 from playground.ui.moe_tab import MoeTab
 from playground.ui.widgets import DEMO_MAX_NEW_TOKENS, recommended
 from tests.support import QUESTION
@@ -40,16 +39,6 @@ def test_a_looping_answer_at_the_cards_defaults_says_so_and_suggests_the_penalty
     assert "repeats itself" not in plain.notice
     assert not repeats("The capital of France is Paris. Paris is a large city in France.")
     assert HINT.startswith("This answer repeats itself")
-
-
-def test_a_refused_question_goes_back_to_the_box(ctx: AppContext) -> None:
-    region = InstructTab(ctx)
-    asked = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
-    refused = [*asked, {"role": "user", "content": "What is an SLM?"}]
-    box, conversation, _ = region.restore_refused("", refused)
-    assert box == "What is an SLM?" and conversation == asked
-    box, conversation, _ = region.restore_refused("", asked)  # answered: nothing changes
-    assert box == "" and conversation == asked
 
 
 def test_a_random_weight_demo_writes_a_few_words_by_default(ctx: AppContext) -> None:

@@ -206,3 +206,29 @@ def test_a_plain_http_caller_that_reads_its_call_stream_is_not_dropped(ctx: AppC
         lasted, last = call_chat(url, "my-own-session")
     assert lasted > 1.5, "it streamed past the grace and the gate's next look"
     assert last == whole and len(whole[0]) > 1000, "the whole answer, not one cut off as abandoned"
+
+
+def test_request_bodies_are_bounded_at_the_door_uploads_by_their_own_limit(ctx: AppContext) -> None:
+    """A join padded past 1 MB in a key the app ignores is refused before it reaches the queue (it was
+    admitted past the admission check before); an upload of 2 MB (under PLAYGROUND_UPLOAD_MB) still
+    goes through, and an ordinary question is answered."""
+    with public_app(ctx, visitor_jobs=2, upload_mb=5.0) as url:
+        body = {"data": [LONG, None, "", 0.0, None, None, 4, None, None, ""], "fn_index": chat_fn(url)}
+        padded = {**body, "session_hash": uuid.uuid4().hex, "padding": "x" * (2 * 1024 * 1024)}
+        refused = httpx.post(f"{url}gradio_api/queue/join", json=padded, timeout=30)
+        assert refused.status_code == 413 and "larger than 1 MB" in refused.json()["detail"]
+        assert health(url)["queue"] == {"waiting": 0, "running": 0}, "nothing reached the queue"
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+            yield json.dumps(padded).encode()
+
+        streamed = httpx.post(f"{url}gradio_api/queue/join", content=chunks(), timeout=30)
+        assert streamed.status_code == 413
+        other = httpx.post(f"{url}gradio_api/run/predict", content=b"x" * (2 * 1024 * 1024), timeout=30)
+        assert other.status_code == 413, "every route but the upload is bounded"
+        upload = httpx.post(
+            f"{url}gradio_api/upload", files={"files": ("big.bin", b"\0" * (2 * 1024 * 1024))}, timeout=30
+        )
+        assert upload.status_code == 200, upload.text[:200]
+        answer = Client(url, verbose=False).predict("Say yes.", max_new_tokens=4, api_name="/chat")
+        assert isinstance(answer, str) and answer.strip()

@@ -49,13 +49,18 @@ SECRET_NAMES = (
 # entities) of the whole value; the "+/=" make the URL-encoded form differ from the value itself.
 CORES = {name: secrets.token_hex(12) for name in SECRET_NAMES}
 SECRET_VALUES = {name: f"{name.lower()}-{core}+/={core[:6]}" for name, core in CORES.items()}
+# Credentials inside a configured URL (a proxy's user info and key parameter): URL-safe values.
+URL_SECRETS = {
+    "URL_PASSWORD": f"urlpass-{secrets.token_hex(12)}",
+    "URL_QUERY_KEY": f"urlkey-{secrets.token_hex(12)}",
+}
 LOGGERS = ("", "openai", "httpx", "httpcore", "azure", "gradio", "uvicorn", "playground")
 API_OPTIONS = [0, 1, 0, 8, 1, -1, ""]  # temperature ... stop: greedy, 8 new tokens
 BOT = '#instruct-chat [data-testid="bot"]'
 
 
 def leaks(places: dict[str, str]) -> list[str]:
-    return leaked(SECRET_VALUES, places, CORES)
+    return leaked(SECRET_VALUES, places, CORES) + leaked(URL_SECRETS, places)
 
 
 def log_texts(records: Iterable[logging.LogRecord]) -> str:
@@ -101,6 +106,8 @@ def test_no_secret_reaches_a_visitor_or_the_logs_in_public_mode(
     endpoints.write_text(
         f'[[endpoints]]\nname = "gateway"\nbase_url = "{fake.url("s401")}"\napi_key_env = "GATEWAY_KEY"\n'
         'headers = { "X-Tenant" = "${GATEWAY_TENANT}" }\nmodels = ["alpha"]\n'
+        '[[endpoints]]\nname = "proxy"\nmodels = ["beta"]\n'
+        f'base_url = "http://team:{URL_SECRETS["URL_PASSWORD"]}@127.0.0.1:9/v1?api-key={URL_SECRETS["URL_QUERY_KEY"]}"\n'
     )
     settings = make_settings(
         tmp_path / "data",
@@ -138,7 +145,7 @@ def test_no_secret_reaches_a_visitor_or_the_logs_in_public_mode(
             by_provider: dict[str, str] = {}
             for spec in ctx.registry.specs():
                 by_provider.setdefault(spec.provider, spec.id)
-            cloud = ("openai-compatible", "nvidia", "gateway", "azure-openai", "azure-ai")
+            cloud = ("openai-compatible", "nvidia", "gateway", "azure-openai", "azure-ai", "proxy")
             models = ["smollm2-135m-instruct@onnx", *(by_provider[p] for p in cloud)]
             for model in models:
                 job = client.submit(QUESTION, model, "", *API_OPTIONS, api_name="/chat")
@@ -190,6 +197,8 @@ def test_no_secret_reaches_a_visitor_or_the_logs_in_public_mode(
     assert any("Paris" in o for o in outputs if o.startswith("smollm2")), outputs
     assert any("Paris" in o for o in outputs if "openai-compatible" in o), outputs
     assert len(errors) >= 3 and any("GATEWAY_KEY" in e for e in errors), errors
+    assert any("not reachable at http://***@127.0.0.1:9/v1?api-key=***" in e for e in errors), errors
+    assert "http://***@127.0.0.1:9/v1?api-key=***" in places["Providers tab"]
     sent = {r.headers.get("authorization", "") for r in fake.received}
     for name in (
         "OPENAI_API_KEY",
@@ -204,3 +213,18 @@ def test_no_secret_reaches_a_visitor_or_the_logs_in_public_mode(
 
     found = leaks(places)
     assert not found, found
+    # No absolute path of the server's disk reaches a visitor (the data and model folders, the repo).
+    visible = {k: v for k, v in places.items() if k not in ("logs", "stdout", "stderr")}
+    # (Gradio's own file cache, which serves the example images by path, is Gradio's, not ours.)
+    roots = {
+        "data folder": str(tmp_path / "data"),
+        "endpoints file": str(endpoints),
+        "repository": str(Path(__file__).resolve().parent.parent),
+    }
+    paths = [
+        f"{name} in {place}: …{text[max(0, text.index(root) - 80) : text.index(root) + 80]}…"
+        for name, root in roots.items()
+        for place, text in visible.items()
+        if root in text
+    ]
+    assert not paths, paths

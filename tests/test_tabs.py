@@ -132,7 +132,7 @@ def test_vision_demo_answers_about_an_image_and_keeps_it(ctx: AppContext, tabs: 
     owner = new_browser_id()
     image = str(IMAGES_DIR / "chart.png")
     updates = answer(regions["vision"], ask({"text": "What is this?", "files": [image]}), owner, VISION_DEMO)
-    conversation, conversation_id, chat, meter, notice = updates[-1]
+    conversation, conversation_id, chat, meter, notice = updates[-1][:5]
     assert conversation[-1]["role"] == "assistant" and conversation[-1]["finish"] in ("stop", "length")
     assert conversation[-1]["metrics"]["completion_tokens"] > 0
     assert "⚠" not in notice
@@ -150,7 +150,7 @@ def test_vision_demo_answers_about_an_image_and_keeps_it(ctx: AppContext, tabs: 
         conversation,
     )
     updates = answer(regions["vision"], follow, owner, VISION_DEMO, conversation_id=conversation_id)
-    conversation, _, chat, _, notice = updates[-1]
+    conversation, _, chat, _, notice = updates[-1][:5]
     assert conversation[-1]["finish"] in ("stop", "length"), notice
     user_parts = [m["content"] for m in chat if m["role"] == "user"]
     assert [p["alt_text"] for p in user_parts[1][:2]] == ["image 2", "image 3"]
@@ -169,9 +169,68 @@ def test_a_text_only_model_refuses_an_attached_image_with_a_message(ctx: AppCont
     _, _, regions = tabs
     conversation = ask({"text": "What is this?", "files": [str(IMAGES_DIR / "sign.png")]})
     updates = answer(regions["vision"], conversation, new_browser_id(), EMBEDDED, incognito=True)
-    conversation, _, _, _, notice = updates[-1]
+    conversation, _, _, _, notice = updates[-1][:5]
     assert notice.startswith("⚠") and "does not take images" in notice and "vision model" in notice
-    assert conversation[-1]["role"] == "user", "no answer, nothing dropped"
+    box, editing = updates[-1][-2:]
+    assert conversation == [] and not editing, "the conversation is as it was before the attempt"
+    assert box == {"text": "What is this?", "files": [str(IMAGES_DIR / "sign.png")]}, "nothing typed is lost"
+
+
+def test_a_refused_image_leaves_the_conversation_answering_and_stores_nothing(
+    ctx: AppContext, tabs: Any, tmp_path: Path
+) -> None:
+    """A damaged image in the second question of a kept conversation: refused, and then a plain question
+    in the same conversation is answered (it failed with the same refusal every time before); neither
+    the refused question nor its file reaches the history."""
+    _, _, regions = tabs
+    vision, owner = regions["vision"], new_browser_id()
+    first = answer(
+        vision, ask({"text": "What is this?", "files": [str(IMAGES_DIR / "chart.png")]}), owner, VISION_DEMO
+    )
+    conversation, conversation_id = first[-1][0], first[-1][1]
+    stored_images = sorted(ctx.history.images.root.rglob("*"))
+    broken = tmp_path / "broken.png"
+    broken.write_bytes((IMAGES_DIR / "sign.png").read_bytes()[:300])
+    refused = answer(
+        vision,
+        ask({"text": "And this?", "files": [str(broken)]}, conversation),
+        owner,
+        VISION_DEMO,
+        conversation_id=conversation_id,
+    )
+    after, kept_id, _, _, notice = refused[-1][:5]
+    assert notice.startswith("⚠") and "broken.png" in notice
+    assert after == conversation and kept_id == conversation_id
+    assert refused[-1][-2] == {"text": "And this?", "files": [str(broken)]}
+    messages = ctx.history.conversations.get_conversation(owner, conversation_id).messages
+    assert [m.text for m in messages if m.role == "user"] == ["What is this?"]
+    assert sorted(ctx.history.images.root.rglob("*")) == stored_images, "the refused file is not kept"
+    plain = answer(
+        vision,
+        ask({"text": "Describe it in one word.", "files": []}, after),
+        owner,
+        VISION_DEMO,
+        conversation_id=conversation_id,
+    )
+    final = plain[-1][0]
+    assert final[-1]["role"] == "assistant" and final[-1]["finish"] != "error", plain[-1][4]
+    messages = ctx.history.conversations.get_conversation(owner, conversation_id).messages
+    assert [m.role for m in messages] == ["user", "assistant", "user", "assistant"]
+
+
+def test_regenerate_asks_again_without_storing_the_question_twice(ctx: AppContext, tabs: Any) -> None:
+    _, _, regions = tabs
+    instruct, owner = regions["instruct"], new_browser_id()
+    first = answer(instruct, ask("Say hello."), owner, EMBEDDED)
+    conversation, conversation_id = first[-1][0], first[-1][1]
+    conversation, _ = instruct.regenerate(conversation, conversation_id, owner)
+    again = answer(instruct, conversation, owner, EMBEDDED, conversation_id=conversation_id)
+    assert again[-1][0][-1]["role"] == "assistant" and again[-1][1] == conversation_id
+    messages = ctx.history.conversations.get_conversation(owner, conversation_id).messages
+    assert [(m.role, m.text if m.role == "user" else "") for m in messages] == [
+        ("user", "Say hello."),
+        ("assistant", ""),
+    ]
 
 
 def test_a_damaged_image_is_refused_before_anything_is_sent(tmp_path: Path, tabs: Any) -> None:
@@ -223,7 +282,7 @@ def test_moe_map_streams_is_saved_and_comes_back_in_the_moe_tab(ctx: AppContext,
     rows = [len(ROW.findall(m)) for m in maps]
     assert rows == sorted(rows), "the map only grows while the answer streams"
     assert len(set(rows)) > 1, "the map is drawn while the answer streams, not only at its end"
-    conversation, conversation_id, _, _, notice, final_map, load = updates[-1]
+    conversation, conversation_id, _, _, notice, final_map, load = updates[-1][:7]
     turn = conversation[-1]
     tokens = turn["metrics"]["completion_tokens"]
     records = unpack(turn["experts"])

@@ -157,6 +157,7 @@ def _metrics(finish: Finish, start: float, first: float | None, end: float) -> M
         total_s=end - start,
         finish_reason=finish.finish_reason,
         estimated=finish.estimated,
+        note=finish.note,
     )
 
 

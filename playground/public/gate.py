@@ -38,7 +38,14 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ABANDON_GRACE_S = 5.0  # the default of PLAYGROUND_ABANDON_GRACE_S: a client opens its stream within ms
 WATCH_INTERVAL_S = 1.0
-MAX_JOIN_BYTES = 8 * 1024 * 1024  # a join's JSON body (the page sends its inputs' values, not files)
+# Every request body but an upload's (Gradio bounds those by PLAYGROUND_UPLOAD_MB): a join carries the
+# inputs' values (a question is at most PLAYGROUND_PROMPT_CHARS; files are uploaded on their own route).
+MAX_BODY_BYTES = 1024 * 1024
+TOO_LARGE = (
+    f"The request is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB, which no question here needs: "
+    "shorten the text, and attach images with the upload button."
+)
+_UPLOAD = re.compile(r"/gradio_api/upload/?$")
 HEALTH_PATH = "/healthz"
 _JOIN = re.compile(r"/gradio_api/(?:queue/join|call/(?:v2/)?(?P<api>[^/]+))/?$")
 _DATA = re.compile(r"/gradio_api/(?:queue/data|call/(?:v2/)?[^/]+/(?P<event>[^/]+))/?$")
@@ -87,6 +94,11 @@ class Gate:
             queue = {"waiting": self.waiting(), "running": self.running()}
             await _json(send, 200, {**self.health(), "queue": queue})
             return
+        if method == "POST" and not _UPLOAD.search(path):
+            if _declared_size(scope) > MAX_BODY_BYTES:  # refused before a byte of it is read
+                await _json(send, 413, {"detail": TOO_LARGE})
+                return
+            receive = _bounded(receive)
         if method == "POST" and (found := _JOIN.search(path)):
             await self._join(scope, receive, send, found.group("api"))
             return
@@ -101,8 +113,8 @@ class Gate:
 
     async def _join(self, scope: Scope, receive: Receive, send: Send, api_name: str | None) -> None:
         body, replay = await _read_body(receive)
-        if body is None:  # too large, or not read: Gradio answers as it would
-            await self.app(scope, replay, send)
+        if body is None:  # past MAX_BODY_BYTES (a body without a length), or the client left
+            await _json(send, 413, {"detail": TOO_LARGE})
             return
         try:
             payload = json.loads(body) if body else {}
@@ -221,8 +233,35 @@ def _query(scope: Scope, name: str) -> str | None:
     return values[0] if values else None
 
 
+def _declared_size(scope: Scope) -> int:
+    """The Content-Length a request declares (0 when it declares none, or nonsense)."""
+    raw = next((v for k, v in scope.get("headers") or [] if k == b"content-length"), b"0")
+    try:
+        return int(raw)
+    except ValueError:
+        return 0
+
+
+def _bounded(receive: Receive) -> Receive:
+    """`receive` that ends the request (as a client that left) once its body passes MAX_BODY_BYTES,
+    for a body sent without a Content-Length."""
+    size = 0
+
+    async def bounded() -> Message:
+        nonlocal size
+        message = await receive()
+        if message["type"] == "http.request":
+            size += len(message.get("body", b""))
+            if size > MAX_BODY_BYTES:
+                log.info("a request body passed %d bytes: ended", MAX_BODY_BYTES)
+                return {"type": "http.disconnect"}
+        return message
+
+    return bounded
+
+
 async def _read_body(receive: Receive) -> tuple[bytes | None, Receive]:
-    """The whole request body (None past MAX_JOIN_BYTES) and a `receive` that replays it."""
+    """The whole request body (None past MAX_BODY_BYTES) and a `receive` that replays it."""
     chunks: list[Message] = []
     size, more = 0, True
     while more:
@@ -232,7 +271,7 @@ async def _read_body(receive: Receive) -> tuple[bytes | None, Receive]:
             break
         size += len(message.get("body", b""))
         more = bool(message.get("more_body"))
-        if size > MAX_JOIN_BYTES:
+        if size > MAX_BODY_BYTES:
             break
     pending = list(chunks)
 

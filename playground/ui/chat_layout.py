@@ -296,6 +296,8 @@ class ChatLayout:
                 actions.meter,
                 chat.notice,
                 *chat.shows,
+                question,
+                state.editing,
             ],
             **PRIVATE,
         }
@@ -317,22 +319,9 @@ class ChatLayout:
             ).then(**answer),
         ]
         composer.stop.click(region.stop, None, None, queue=False, **PRIVATE)
-        self.wire_refused(parts, answered[:2])
         self.wire_prompt(parts, answered)
         self.wire_tools(parts)
         return answered
-
-    def wire_refused(self, parts: ChatParts, asked: Sequence[Any]) -> None:
-        """After a question's answer: a question refused before any answer goes back to the box."""
-        question, state = parts.composer.question, parts.state
-        for event in asked:
-            event.then(
-                self.region.restore_refused,
-                [question, state.conversation],
-                [question, state.conversation, parts.chat.chatbot],
-                queue=False,
-                **PRIVATE,
-            )
 
     def wire_prompt(self, parts: ChatParts, answered: Sequence[Any]) -> None:
         """The prompt view: filled when opened (or by Show prompt), refreshed while open after a new

@@ -37,7 +37,7 @@ def add_question(value: Box, conversation: list[Turn], editing: bool) -> tuple[B
     text, files = box_parts(value)
     if not text.strip() and not files:
         return value, conversation, render.to_chatbot(conversation), editing
-    turn: Turn = {"role": "user", "content": text, "edit": editing}
+    turn: Turn = {"role": "user", "content": text, "edit": editing, "new": True}  # "new": not yet kept
     if isinstance(value, dict):
         turn["images"] = files
     conversation = [*settled(conversation), turn]
@@ -81,6 +81,7 @@ class AnswerView:
     notice: str = ""
     records: list[ExpertRecord] = field(default_factory=list)
     finished: bool = False
+    refused: bool = False  # ended with an error before it started: nothing was kept
     prompt_tokens: int | None = None
     window: int = 0
     penalty: float | None = None  # the repetition penalty the answer was sent with
@@ -117,6 +118,7 @@ class AnswerView:
 
     def finish(self, finished: Finished) -> None:
         self.finished = True
+        self.refused = bool(finished.error) and self.turn is None
         if finished.error:
             warn(finished.error, logged=True)
             self.notice = render.safe_markdown(f"⚠ {finished.error}")
@@ -135,6 +137,10 @@ class AnswerView:
             self.meter = render.context_meter(
                 self.prompt_tokens + finished.metrics.completion_tokens, self.window
             )
+
+    def withdraw(self, question: Turn) -> None:
+        """Take a refused question off the conversation: it is as it was before the attempt."""
+        self.conversation = [turn for turn in self.conversation if turn is not question]
 
     def outputs(self, *, streaming: bool = False, notice: str | None = None) -> tuple[Any, ...]:
         if notice is not None:

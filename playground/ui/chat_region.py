@@ -13,7 +13,6 @@ The Instruct tab is the region with no hooks (plus the `/chat` API); copy moe_ta
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from ..text import valid_text
 from ..types import Capability, ExpertRecord, ModelSpec
 from . import render, widgets
 from .chat_layout import ChatLayout
-from .chat_parts import AnswerView, Box, Chat, box_parts, with_pending
+from .chat_parts import AnswerView, Box, Chat, with_pending
 from .render import Turn, warn
 from .streaming import ThreadedStream
 
@@ -126,17 +125,15 @@ class ChatRegion:
         whatever arrives. `options`: the parameters' values, in `widgets.options_from`'s order."""
         if not conversation or conversation[-1]["role"] != "user":
             return
+        question = conversation[-1]
         state = AnswerView(conversation, conversation_id)
         try:
             owner = check_owner_id(owner_value)
             chosen = widgets.options_from(*options)
-            if not incognito:
-                state.conversation_id, state.unsaved = await asyncio.to_thread(
-                    self._keep_question, owner, conversation_id, model_id, conversation[-1]
-                )
         except PlaygroundError as exc:
             warn(exc)
-            yield self._outputs(state, notice=render.safe_markdown(f"⚠ {exc}"))
+            state.withdraw(question)
+            yield self._outputs(state, notice=render.safe_markdown(f"⚠ {exc}"), back=question)
             return
         session = request.session_hash
         answer = self.ctx.answers.ask(
@@ -147,9 +144,7 @@ class ChatRegion:
                 api_key=self.session_key(keys, model_id),
                 owner=session,
                 stop=(session, self.config.tab),
-                record=None
-                if state.conversation_id is None
-                else Recording(self.ctx.history.conversations, owner, state.conversation_id),
+                record=None if incognito else self._recording(state, owner, model_id, question),
             )
         )
         batches = ThreadedStream(answer, stop=answer.stop_event, ends_itself=True).__aiter__()
@@ -159,7 +154,27 @@ class ChatRegion:
                     state.take(event)
                 if not state.finished:
                     yield self._outputs(state, streaming=True)
+        if state.refused:  # the conversation as it was before the attempt, the question back in its box
+            state.withdraw(question)
+            yield self._outputs(state, back=question)
+            return
         yield self._outputs(state)
+
+    def _recording(self, state: AnswerView, owner: str, model_id: str, question: Turn) -> Recording:
+        """Where the answer is kept. A new question is written only once the pipeline accepts it (a
+        refused one is never stored); a question asked again (Regenerate) is already there."""
+        store = self.ctx.history.conversations
+        if state.conversation_id is not None and not question.get("new"):
+            return Recording(store, owner, state.conversation_id)
+
+        def keep() -> str | None:  # in the pipeline's thread, before its Started event
+            state.conversation_id, state.unsaved = self._keep_question(
+                owner, state.conversation_id, model_id, question
+            )
+            question.pop("new", None)
+            return state.conversation_id
+
+        return Recording(store, owner, state.conversation_id, question=keep)
 
     def _keep_question(
         self, owner: str, conversation_id: str | None, model_id: str, question: Turn
@@ -181,10 +196,24 @@ class ChatRegion:
         return kept, ""
 
     def _outputs(
-        self, state: AnswerView, *, streaming: bool = False, notice: str | None = None
+        self,
+        state: AnswerView,
+        *,
+        streaming: bool = False,
+        notice: str | None = None,
+        back: Turn | None = None,
     ) -> tuple[Any, ...]:
+        """The answer's outputs, then the question box and the editing flag: left alone, or (`back`: a
+        refused question) the question and its images put back as they were before it was sent."""
         live = state.records if streaming else None
-        return (*state.outputs(streaming=streaming, notice=notice), *self.shown(state.conversation, live))
+        box: tuple[Any, Any] = (gr.update(), gr.update())
+        if back is not None:
+            box = (self._box(back["content"], list(back.get("images") or [])), bool(back.get("edit")))
+        return (
+            *state.outputs(streaming=streaming, notice=notice),
+            *self.shown(state.conversation, live),
+            *box,
+        )
 
     def stop(self, request: gr.Request) -> None:
         """Stop the visitor's running answer in this tab: the engine stops at its next token."""
@@ -227,14 +256,6 @@ class ChatRegion:
         except PlaygroundError as exc:
             return gr.Code(f"# {exc}", language="python")
         return gr.Code(code, language=language)  # type: ignore[arg-type]
-
-    def restore_refused(self, pending: Box, conversation: list[Turn]) -> tuple[Box, list[Turn], Chat]:
-        """After an answer's end: a question that got no answer at all (refused: a model not ready, say)
-        goes back to the box, so nothing typed is lost; the notice says why."""
-        if not conversation or conversation[-1]["role"] != "user" or box_parts(pending)[0].strip():
-            return pending, conversation, render.to_chatbot(conversation)
-        refused, kept = conversation[-1], conversation[:-1]
-        return self._box(refused["content"], refused.get("images") or []), kept, render.to_chatbot(kept)
 
     def forget_code(self) -> str:
         """Empty the Get code box (another model, a new conversation): it never shows a stale script."""

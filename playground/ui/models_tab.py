@@ -39,7 +39,12 @@ def catalog_rows(ctx: AppContext) -> list[list[str]]:
 
 
 def local_rows(manager: ModelManager) -> list[list[str]]:
-    return [[m.name, m.kind, human_size(m.size_bytes), str(m.path)] for m in manager.local()]
+    """The models on this machine; on a public deployment the folder without the server's own path."""
+    public = manager.ctx.settings.public
+    return [
+        [m.name, m.kind, human_size(m.size_bytes), f"…/{m.path.name}" if public else str(m.path)]
+        for m in manager.local()
+    ]
 
 
 def loaded_rows(manager: ModelManager) -> list[list[str]]:

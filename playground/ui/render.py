@@ -56,8 +56,8 @@ def metrics_line(turn: Turn) -> str:
         parts.append(f"{estimated}{metrics['completion_tokens']} tokens")
     parts += [turn.get("model_name", ""), turn.get("engine", "")]
     note = FINISH_NOTES.get(turn.get("finish") or "")
-    if note and metrics.get("note"):  # why, in words (an engine process that died, say)
-        note = f"{note} ({metrics['note']})"
+    if note and metrics.get("note"):  # why, in words (an engine process that died, a timeout)
+        note = f"{note.split(':')[0]}: {metrics['note']}"
     if note:
         parts.append(note)
     return " · ".join(p for p in parts if p)

@@ -120,3 +120,44 @@ def test_endpoint_headers_come_from_the_environment_in_the_script(
     compile(code, "<lab>", "exec")
     assert "'X-Tenant': os.environ['LAB_TENANT']" in code and "'X-Team': 'x'" in code
     assert "literal-secret" not in code and "t7" not in code
+
+
+def test_credentials_inside_a_url_are_read_from_its_variable_never_written(
+    cloud_settings: Callable[..., Settings],
+) -> None:
+    """A proxy reached as http://user:PASS@host/v1?api-key=KEY: the script reads the whole URL from the
+    variable that holds it; the Providers row and the model's spec show it redacted."""
+    from playground.providers_service import statuses
+
+    url = "http://team:pass-do-not-print@127.0.0.1:9/v1?api-key=qkey-do-not-print&region=eu"
+    registry = Registry(
+        build_providers(cloud_settings(NVIDIA_BASE_URL=url, NVIDIA_API_KEY="k"), load_catalog())
+    )
+    spec = registry.resolve("phi-4-mini@nvidia")
+    _, code = snippet(spec, [Message("user", "Hi")], OPTIONS)
+    compile(code, "<proxy>", "exec")
+    assert "base_url=os.environ['NVIDIA_BASE_URL']" in code and "do-not-print" not in code
+    assert spec.extra["base_url"] == "http://***@127.0.0.1:9/v1?api-key=***&region=eu"
+    row = next(s for s in statuses(registry) if s.name == "nvidia")
+    assert row.url == "http://***@127.0.0.1:9/v1?api-key=***&region=eu"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown", "hidden"),
+    [
+        ("https://u:p4ss@h.example/v1", "https://***@h.example/v1", ["u:p4ss", "p4ss"]),
+        ("http://h/v1?api_key=abc%2Bd&x=1", "http://h/v1?api_key=***&x=1", ["abc%2Bd", "abc+d"]),
+        (
+            "http://h/f?code=zz9&sig=s1g&token=tok",
+            "http://h/f?code=***&sig=***&token=***",
+            ["zz9", "s1g", "tok"],
+        ),
+        ("http://h:8/v1", "http://h:8/v1", []),
+    ],
+)
+def test_url_credentials_are_redacted_and_listed(url: str, shown: str, hidden: list[str]) -> None:
+    from playground.secret_urls import redact_url, url_secrets
+
+    assert redact_url(url) == shown
+    assert set(hidden) <= set(url_secrets(url)) and (hidden or not url_secrets(url))
+    assert redact_url(f"failed: POST {url} (401)") == f"failed: POST {shown} (401)", "inside a log line"

@@ -26,6 +26,7 @@ from playground.providers.cloud.failures import ErrorContext, translate
 from playground.providers.cloud.presets import cloud_endpoints
 from playground.settings import Settings
 from playground.types import FinishReason
+from playground.ui.render import metrics_line
 from tests.cloud.conftest import free_port
 from tests.cloud.fake_server import FakeServer
 from tests.cloud.helpers import ASK, GREEDY, answer, served_model
@@ -142,6 +143,9 @@ def test_a_stream_that_hangs_midway_keeps_the_partial_answer(provider: Build, fa
     text, metrics = answer(model)
     assert text == "The capital of France"
     assert metrics.finish_reason == FinishReason.INTERRUPTED
+    assert "did not answer within 1 s (PLAYGROUND_TIMEOUT_S)" in metrics.note, "a timeout says it timed out"
+    shown = metrics_line({"metrics": metrics.to_dict(), "finish": "interrupted"})
+    assert "interrupted: " in shown and "did not answer within 1 s" in shown and "engine died" not in shown
 
 
 def test_a_dropped_connection_keeps_the_partial_answer_marked_interrupted(

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ...secret_urls import redact_url, url_secrets
 from ...types import Capability
 
 Kind = Literal["openai", "ollama", "azure-ai"]
@@ -114,6 +115,16 @@ class EndpointSpec(BaseModel):
         if self.kind == "ollama" and self.base_url.endswith("/v1"):
             return self.base_url[: -len("/v1")]
         return self.base_url
+
+    @property
+    def public_url(self) -> str:
+        """The display URL as it may be shown (a page, a message, a log): credentials in it redacted."""
+        return redact_url(self.display_url)
+
+    @property
+    def url_secrets(self) -> list[str]:
+        """The credentials inside the base URL (user info, key parameters): scrubbed from messages."""
+        return url_secrets(self.base_url)
 
     def matches(self, model_id: str) -> bool:
         return self.discover is None or re.search(self.discover, model_id) is not None

@@ -117,6 +117,7 @@ class CloudModel:
         pieces = 0
         reason: str | None = None
         usage: tuple[int, int] | None = None
+        cut = ""  # why the stream ended early (a read timeout, a dropped connection), in our words
         try:
             while not stopper.hit:
                 try:
@@ -126,7 +127,7 @@ class CloudModel:
                     if not pieces:
                         raise
                     log.warning("%s: stream of %s interrupted: %s", ctx.provider, ctx.model, exc)
-                    reason = None
+                    reason, cut = None, str(exc)
                     break
                 if delta is None:
                     break
@@ -145,7 +146,7 @@ class CloudModel:
                 yield rest
         finally:
             close()
-        yield self._finish(messages, "".join(parts), pieces, reason, usage)
+        yield replace(self._finish(messages, "".join(parts), pieces, reason, usage), note=cut)
 
     def _open_with_retry(
         self, messages: Sequence[Message], options: GenerationOptions, ctx: ErrorContext
@@ -199,7 +200,7 @@ def error_context(
     return ErrorContext(
         provider=endpoint.name,
         label=endpoint.title,
-        url=endpoint.display_url,
+        url=endpoint.public_url,
         model=model,
         key_env=endpoint.api_key_env,
         visitor_key=connection.visitor_key,
@@ -211,7 +212,7 @@ def error_context(
         unreachable_hint="is `ollama serve` running?"
         if endpoint.kind == "ollama"
         else "is the server running?",
-        secrets=tuple(s for s in (connection.key, *connection.header_secrets) if s),
+        secrets=tuple(s for s in (connection.key, *connection.header_secrets, *endpoint.url_secrets) if s),
         available=connection.available,
     )
 

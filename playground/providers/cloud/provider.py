@@ -125,7 +125,7 @@ class CloudProvider:
             name=self.name,
             label=self.endpoint.title,
             kind=self.endpoint.kind,
-            url=self.endpoint.display_url,
+            url=self.endpoint.public_url,
             key_env=self.endpoint.api_key_env,
             key_set=self.key() is not None,
             configured=configured,

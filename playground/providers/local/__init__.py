@@ -191,10 +191,17 @@ class TransformersProvider(_LocalProvider):
 
 def path_spec(path: Path, provider: str | None = None) -> ModelSpec:
     """A spec for a local folder or file given as a model reference."""
-    path = path.expanduser().resolve()
+    try:
+        path = path.expanduser().resolve()
+        genai = (path / "genai_config.json").is_file()
+    except RuntimeError as exc:  # ~someone who is not a user here
+        reason = str(exc).rstrip(".")
+        raise ModelUnavailableError(f"{path}: {reason}; give the folder's full path.") from None
+    except OSError as exc:
+        raise ModelUnavailableError(f"{path} cannot be read as a model folder: {exc.strerror}.") from None
     if provider is None:
-        provider = "onnx" if (path / "genai_config.json").is_file() else "transformers"
-    if provider == "onnx" and not (path / "genai_config.json").is_file():
+        provider = "onnx" if genai else "transformers"
+    if provider == "onnx" and not genai:
         raise ModelUnavailableError(f"{path} is not an ONNX Runtime GenAI folder (no genai_config.json).")
     if provider == "transformers" and not (path.suffix == ".gguf" or (path / "config.json").is_file()):
         raise ModelUnavailableError(
