@@ -8,10 +8,7 @@ new round after a vote, and a not-ready preset runs nothing. Embedded and tiny d
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +20,7 @@ from playground.ui.widgets import model_label
 from playground.vision_examples import IMAGES_DIR
 from tests.browser import TALL, WIDE, open_page, pick_model, screenshot, set_slider
 from tests.support import QUESTION, loaded
+from tests.test_get_code import run_script
 
 pytestmark = pytest.mark.browser
 ONNX, HF = "smollm2-135m-instruct@onnx", "smollm2-135m-instruct@transformers"
@@ -53,23 +51,6 @@ def code_in(page: Page, selector: str) -> str:
     text = page.locator(selector).evaluate(CODE_TEXT)
     assert isinstance(text, str), "the code box's text"
     return text
-
-
-def run_script(code: str, folder: Path) -> str:
-    script = folder / "script.py"
-    script.write_text(code, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k != "MODEL_DIR"}
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        env={**env, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=folder,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
 
 
 @pytest.mark.parametrize("model", [ONNX, HF])
