@@ -43,7 +43,10 @@ def test_a_text_only_model_says_it_takes_no_images(page: Page, app_url: str) -> 
     notice = page.locator("#vision-notice")
     expect(notice).to_contain_text("does not take images", timeout=30_000)
     expect(notice).to_contain_text("pick a vision model")
-    expect(page.locator('#vision-chat [data-testid="user"] img')).to_have_count(1)
+    # Refused before any answer: the question and its image go back to the box, nothing is lost
+    expect(page.locator("#vision-input textarea")).to_have_value("Read the sign.", timeout=15_000)
+    expect(page.locator("#vision-input img")).to_have_count(1)
+    expect(page.locator('#vision-chat [data-testid="user"]')).to_have_count(0)
 
 
 def test_the_moe_map_renders_and_comes_back_from_the_history(page: Page, app_url: str) -> None:

@@ -15,6 +15,7 @@ from ..models_service import ModelManager, human_size
 LOCAL_HEADERS = ["Name", "Kind", "Size", "Path"]
 LOADED_HEADERS = ["Id", "Engine", "State", "Memory", "Workers (process id · memory · load time · threads)"]
 CATALOG_HEADERS = ["Id", "Model", "Engine", "Parameters", "Context", "Ready", "Reason"]
+CATALOG_WIDTHS: list[str | int] = ["20%", "16%", "12%", "9%", "7%", "5%", "31%"]  # all fit: long reasons wrap
 
 
 def catalog_rows(ctx: AppContext) -> list[list[str]]:
@@ -184,7 +185,12 @@ class ModelsTab:
             "budget, and the models of the configured endpoints."
         )
         catalog = gr.Dataframe(
-            catalog_rows(ctx), headers=CATALOG_HEADERS, interactive=False, wrap=True, elem_id="models-catalog"
+            catalog_rows(ctx),
+            headers=CATALOG_HEADERS,
+            interactive=False,
+            wrap=True,
+            column_widths=CATALOG_WIDTHS,
+            elem_id="models-catalog",
         )
         status = gr.Markdown(elem_id="models-status")
         with gr.Row():

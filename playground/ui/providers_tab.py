@@ -16,6 +16,16 @@ from . import widgets
 
 HEADERS = ["Provider", "Kind", "Address", "Key", "Configured", "Reachable", "Models", "Notes"]
 SHOWN_MODELS = 6
+COLUMN_WIDTHS: list[str | int] = [
+    "12%",
+    "7%",
+    "14%",
+    "15%",
+    "8%",
+    "8%",
+    "16%",
+    "20%",
+]  # all fit: long cells wrap
 
 
 def status_row(status: ProviderStatus) -> list[str]:
@@ -58,7 +68,13 @@ class ProvidersTab:
             "variable. `python -m playground models` lists the same models."
         )
         table = gr.Dataframe(
-            self.rows(), headers=HEADERS, interactive=False, wrap=True, elem_id="providers-list"
+            self.rows(),
+            headers=HEADERS,
+            interactive=False,
+            wrap=True,
+            column_widths=COLUMN_WIDTHS,
+            max_height=1000,
+            elem_id="providers-list",
         )
         refresh = gr.Button("Refresh (ask every endpoint again)", elem_id="providers-refresh")
         checked = gr.Markdown(elem_id="providers-checked")
