@@ -232,3 +232,18 @@ def test_request_bodies_are_bounded_at_the_door_uploads_by_their_own_limit(ctx: 
         assert upload.status_code == 200, upload.text[:200]
         answer = Client(url, verbose=False).predict("Say yes.", max_new_tokens=4, api_name="/chat")
         assert isinstance(answer, str) and answer.strip()
+
+
+def test_a_call_with_the_wrong_number_of_values_gets_our_message_not_component_reprs(ctx: AppContext) -> None:
+    with public_app(ctx) as url:
+        data = ["Hi", None, "", 0, 1, 0, 4, 1, -1]  # 9 of /chat's 10 values
+        raw = httpx.post(f"{url}gradio_api/call/chat", json={"data": data}, timeout=30)
+        assert raw.status_code == 400, raw.text[:300]
+        detail = raw.json()["detail"]
+        assert "/chat takes 10 values (question, model, system_prompt" in detail and "9 were given" in detail
+        assert "object at 0x" not in detail
+        body = {"data": data, "fn_index": chat_fn(url), "session_hash": uuid.uuid4().hex}
+        page = httpx.post(
+            f"{url}gradio_api/queue/join", json=body, headers={"x-gradio-user": "api"}, timeout=30
+        )
+        assert page.status_code == 422 and "9 were given" in page.json()["detail"][0]["message"]

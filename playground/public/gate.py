@@ -134,6 +134,20 @@ class Gate:
             pane = self.answers.get(fn_index) if known else None  # type: ignore[arg-type]
             raw = payload.get("session_hash")
             session = raw if isinstance(raw, str) and raw else None
+        if known and (wrong := self._arity(api_name, payload)):
+            if _caller(scope) == "api":  # gradio_client shows a 422 in Gradio's validation format
+                detail: Any = [
+                    {
+                        "__type__": "validate",
+                        "is_valid": False,
+                        "message": wrong,
+                        "parameter_name": "question",
+                    }
+                ]
+                await _json(send, 422, {"detail": detail})
+            else:
+                await _json(send, 400, {"detail": wrong})
+            return
         if not known:
             if api_name is None and payload.get("fn_index") in self.work:
                 await self._join_work(scope, replay, send, session)
@@ -149,6 +163,24 @@ class Gate:
                 await _refuse(scope, send, refused)
                 return
             await self.app(scope, replay, send)
+
+    def _arity(self, api_name: str | None, payload: Mapping[str, Any]) -> str | None:
+        """Our message for an answering call with the wrong number of values (Gradio's own lists its
+        components' Python reprs); None when the count is right or cannot be known."""
+        data = payload.get("data")
+        fn = None
+        if api_name is not None:
+            fn = next((f for f in self.blocks.fns.values() if f.api_name == api_name), None)
+        elif isinstance(payload.get("fn_index"), int):
+            fn = self.blocks.fns.get(payload["fn_index"])
+        if fn is None or not isinstance(data, list) or len(data) == len(fn.inputs):
+            return None
+        names = ", ".join(str(getattr(c, "label", None) or type(c).__name__) for c in fn.inputs)
+        called = f"/{fn.api_name}" if fn.api_name else "this event"
+        return (
+            f"{called} takes {len(fn.inputs)} values ({names}); {len(data)} were given. gradio_client fills "
+            f"the ones left out: Client(url).predict(question, api_name='{called}')."
+        )
 
     async def _join_work(self, scope: Scope, receive: Receive, send: Send, session: str | None) -> None:
         """A work event (render, code, history, export...): at most WORK_PER_SESSION of a session's and
@@ -313,9 +345,14 @@ async def _read_body(receive: Receive) -> tuple[bytes | None, Receive]:
     return body, replay
 
 
+def _caller(scope: Scope) -> str:
+    """Who sent the request, as Gradio's clients say: "app" (the page), "api" (gradio_client) or ""."""
+    return next((v.decode("latin-1") for k, v in scope.get("headers") or [] if k == b"x-gradio-user"), "")
+
+
 async def _refuse(scope: Scope, send: Send, refused: AdmissionRefused) -> None:
     """The refusal in the form the caller shows (see the module's docstring)."""
-    user = next((v.decode("latin-1") for k, v in scope.get("headers") or [] if k == b"x-gradio-user"), "")
+    user = _caller(scope)
     message = str(refused)
     if user == "api":
         detail: Any = [
