@@ -353,3 +353,26 @@ def test_the_daily_cap_applies_in_public_mode_only(ctx: AppContext, tmp_path: Pa
         ConfigError, match=r"^PLAYGROUND_ARENA_DAILY_VOTES must be a whole number, got 'lots'$"
     ):
         make_settings(tmp_path, PLAYGROUND_ARENA_DAILY_VOTES="lots")  # refused at start, as the others
+
+
+def test_the_daily_vote_cap_counts_per_address_across_fresh_page_loads(ctx: AppContext) -> None:
+    """A new page load is a new visitor id: three of them from one address cast no more than the cap
+    (3 cast 9 before); another address still votes."""
+    arena = ArenaService(ctx.answers, ctx.history, daily_votes=2)
+    tiny = GenerationOptions(temperature=0.0, max_new_tokens=2)
+    cast: list[str] = []
+    for _ in range(3):  # three page loads from one address
+        owner = new_browser_id()
+        for _ in range(2):
+            battle = arena.start(owner, named(Side(ONNX, options=tiny), Side(ONNX, options=tiny)), QUESTION)
+            view = arena.run(owner, battle)
+            try:
+                arena.vote(owner, view.battle_id, "tie", address="203.0.113.7")
+                cast.append(owner)
+            except HistoryError as exc:
+                assert "Your network address has cast today's 2 arena votes" in str(exc)
+    assert len(cast) == 2 and arena.address_votes.count("203.0.113.7") == 2
+    owner = new_browser_id()
+    battle = arena.start(owner, named(Side(ONNX, options=tiny), Side(ONNX, options=tiny)), QUESTION)
+    arena.vote(owner, arena.run(owner, battle).battle_id, "a", address="198.51.100.2")
+    assert arena.address_votes.count("198.51.100.2") == 1

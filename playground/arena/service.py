@@ -25,6 +25,7 @@ from ..conversations import ConversationService
 from ..errors import HistoryError, PlaygroundError
 from ..history import Battle, HistoryStore, StoredMessage, Vote
 from ..images import check_size
+from ..public.daily import DailyCounter
 from ..types import Message, Metrics, ModelSpec
 from .anonymise import RoundView, SideView, anonymise, revealed_sides
 from .pairing import SIDES, Pair, Side
@@ -92,6 +93,8 @@ class ArenaService:
         self.store = store
         self.conversations = conversations or ConversationService(store)  # its image limits too
         self.daily_votes = daily_votes
+        self.address_votes = DailyCounter()  # the cap per address too: a new page load is a new visitor
+        self._voting = threading.Lock()
         self.engine_processes = engine_processes
         self.on_vote = on_vote  # each voted round, as recorded (arena/sync.py copies it to a dataset)
 
@@ -307,9 +310,23 @@ class ArenaService:
 
     # Votes and ratings
 
-    def vote(self, owner: str, battle_id: str, vote: Vote | str) -> RoundView:
-        """One vote on a finished round (a, b, tie, both_bad), within the daily cap in public mode; the
-        round's view with the names shown. A blind answer that names a model is flagged (not rated)."""
+    def vote(self, owner: str, battle_id: str, vote: Vote | str, *, address: str | None = None) -> RoundView:
+        """One vote on a finished round (a, b, tie, both_bad), within the daily cap in public mode (per
+        visitor, and per `address` when given: fresh page loads do not reset it); the round's view with
+        the names shown. A blind answer that names a model is flagged (not rated)."""
+        with self._voting:  # the address's count is checked and taken as one step
+            capped = self.daily_votes is not None and address is not None
+            if capped and self.address_votes.count(str(address)) >= int(self.daily_votes or 0):
+                raise HistoryError(
+                    f"Your network address has cast today's {self.daily_votes} arena votes: come back "
+                    "tomorrow (UTC), or keep comparing without voting."
+                )
+            view = self._vote(owner, battle_id, vote)
+            if capped:
+                self.address_votes.add(str(address))
+            return view
+
+    def _vote(self, owner: str, battle_id: str, vote: Vote | str) -> RoundView:
         battle = self.store.battles.get_battle(owner, battle_id)
         answers = self._answers(owner, battle)
         texts: dict[str, str] = {}

@@ -62,3 +62,13 @@ def scope_address(scope: dict[str, object], *, trust_forwarded: bool) -> str:
     client = scope.get("client")
     peer = str(client[0]) if isinstance(client, list | tuple) and client else None
     return client_address(headers, peer, trust_forwarded=trust_forwarded)
+
+
+def request_address(request: object, *, trust_forwarded: bool) -> str:
+    """`client_address` of a handler's `gr.Request` (its headers and its client)."""
+    headers = getattr(request, "headers", None) or {}
+    client = getattr(request, "client", None)
+    peer = getattr(client, "host", None)
+    return client_address(
+        list(dict(headers).items()), str(peer) if peer else None, trust_forwarded=trust_forwarded
+    )

@@ -69,7 +69,8 @@ WORK = frozenset(
         f"{_UI}evaluate_tab.EvaluateTab.wire.<locals>.<lambda>",  # the exports
         f"{_UI}arena_tab.ArenaTab.board_outputs",
         f"{_UI}arena_tab.ArenaTab.open_link",
-        f"{_UI}arena_layout.ArenaLayout.wire_rest.<locals>.<lambda>",  # the votes, the exports
+        f"{_UI}arena_layout.ArenaLayout.wire_rest.<locals>.<lambda>",  # the exports
+        f"{_UI}arena_layout._voter.<locals>.vote",
         f"{_UI}providers_tab.ProvidersTab.refresh",
         f"{_UI}models_tab.ModelsTab.current",
         f"{_UI}models_tab.delete",

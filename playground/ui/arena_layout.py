@@ -6,6 +6,7 @@ then one method that wires every event to the tab's handlers (arena_tab.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -305,7 +306,7 @@ class ArenaLayout:
         tab, choice, board, export = self.tab, parts.choice, parts.board, parts.export
         for (key, _), button in zip(VOTES, parts.votes, strict=True):
             button.click(
-                lambda o, b, r, v, s, k=key: tab.vote(k, o, b, r, board=(v, s)),
+                _voter(tab, key),
                 [owner, parts.battle, parts.rounds, *board.inputs],
                 [*parts.outputs, *board.outputs],
                 **PRIVATE,
@@ -336,3 +337,14 @@ class ArenaLayout:
             queue=False,
             **PRIVATE,
         )
+
+
+def _voter(tab: ArenaTab, key: str) -> Callable[..., tuple[Any, ...]]:
+    """The handler of one vote button (Gradio passes the request: the address counts toward the cap)."""
+
+    def vote(
+        owner: Any, battle: Any, rounds: Any, view: str, style: bool, request: gr.Request
+    ) -> tuple[Any, ...]:
+        return tab.vote(key, owner, battle, rounds, board=(view, style), request=request)
+
+    return vote

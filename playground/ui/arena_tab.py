@@ -30,6 +30,7 @@ from ..context import AppContext
 from ..errors import HistoryError, ModelUnavailableError, PlaygroundError
 from ..history import check_owner_id
 from ..needs import preset_problem, problem_with_alternatives
+from ..public.address import request_address
 from ..text import valid_text
 from ..types import ModelSpec
 from . import arena_display as show
@@ -296,6 +297,7 @@ class ArenaTab:
         battle_id: str | None,
         rounds: list[RoundDict],
         board: tuple[str, bool] = (BOARD_VIEWS[0], False),
+        request: gr.Request | None = None,
     ) -> tuple[Any, ...]:
         """Record the vote, reveal the names (every round of the battle), refresh the leaderboard (as
         its view and style switch are set: `board`)."""
@@ -303,7 +305,9 @@ class ArenaTab:
             owner = check_owner_id(owner_value)
             if not battle_id or not rounds:
                 raise HistoryError("Send a prompt to both models first, then vote.")
-            voted = self.arena.vote(owner, battle_id, choice).to_dict()
+            trusted = self.ctx.settings.limits.trust_forwarded
+            address = None if request is None else request_address(request, trust_forwarded=trusted)
+            voted = self.arena.vote(owner, battle_id, choice, address=address).to_dict()
             rounds = [self.arena.load(owner, str(r["battle_id"])).to_dict() for r in rounds[:-1]] + [voted]
         except PlaygroundError as exc:
             return (
