@@ -27,10 +27,10 @@ class DailyCounter:
             self._roll()
             return self._counts.get(key, 0)
 
-    def add(self, key: str) -> None:
+    def add(self, key: str, amount: int = 1) -> None:
         with self._lock:
             self._roll()
-            self._counts[key] = self._counts.get(key, 0) + 1
+            self._counts[key] = self._counts.get(key, 0) + amount
 
     def _roll(self) -> None:
         day = self._today()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,8 @@ from ..context import AppContext
 from ..errors import InvalidIdentityError, PlaygroundError
 from ..history import IdentityKey, check_owner_id, resolve_owner
 from ..history.export import export_json, export_markdown, import_file, import_json
+from ..public.address import request_address
+from ..public.daily import DailyCounter
 from ..settings import Limits
 from ..types import ENGINE_LABELS
 from .chat_region import RegionUI
@@ -80,6 +83,7 @@ class HistoryTab:
         self.ctx = ctx
         self.store = ctx.history
         self.conversations = ctx.history.conversations  # the part most handlers read and change
+        self.imported = DailyCounter()  # bytes imported today per address (public mode's history quota)
 
     @property
     def limits(self) -> Limits:
@@ -225,11 +229,15 @@ class HistoryTab:
             text, suffix = export_markdown(self.store, owner, ids), ".md"
         return str(self.downloads.write(f"slm-playground-history{suffix}", text))
 
-    def import_file(self, file: str | None, owner_value: Any, search: str) -> tuple[Any, ...]:
+    def import_file(
+        self, file: str | None, owner_value: Any, search: str, request: gr.Request | None = None
+    ) -> tuple[Any, ...]:
         """Import an uploaded export: its size checked on disk before it is read, its conversations
-        counted before any is written, the visitor's quota checked; all or nothing."""
+        counted before any is written, the visitor's quota checked, and in public mode the bytes an
+        address imports a day (fresh page loads are fresh visitors); all or nothing."""
         if not file:
             raise refusal("Choose a JSON export to import.")
+        address, size = self._import_allowance(file, request)
         try:
             result = import_file(
                 self.store,
@@ -240,8 +248,30 @@ class HistoryTab:
             )
         except PlaygroundError as exc:
             raise refusal(exc) from None
+        if address is not None:
+            self.imported.add(address, size)
         table, ids = self.rows(owner_value, search)
         return table, ids, f"✅ Imported {len(result.conversation_ids)} conversation(s)."
+
+    def _import_allowance(self, file: str, request: gr.Request | None) -> tuple[str | None, int]:
+        """(the address whose imports count, the file's size); refused when the address has imported
+        its day's allowance (PLAYGROUND_VISITOR_HISTORY_MB, one visitor's history) already."""
+        cap = self.limits.history_mb
+        if cap is None or request is None:
+            return None, 0
+        address = request_address(request, trust_forwarded=self.limits.trust_forwarded)
+        try:
+            size = os.path.getsize(file)
+        except OSError:
+            return address, 0  # the import itself says what is wrong with the file
+        done = self.imported.count(address)
+        if done + size > cap * 1e6:
+            raise refusal(
+                f"Your network address has imported {done / 1e6:.2f} MB today and this file is "
+                f"{size / 1e6:.2f} MB; this server takes at most {cap:g} MB of imports a day per address. "
+                "Try again tomorrow (UTC)."
+            )
+        return address, size
 
     # The browser's copy (on a Space, whose disk does not survive a restart)
 
