@@ -27,6 +27,7 @@ from playground.ui.instruct import InstructTab
 from playground.ui.moe_tab import MoeTab, card_markdown, map_html
 from playground.ui.vision_tab import VisionTab
 from playground.vision_examples import IMAGES_DIR, load_vision_examples
+from tests.support import make_settings
 
 MOE_DEMO = "tiny-phimoe-demo@transformers"
 VISION_DEMO = "tiny-vision-demo@transformers"
@@ -401,3 +402,17 @@ def test_a_full_history_still_answers_in_the_tab_and_says_it_was_not_saved(
         assert conversation_id is None
         assert "Not saved: Your history holds 1 conversation(s)" in notice
         assert [c.title for c in store.conversations.list_conversations(owner)] == ["the only one"]
+
+
+def test_a_question_over_the_length_limit_stays_in_the_box_and_is_not_kept(tmp_path: Path) -> None:
+    """Step one refuses it (the session keeps nothing of it: 100 sessions sending 2 MB each grew the
+    server by 264 MB before); a question within the limit is shown as before."""
+    ctx = AppContext.create(make_settings(tmp_path / "data", PLAYGROUND_PROMPT_CHARS="100"))
+    try:
+        region = InstructTab(ctx)
+        box, conversation, _, _ = region.add_question("x" * 101, [], False)
+        assert conversation == [] and box == gr.update(), "the box keeps the text; nothing is added"
+        box, conversation, _, _ = region.add_question("What is an SLM?", [], False)
+        assert box == "" and conversation[-1]["content"] == "What is an SLM?"
+    finally:
+        ctx.close()

@@ -82,7 +82,7 @@ WORK = frozenset(
 )
 TRIVIAL = frozenset(
     {
-        f"{_UI}chat_parts.add_question",
+        f"{_UI}chat_region.ChatRegion.add_question",
         f"{_UI}chat_parts.attach_photo",
         f"{_UI}chat_region.ChatRegion.collapse_prompt",
         f"{_UI}chat_region.ChatRegion.describe_model",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from . import render, widgets
-from .chat_parts import add_question, attach_photo
+from .chat_parts import attach_photo
 
 if TYPE_CHECKING:
     from .chat_region import ChatRegion, RegionUI
@@ -302,7 +302,7 @@ class ChatLayout:
             **PRIVATE,
         }
         ask: dict[str, Any] = {
-            "fn": add_question,
+            "fn": region.add_question,
             "inputs": [question, state.conversation, state.editing],
             "outputs": [question, state.conversation, chat.chatbot, state.editing],
             "queue": False,

@@ -31,7 +31,7 @@ from ..text import valid_text
 from ..types import Capability, ExpertRecord, ModelSpec
 from . import render, widgets
 from .chat_layout import ChatLayout
-from .chat_parts import AnswerView, Box, Chat, with_pending
+from .chat_parts import AnswerView, Box, Chat, add_question, box_parts, with_pending
 from .render import Turn, warn
 from .streaming import ThreadedStream
 
@@ -159,6 +159,17 @@ class ChatRegion:
             yield self._outputs(state, back=question)
             return
         yield self._outputs(state)
+
+    def add_question(self, value: Box, conversation: list[Turn], editing: bool) -> tuple[Any, ...]:
+        """Step one of a submit (chat_parts.add_question), for a question within PLAYGROUND_PROMPT_CHARS:
+        a longer one stays in the box with a warning, and nothing of it is kept in the session."""
+        limit = self.ctx.chat.prompt_chars
+        if limit is not None and len(box_parts(value)[0]) > limit:
+            warn(
+                f"The question is longer than {limit:,} characters, which this playground takes: shorten it."
+            )
+            return gr.update(), conversation, render.to_chatbot(conversation), editing
+        return add_question(value, conversation, editing)
 
     def _recording(self, state: AnswerView, owner: str, model_id: str, question: Turn) -> Recording:
         """Where the answer is kept. A new question is written only once the pipeline accepts it (a
