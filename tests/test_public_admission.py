@@ -247,3 +247,15 @@ def test_a_call_with_the_wrong_number_of_values_gets_our_message_not_component_r
             f"{url}gradio_api/queue/join", json=body, headers={"x-gradio-user": "api"}, timeout=30
         )
         assert page.status_code == 422 and "9 were given" in page.json()["detail"][0]["message"]
+
+
+def test_uploads_are_counted_per_address_over_ten_minutes(ctx: AppContext) -> None:
+    """An address may upload 5 × PLAYGROUND_UPLOAD_MB in ten minutes (60 uploads of 20 MB filled 1.1 GB
+    of disk in 6 s before): the sixth 0.9 MB file under a 1 MB upload limit is refused with a message."""
+    with public_app(ctx, visitor_jobs=2, upload_mb=1.0) as url:
+        codes = [
+            httpx.post(f"{url}gradio_api/upload", files={"files": (f"f{i}.bin", b"\0" * 900_000)}, timeout=30)
+            for i in range(6)
+        ]
+        assert [c.status_code for c in codes] == [200] * 5 + [429], [c.text[:120] for c in codes]
+        assert "uploaded 5 MB in the last 10 minutes (at most 5 MB)" in codes[-1].json()["detail"]

@@ -21,6 +21,7 @@ import json
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -47,6 +48,8 @@ TOO_LARGE = (
     "shorten the text, and attach images with the upload button."
 )
 _UPLOAD = re.compile(r"/gradio_api/upload/?$")
+UPLOAD_WINDOW_S = 600.0  # uploads per address are counted over the last ten minutes
+UPLOADS_PER_WINDOW = 5  # an address may upload this many of PLAYGROUND_UPLOAD_MB in the window
 HEALTH_PATH = "/healthz"
 _JOIN = re.compile(r"/gradio_api/(?:queue/join|call/(?:v2/)?(?P<api>[^/]+))/?$")
 _DATA = re.compile(r"/gradio_api/(?:queue/data|call/(?:v2/)?[^/]+/(?P<event>[^/]+))/?$")
@@ -68,6 +71,7 @@ class Gate:
         answers: Mapping[int, str | None],
         api_answers: Mapping[str, str | None],
         work: Collection[int] = (),
+        upload_budget: int | None = None,
         trust_forwarded: bool,
         health: Callable[[], dict[str, Any]],
         grace_s: float = ABANDON_GRACE_S,
@@ -78,6 +82,8 @@ class Gate:
         self.answers = dict(answers)
         self.api_answers = dict(api_answers)
         self.work = frozenset(work)
+        self.upload_budget = upload_budget  # bytes an address may upload per UPLOAD_WINDOW_S (public)
+        self.uploads: dict[str, deque[tuple[float, int]]] = {}
         self.trust_forwarded = trust_forwarded
         self.health = health
         self.grace_s = grace_s
@@ -97,6 +103,11 @@ class Gate:
             queue = {"waiting": self.waiting(), "running": self.running()}
             await _json(send, 200, {**self.health(), "queue": queue})
             return
+        if method == "POST" and _UPLOAD.search(path) and self.upload_budget is not None:
+            refusal = self._upload_refusal(scope)
+            if refusal is not None:
+                await _json(send, 429, {"detail": refusal}, retry_after=int(UPLOAD_WINDOW_S))
+                return
         if method == "POST" and not _UPLOAD.search(path):
             if _declared_size(scope) > MAX_BODY_BYTES:  # refused before a byte of it is read
                 await _json(send, 413, {"detail": TOO_LARGE})
@@ -163,6 +174,25 @@ class Gate:
                 await _refuse(scope, send, refused)
                 return
             await self.app(scope, replay, send)
+
+    def _upload_refusal(self, scope: Scope) -> str | None:
+        """Count an upload's declared bytes against its address's budget for the last UPLOAD_WINDOW_S;
+        the refusal's message when it would pass it (60 uploads of 20 MB filled 1.1 GB in 6 s before)."""
+        address = scope_address(scope, trust_forwarded=self.trust_forwarded)
+        now, size = time.monotonic(), _declared_size(scope)
+        recent = self.uploads.setdefault(address, deque())
+        while recent and recent[0][0] <= now - UPLOAD_WINDOW_S:
+            recent.popleft()
+        used = sum(n for _, n in recent)
+        budget = int(self.upload_budget or 0)
+        if used + size > budget:
+            log.info("refused an upload of %d bytes from %s (%d in the window)", size, address, used)
+            return (
+                f"Your network address has uploaded {used / 1e6:.0f} MB in the last "
+                f"{UPLOAD_WINDOW_S / 60:.0f} minutes (at most {budget / 1e6:.0f} MB): try again in a few minutes."
+            )
+        recent.append((now, size))
+        return None
 
     def _arity(self, api_name: str | None, payload: Mapping[str, Any]) -> str | None:
         """Our message for an answering call with the wrong number of values (Gradio's own lists its

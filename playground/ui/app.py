@@ -16,7 +16,7 @@ from ..context import AppContext
 from ..history import BROWSER_STATE_KEY, BROWSER_STORAGE_SECRET, IdentityKey
 from ..public.admission import Admission
 from ..public.events import EventKind, pool_work
-from ..public.gate import Gate
+from ..public.gate import UPLOADS_PER_WINDOW, Gate
 from ..public.privacy import privacy_notice
 from ..settings import Limits, Settings
 from ..types import Capability
@@ -151,6 +151,7 @@ def serve_options(demo: gr.Blocks, ctx: AppContext, limits: Limits | None = None
         demo.delete_cache = (max(MIN_CLEAN_EVERY_S, age // 4), age)
     kinds = pool_work(demo.fns)  # work events share one small pool: they never take an answer's place
     work = {fn_id for fn_id, kind in kinds.items() if kind == EventKind.WORK}
+    public = limits.visitor_jobs is not None  # the public limits are set (tests pass their own)
     answers = answering_events(demo)
     api_answers = {
         fn.api_name: answers[fn_id] for fn_id, fn in demo.fns.items() if fn_id in answers and fn.api_name
@@ -165,9 +166,8 @@ def serve_options(demo: gr.Blocks, ctx: AppContext, limits: Limits | None = None
         admission=Admission(limits),
         answers=answers,
         api_answers=api_answers,
-        work=work
-        if limits.visitor_jobs is not None
-        else (),  # counted per session and address in public mode
+        work=work if public else (),  # counted per session and per address in public mode
+        upload_budget=int(limits.upload_mb * 1e6 * UPLOADS_PER_WINDOW) if public else None,
         trust_forwarded=limits.trust_forwarded,
         grace_s=limits.abandon_grace_s,
         health=health,
