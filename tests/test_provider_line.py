@@ -99,3 +99,19 @@ def test_the_page_says_what_a_waiting_answer_waits_for() -> None:
     assert someone.granted.is_set()
     assert "Waiting for your other answer on nvidia to end" in first_notice(mine)
     assert "Waiting for a free slot on azure: 0 question(s) ahead of yours" in first_notice(behind)
+
+
+def test_an_arena_rounds_second_side_waits_behind_another_visitor() -> None:
+    """Both sides of a round on one provider (owners `v/a`, `v/b`): the second takes a second slot
+    only when no other visitor waits (a visitor's 16-token answer waited 9 s behind such rounds)."""
+    line = Slots("onnx", 2, per_owner=1, clock=Clock())
+    alone_a, alone_b = line.ticket("v/a"), line.ticket("v/b")
+    assert granted(alone_a, alone_b) == [True, True], "nobody else waits: both sides at once"
+    alone_a.release(), alone_b.release()
+    blocker, side_a = line.ticket("z"), line.ticket("v/a")
+    side_b, visitor = line.ticket("v/b"), line.ticket("w")  # the second side asked first
+    assert granted(blocker, side_a, side_b, visitor) == [True, True, False, False]
+    blocker.release()
+    assert granted(side_b, visitor) == [False, True], "the visitor goes before the round's second side"
+    side_a.release()
+    assert side_b.granted.is_set(), "then the second side, alone in line"

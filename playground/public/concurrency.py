@@ -85,7 +85,10 @@ class Slots:
     - an owner holds at most `per_owner` slots at once (None: no cap); their next ticket waits, and
       lets those behind it go first, until one of theirs ends;
     - an owner whose answers held a slot for more than HEAVY_S of the last USAGE_WINDOW_S seconds
-      (a few long answers) goes after everyone else waiting; a slot is never left idle for it.
+      (a few long answers) goes after everyone else waiting; a slot is never left idle for it;
+    - an owner of a group (`visitor/a` and `visitor/b`: an arena round's two sides) whose group already
+      holds a slot takes a second one only when no other visitor waits: the second side of a round
+      with both sides on one provider waits its turn behind them.
 
     A ticket without an owner is nobody's in particular: neither exception applies to it.
     """
@@ -170,7 +173,11 @@ class Slots:
         if not eligible:
             return None
         now = self._clock()
-        return min(eligible, key=lambda t: self._heavy(t.owner, now))  # min keeps arrival order on ties
+        groups = Counter(_group(owner) for owner in holding.elements())
+        return min(  # min keeps arrival order on ties
+            eligible,
+            key=lambda t: (t.owner is not None and groups[_group(t.owner)] > 0, self._heavy(t.owner, now)),
+        )
 
     def _holding(self) -> Counter[str]:
         return Counter(t.owner for t in self._active if t.owner is not None)
@@ -225,3 +232,8 @@ class ProviderSlots:
 
     def __bool__(self) -> bool:
         return bool(self.limits)
+
+
+def _group(owner: str) -> str:
+    """The visitor an owner belongs to: `visitor/a` and `visitor/b` (an arena round's sides) are one."""
+    return owner.rsplit("/", 1)[0]
