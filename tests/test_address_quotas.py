@@ -41,7 +41,7 @@ def test_fresh_page_loads_from_one_address_import_one_visitors_history_a_day(tmp
             gr.Error, match=r"Your network address has imported 0\.0\d MB today.*at most 0\.05 MB"
         ):
             tab.import_file(str(export), new_browser_id(), "", visitor("203.0.113.9"))  # a third page load
-        assert tab.imported.count("203.0.113.9") == 2 * size
+        assert tab.imported.today.count("203.0.113.9") == 2 * size
         *_, notice = tab.import_file(str(export), new_browser_id(), "", visitor("198.51.100.4"))
         assert "Imported 1 conversation" in notice, "another address still imports"
     finally:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import gradio as gr
 from ..arena.anonymise import anonymise_summaries
 from ..arena.service import ArenaService
 from ..context import AppContext
-from ..errors import InvalidIdentityError, PlaygroundError
+from ..errors import HistoryFullError, InvalidIdentityError, PlaygroundError
 from ..history import IdentityKey, check_owner_id, resolve_owner
 from ..history.export import export_json, export_markdown, import_file, import_json
 from ..public.address import request_address
@@ -83,7 +84,7 @@ class HistoryTab:
         self.ctx = ctx
         self.store = ctx.history
         self.conversations = ctx.history.conversations  # the part most handlers read and change
-        self.imported = DailyCounter()  # bytes imported today per address (public mode's history quota)
+        self.imported = AddressImports(ctx.settings.limits)  # public mode: bytes a day per address
 
     @property
     def limits(self) -> Limits:
@@ -232,46 +233,23 @@ class HistoryTab:
     def import_file(
         self, file: str | None, owner_value: Any, search: str, request: gr.Request | None = None
     ) -> tuple[Any, ...]:
-        """Import an uploaded export: its size checked on disk before it is read, its conversations
-        counted before any is written, the visitor's quota checked, and in public mode the bytes an
-        address imports a day (fresh page loads are fresh visitors); all or nothing."""
+        """Import an uploaded export: its size checked before it is read, its conversations counted
+        before any is written, the visitor's and (AddressImports) the address's quotas; all or nothing."""
         if not file:
             raise refusal("Choose a JSON export to import.")
-        address, size = self._import_allowance(file, request)
         try:
-            result = import_file(
-                self.store,
-                check_owner_id(owner_value),
-                file,
-                max_bytes=int(self.limits.import_mb * 1e6),
-                max_conversations=self.limits.import_conversations,
-            )
+            with self.imported.counted(file, request):
+                result = import_file(
+                    self.store,
+                    check_owner_id(owner_value),
+                    file,
+                    max_bytes=int(self.limits.import_mb * 1e6),
+                    max_conversations=self.limits.import_conversations,
+                )
         except PlaygroundError as exc:
             raise refusal(exc) from None
-        if address is not None:
-            self.imported.add(address, size)
         table, ids = self.rows(owner_value, search)
         return table, ids, f"✅ Imported {len(result.conversation_ids)} conversation(s)."
-
-    def _import_allowance(self, file: str, request: gr.Request | None) -> tuple[str | None, int]:
-        """(the address whose imports count, the file's size); refused when the address has imported
-        its day's allowance (PLAYGROUND_VISITOR_HISTORY_MB, one visitor's history) already."""
-        cap = self.limits.history_mb
-        if cap is None or request is None:
-            return None, 0
-        address = request_address(request, trust_forwarded=self.limits.trust_forwarded)
-        try:
-            size = os.path.getsize(file)
-        except OSError:
-            return address, 0  # the import itself says what is wrong with the file
-        done = self.imported.count(address)
-        if done + size > cap * 1e6:
-            raise refusal(
-                f"Your network address has imported {done / 1e6:.2f} MB today and this file is "
-                f"{size / 1e6:.2f} MB; this server takes at most {cap:g} MB of imports a day per address. "
-                "Try again tomorrow (UTC)."
-            )
-        return address, size
 
     # The browser's copy (on a Space, whose disk does not survive a restart)
 
@@ -430,3 +408,34 @@ class HistoryUI:
     upload: gr.File
     confirm: gr.Checkbox
     wipe: gr.Button
+
+
+class AddressImports:
+    """The bytes each client address imported today: at most PLAYGROUND_VISITOR_HISTORY_MB (one
+    visitor's history) in public mode, so fresh page loads cannot fill the disk with imports."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.today = DailyCounter()
+
+    @contextlib.contextmanager
+    def counted(self, file: str, request: gr.Request | None) -> Iterator[None]:
+        """Refuse the import past the address's allowance; count its size once it succeeded."""
+        cap = self.limits.history_mb
+        if cap is None or request is None:
+            yield
+            return
+        address = request_address(request, trust_forwarded=self.limits.trust_forwarded)
+        try:
+            size = os.path.getsize(file)
+        except OSError:
+            size = 0  # the import itself says what is wrong with the file
+        done = self.today.count(address)
+        if done + size > cap * 1e6:
+            raise HistoryFullError(
+                f"Your network address has imported {done / 1e6:.2f} MB today and this file is "
+                f"{size / 1e6:.2f} MB; this server takes at most {cap:g} MB of imports a day per "
+                "address. Try again tomorrow (UTC)."
+            )
+        yield
+        self.today.add(address, size)
