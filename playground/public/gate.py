@@ -42,11 +42,17 @@ ABANDON_GRACE_S = 5.0  # the default of PLAYGROUND_ABANDON_GRACE_S: a client ope
 WATCH_INTERVAL_S = 1.0
 # Every request body but an upload's (Gradio bounds those by PLAYGROUND_UPLOAD_MB): a join carries the
 # inputs' values (a question is at most PLAYGROUND_PROMPT_CHARS; files are uploaded on their own route).
-MAX_BODY_BYTES = 1024 * 1024
-TOO_LARGE = (
-    f"The request is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB, which no question here needs: "
-    "shorten the text, and attach images with the upload button."
-)
+MAX_BODY_BYTES = 1024 * 1024  # public mode
+PRIVATE_BODY_BYTES = 32 * 1024 * 1024  # one's own playground: a long document pasted as a question
+
+
+def too_large(limit: int) -> str:
+    return (
+        f"The request is larger than {limit // (1024 * 1024)} MB, which no question here needs: shorten the "
+        "text, and attach images with the upload button."
+    )
+
+
 _UPLOAD = re.compile(r"/gradio_api/upload/?$")
 UPLOAD_WINDOW_S = 600.0  # uploads per address are counted over the last ten minutes
 UPLOADS_PER_WINDOW = 5  # an address may upload this many of PLAYGROUND_UPLOAD_MB in the window
@@ -72,6 +78,7 @@ class Gate:
         api_answers: Mapping[str, str | None],
         work: Collection[int] = (),
         upload_budget: int | None = None,
+        max_body: int = MAX_BODY_BYTES,
         trust_forwarded: bool,
         health: Callable[[], dict[str, Any]],
         grace_s: float = ABANDON_GRACE_S,
@@ -84,6 +91,7 @@ class Gate:
         self.work = frozenset(work)
         self.upload_budget = upload_budget  # bytes an address may upload per UPLOAD_WINDOW_S (public)
         self.uploads: dict[str, deque[tuple[float, int]]] = {}
+        self.max_body = max_body  # every request body but an upload's
         self.trust_forwarded = trust_forwarded
         self.health = health
         self.grace_s = grace_s
@@ -109,10 +117,10 @@ class Gate:
                 await _json(send, 429, {"detail": refusal}, retry_after=int(UPLOAD_WINDOW_S))
                 return
         if method == "POST" and not _UPLOAD.search(path):
-            if _declared_size(scope) > MAX_BODY_BYTES:  # refused before a byte of it is read
-                await _json(send, 413, {"detail": TOO_LARGE})
+            if _declared_size(scope) > self.max_body:  # refused before a byte of it is read
+                await _json(send, 413, {"detail": too_large(self.max_body)})
                 return
-            receive = _bounded(receive)
+            receive = _bounded(receive, self.max_body)
         if method == "POST" and (found := _JOIN.search(path)):
             await self._join(scope, receive, send, found.group("api"))
             return
@@ -126,9 +134,9 @@ class Gate:
     # Admission
 
     async def _join(self, scope: Scope, receive: Receive, send: Send, api_name: str | None) -> None:
-        body, replay = await _read_body(receive)
-        if body is None:  # past MAX_BODY_BYTES (a body without a length), or the client left
-            await _json(send, 413, {"detail": TOO_LARGE})
+        body, replay = await _read_body(receive, self.max_body)
+        if body is None:  # past the bound (a body without a length), or the client left
+            await _json(send, 413, {"detail": too_large(self.max_body)})
             return
         try:
             payload = json.loads(body) if body else {}
@@ -332,8 +340,8 @@ def _declared_size(scope: Scope) -> int:
         return 0
 
 
-def _bounded(receive: Receive) -> Receive:
-    """`receive` that ends the request (as a client that left) once its body passes MAX_BODY_BYTES,
+def _bounded(receive: Receive, limit: int) -> Receive:
+    """`receive` that ends the request (as a client that left) once its body passes `limit` bytes,
     for a body sent without a Content-Length."""
     size = 0
 
@@ -342,16 +350,16 @@ def _bounded(receive: Receive) -> Receive:
         message = await receive()
         if message["type"] == "http.request":
             size += len(message.get("body", b""))
-            if size > MAX_BODY_BYTES:
-                log.info("a request body passed %d bytes: ended", MAX_BODY_BYTES)
+            if size > limit:
+                log.info("a request body passed %d bytes: ended", limit)
                 return {"type": "http.disconnect"}
         return message
 
     return bounded
 
 
-async def _read_body(receive: Receive) -> tuple[bytes | None, Receive]:
-    """The whole request body (None past MAX_BODY_BYTES) and a `receive` that replays it."""
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes | None, Receive]:
+    """The whole request body (None past `limit` bytes) and a `receive` that replays it."""
     chunks: list[Message] = []
     size, more = 0, True
     while more:
@@ -361,7 +369,7 @@ async def _read_body(receive: Receive) -> tuple[bytes | None, Receive]:
             break
         size += len(message.get("body", b""))
         more = bool(message.get("more_body"))
-        if size > MAX_BODY_BYTES:
+        if size > limit:
             break
     pending = list(chunks)
 

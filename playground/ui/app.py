@@ -16,7 +16,7 @@ from ..context import AppContext
 from ..history import BROWSER_STATE_KEY, BROWSER_STORAGE_SECRET, IdentityKey
 from ..public.admission import Admission
 from ..public.events import EventKind, pool_work
-from ..public.gate import UPLOADS_PER_WINDOW, Gate
+from ..public.gate import MAX_BODY_BYTES, PRIVATE_BODY_BYTES, UPLOADS_PER_WINDOW, Gate
 from ..public.privacy import privacy_notice
 from ..settings import Limits, Settings
 from ..types import Capability
@@ -168,6 +168,7 @@ def serve_options(demo: gr.Blocks, ctx: AppContext, limits: Limits | None = None
         api_answers=api_answers,
         work=work if public else (),  # counted per session and per address in public mode
         upload_budget=int(limits.upload_mb * 1e6 * UPLOADS_PER_WINDOW) if public else None,
+        max_body=MAX_BODY_BYTES if public else PRIVATE_BODY_BYTES,
         trust_forwarded=limits.trust_forwarded,
         grace_s=limits.abandon_grace_s,
         health=health,
