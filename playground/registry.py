@@ -180,8 +180,20 @@ class Registry:
         hint = f" Did you mean {', '.join(dict.fromkeys(close))}?" if close else ""
         shown_ref = ref if len(ref) <= 80 else f"{ref[:60]}…"
         raise UnknownModelError(
-            f"Unknown model {shown_ref!r}.{hint} `python -m playground models` lists them."
+            f"Unknown model {shown_ref!r}.{hint}{self._listing_problem(provider)} "
+            "`python -m playground models` lists them."
         )
+
+    def _listing_problem(self, provider: str | None) -> str:
+        """Why a provider's models may be missing: its endpoint could not list them (it timed out)."""
+        if provider is None or provider not in self.providers:
+            return ""
+        from .providers.cloud import provider_statuses
+
+        status = provider_statuses([self.providers[provider]])[0]
+        if status.reachable is False and status.error:
+            return f" {status.label} could not list its models: {status.error}"
+        return ""
 
     def _path_spec(self, path: Path, provider: str | None) -> ModelSpec:
         spec = path_spec(path, provider)

@@ -54,3 +54,13 @@ def test_a_dropped_stream_prints_the_partial_answer_and_says_interrupted(
     assert result.returncode == 1
     assert result.stdout.strip() == "The capital of France"
     assert "[interrupted" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_model_missing_because_discovery_timed_out_says_so(tmp_path: Path, fake: FakeServer) -> None:
+    """An endpoint that lists its models (no `models` configured) and hangs: not just "Unknown model"
+    (PLAYGROUND_TIMEOUT_S=1e-9 ended there before), but why the list is empty."""
+    endpoints = f'[[endpoints]]\nname = "slow"\nbase_url = "{fake.url("hang")}"\n'
+    result = run_chat(tmp_path, endpoints, "alpha@slow")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: Unknown model 'alpha'") and len(result.stderr.splitlines()) == 1
+    assert "slow could not list its models:" in result.stderr and "did not answer within" in result.stderr
