@@ -9,6 +9,7 @@ tab say where the old one is and how to recover what can be read from it.
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import sqlite3
 from dataclasses import dataclass
@@ -82,6 +83,11 @@ def quick_check(path: Path) -> str | None:
     try:
         rows = conn.execute("PRAGMA quick_check").fetchall()
     except sqlite3.DatabaseError as exc:
+        if not _writable(path):  # an intact file in a read-only place is not damaged
+            raise HistoryError(
+                f"The history database {path} (or its folder) cannot be written: make "
+                "PLAYGROUND_DATA_DIR writable, or set PLAYGROUND_HISTORY_DB to a writable path."
+            ) from exc
         if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
             raise HistoryError(
                 f"The history database {path} is locked by another process: stop it, or set "
@@ -95,6 +101,11 @@ def quick_check(path: Path) -> str | None:
         return None
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
     return f"{problems[0]}{more}"
+
+
+def _writable(path: Path) -> bool:
+    """Whether the database and its folder (for the WAL files) can be written by this process."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
 
 
 def set_aside(path: Path, *, now: datetime | None = None) -> Path:

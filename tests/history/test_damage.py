@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sqlite3
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from playground.errors import HistoryError
 from playground.history import HistoryStore, new_browser_id, open_history
 from playground.history.integrity import quick_check
 from playground.settings import Settings
+from tests.support import ROOT
 
 ROWS = 600
 
@@ -138,3 +142,47 @@ def test_the_history_cli_refuses_a_damaged_file_with_the_recovery_command(tmp_pa
     damage_a_middle_page(settings.history_path)
     with pytest.raises(HistoryError, match=r"(?s)is damaged .*\.recover"):
         _open(settings)
+
+
+READ_ONLY_CHECK = """
+import sys
+from pathlib import Path
+from playground.errors import HistoryError
+from playground.history.integrity import check_and_set_aside
+try:
+    check_and_set_aside(Path(sys.argv[1]))
+except HistoryError as exc:
+    print(exc)
+"""
+
+
+def test_an_intact_history_in_a_read_only_folder_is_not_called_damaged() -> None:
+    """Root writes anywhere, so as root the check runs as `nobody` (setpriv), as a deployment would (in
+    a folder of its own under the system's temp: pytest's is private to root)."""
+    top = Path(tempfile.mkdtemp(prefix="ro-history-"))
+    top.chmod(0o755)
+    folder = top / "data"
+    folder.mkdir()
+    path = folder / "history.db"
+    with HistoryStore(path) as store:
+        store.conversations.create_conversation(new_browser_id(), "instruct", "kept")
+    command = [sys.executable, "-c", READ_ONLY_CHECK, str(path)]
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("root, and no setpriv to drop to another user")
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    path.chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=60, check=False)
+        left = [p.name for p in folder.iterdir()]
+    finally:
+        folder.chmod(0o755)
+        path.chmod(0o644)
+        shutil.rmtree(top, ignore_errors=True)
+    if "No module named" in result.stderr or "Permission denied" in result.stderr:
+        pytest.skip(f"the unprivileged user cannot run the project here: {result.stderr[-200:]}")
+    assert "cannot be written: make PLAYGROUND_DATA_DIR writable" in result.stdout, (
+        result.stdout + result.stderr
+    )
+    assert "damaged" not in result.stdout and left == ["history.db"], "nothing set aside"
