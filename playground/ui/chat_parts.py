@@ -138,9 +138,13 @@ class AnswerView:
                 self.prompt_tokens + finished.metrics.completion_tokens, self.window
             )
 
-    def withdraw(self, question: Turn) -> None:
-        """Take a refused question off the conversation: it is as it was before the attempt."""
+    def withdraw(self, question: Turn) -> Turn | None:
+        """A refused new question is taken off the conversation (as it was before the attempt) and
+        returned, to go back in its box; one asked again (Regenerate) is in the history: it stays."""
+        if not question.get("new"):
+            return None
         self.conversation = [turn for turn in self.conversation if turn is not question]
+        return question
 
     def outputs(self, *, streaming: bool = False, notice: str | None = None) -> tuple[Any, ...]:
         if notice is not None:

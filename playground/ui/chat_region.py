@@ -132,8 +132,7 @@ class ChatRegion:
             chosen = widgets.options_from(*options)
         except PlaygroundError as exc:
             warn(exc)
-            state.withdraw(question)
-            yield self._outputs(state, notice=render.safe_markdown(f"⚠ {exc}"), back=question)
+            yield self._outputs(state, notice=render.safe_markdown(f"⚠ {exc}"), back=state.withdraw(question))
             return
         session = request.session_hash
         answer = self.ctx.answers.ask(
@@ -154,11 +153,7 @@ class ChatRegion:
                     state.take(event)
                 if not state.finished:
                     yield self._outputs(state, streaming=True)
-        if state.refused:  # the conversation as it was before the attempt, the question back in its box
-            state.withdraw(question)
-            yield self._outputs(state, back=question)
-            return
-        yield self._outputs(state)
+        yield self._outputs(state, back=state.withdraw(question) if state.refused else None)
 
     def add_question(self, value: Box, conversation: list[Turn], editing: bool) -> tuple[Any, ...]:
         """Step one of a submit (chat_parts.add_question), for a question within PLAYGROUND_PROMPT_CHARS:
