@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import re
+import urllib.error
 import urllib.request
 
 import pytest
@@ -90,11 +91,14 @@ def test_a_lone_surrogate_through_the_api_gets_an_answer(app_url: str) -> None:
 
 
 def test_a_call_missing_arguments_answers_a_message(app_url: str) -> None:
-    """A raw call with fewer inputs than /chat takes: Gradio refuses it before our handler, with words."""
-    stream = raw_chat_call(app_url, [])
-    assert "event: error" in stream, stream
-    error = json.loads(stream.rsplit("data:", 1)[1])["error"]
-    assert isinstance(error, str) and "inputs" in error, "an error with no message"
+    """A raw call with fewer inputs than /chat takes: refused at the door with what /chat takes (not
+    Gradio's message, which lists its components' Python reprs)."""
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        raw_chat_call(app_url, [])
+    assert refused.value.code == 400
+    detail = json.loads(refused.value.read())["detail"]
+    assert "/chat takes 10 values (question, model" in detail and "0 were given" in detail
+    assert "object at 0x" not in detail
 
 
 def test_every_catalog_model_says_where_its_sampling_comes_from() -> None:

@@ -188,11 +188,13 @@ class Gate:
         the refusal's message when it would pass it (60 uploads of 20 MB filled 1.1 GB in 6 s before)."""
         address = scope_address(scope, trust_forwarded=self.trust_forwarded)
         now, size = time.monotonic(), _declared_size(scope)
+        budget = int(self.upload_budget or 0)
+        if size > budget:  # one upload over the whole budget: Gradio's max_file_size refuses it (413)
+            return None
         recent = self.uploads.setdefault(address, deque())
         while recent and recent[0][0] <= now - UPLOAD_WINDOW_S:
             recent.popleft()
         used = sum(n for _, n in recent)
-        budget = int(self.upload_budget or 0)
         if used + size > budget:
             log.info("refused an upload of %d bytes from %s (%d in the window)", size, address, used)
             return (
