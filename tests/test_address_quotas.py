@@ -3,6 +3,7 @@ imports here; the arena's votes in tests/test_arena.py."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,6 +13,7 @@ import pytest
 from playground.context import AppContext
 from playground.history import new_browser_id
 from playground.history.export import export_json
+from playground.public.daily import DailyCounter
 from playground.ui.history_tab import HistoryTab
 from tests.support import make_settings
 
@@ -33,6 +35,7 @@ def test_fresh_page_loads_from_one_address_import_one_visitors_history_a_day(tmp
         size = export.stat().st_size
         assert 20_000 < size < 25_000
         tab = HistoryTab(ctx)
+        tab.imported.today = DailyCounter(today=lambda: date(2026, 12, 4))  # no midnight inside the test
         imported = [
             tab.import_file(str(export), new_browser_id(), "", visitor("203.0.113.9")) for _ in range(2)
         ]

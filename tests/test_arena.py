@@ -8,6 +8,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from playground.context import AppContext
 from playground.errors import HistoryError, ModelUnavailableError, PlaygroundError
 from playground.history import Vote, new_browser_id
 from playground.options import GenerationOptions
+from playground.public.daily import DailyCounter
 from playground.types import Message
 from tests.support import QUESTION
 
@@ -359,6 +361,7 @@ def test_the_daily_vote_cap_counts_per_address_across_fresh_page_loads(ctx: AppC
     """A new page load is a new visitor id: three of them from one address cast no more than the cap
     (3 cast 9 before); another address still votes."""
     arena = ArenaService(ctx.answers, ctx.history, daily_votes=2)
+    arena.address_votes = DailyCounter(today=lambda: date(2026, 12, 4))  # no midnight inside the test
     tiny = GenerationOptions(temperature=0.0, max_new_tokens=2)
     cast: list[str] = []
     for _ in range(3):  # three page loads from one address
