@@ -18,6 +18,7 @@ from .evaluate.service import EvalService
 from .history import HistoryStore, open_history
 from .prompts import PromptLibrary, load_prompts
 from .providers import build_providers
+from .public.address import request_address
 from .registry import Offer, Registry
 from .secret_urls import install_log_redaction
 from .settings import Settings
@@ -78,6 +79,13 @@ class AppContext:
             ),
             _arena_sync(settings, history),
         )
+
+    def note_address(self, owner: str, request: object | None) -> None:
+        """Tie a visitor id to the client address of its request (a handler's `gr.Request`), so that
+        the history it writes also counts per address (PLAYGROUND_ADDRESS_HISTORY_MB, public mode)."""
+        if request is not None and self.history.quota.addresses.limit is not None:
+            trust = self.settings.limits.trust_forwarded
+            self.history.quota.addresses.note(owner, request_address(request, trust_forwarded=trust))
 
     def close(self) -> None:
         if self.arena_sync is not None:

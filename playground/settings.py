@@ -197,6 +197,7 @@ class Limits:
     models: tuple[str, ...] | None = None  # PLAYGROUND_PUBLIC_MODELS: the models a visitor may pick
     history_conversations: int | None = None  # PLAYGROUND_VISITOR_CONVERSATIONS: kept per visitor
     history_mb: float | None = None  # PLAYGROUND_VISITOR_HISTORY_MB: bytes of history per visitor
+    address_history_mb: float | None = None  # PLAYGROUND_ADDRESS_HISTORY_MB: written a day per address
     files_max_age_min: float | None = None  # PLAYGROUND_FILES_MAX_AGE_MIN: uploads and exports kept
     refresh_interval_s: float | None = None  # PLAYGROUND_REFRESH_INTERVAL_S: Providers refresh, shared
     abandon_grace_s: float = 5.0  # PLAYGROUND_ABANDON_GRACE_S: a job's client has this long to read it
@@ -231,6 +232,7 @@ class Limits:
             models=_names(env, "PLAYGROUND_PUBLIC_MODELS"),
             history_conversations=_whole(limit("PLAYGROUND_VISITOR_CONVERSATIONS", 200, integer=True)),
             history_mb=limit("PLAYGROUND_VISITOR_HISTORY_MB", 10.0, MAX_CACHE_MB),
+            address_history_mb=limit("PLAYGROUND_ADDRESS_HISTORY_MB", 50.0, MAX_CACHE_MB),
             files_max_age_min=limit("PLAYGROUND_FILES_MAX_AGE_MIN", 60.0, MAX_AGE_DAYS * 1440),
             refresh_interval_s=limit("PLAYGROUND_REFRESH_INTERVAL_S", 60.0, MAX_TIMEOUT_S),
             abandon_grace_s=_number(env, "PLAYGROUND_ABANDON_GRACE_S", 5.0, top=MAX_TIMEOUT_S),

@@ -62,7 +62,7 @@ def test_the_app_context_wires_the_public_limits(tmp_path: Path) -> None:
     context = AppContext.create(make_settings(tmp_path, PLAYGROUND_PUBLIC="1"))
     try:
         assert context.registry.offer is not None
-        assert context.history.quota.limits == Quota(200, 10_000_000)
+        assert context.history.quota.limits == Quota(200, 10_000_000, 50_000_000)
         assert context.conversations.image_limits.max_bytes == 10_000_000
         assert context.chat.image_max_bytes == 10_000_000 and context.chat.prompt_chars == 8000
         assert context.answers.slots.limits == {"*": 2}

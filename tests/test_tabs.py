@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import gradio as gr
@@ -46,12 +47,15 @@ def answer(
     incognito: bool = False,
     num_crops: float | None = None,
     session: str = "test-session",
+    address: str | None = None,
 ) -> list[tuple[Any, ...]]:
-    """Every update `respond` yields for the last question, as the page would receive them."""
+    """Every update `respond` yields for the last question, as the page would receive them (from
+    this client address, when given)."""
+    client = None if address is None else SimpleNamespace(host=address)
 
     async def run() -> list[tuple[Any, ...]]:
         stream: AsyncIterator[tuple[Any, ...]] = region.respond(
-            gr.Request(session_hash=session),
+            gr.Request(session_hash=session, client=client),
             conversation,
             conversation_id,
             owner,

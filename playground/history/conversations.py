@@ -189,6 +189,10 @@ class ConversationStore:
                 (text, dump_json(metrics_dict(metrics)), reason, now, message_id),
             )
             touch_conversation(conn, conversation_id, now)
+            (size,) = conn.execute(
+                "SELECT LENGTH(CAST(text AS BLOB)) FROM messages WHERE id = ?", (message_id,)
+            ).fetchone()
+        self.quota.addresses.add(owner, int(size or 0))  # an answer is counted, never refused
 
     def save_experts(self, owner: str, message_id: str, experts: Mapping[str, object]) -> None:
         """Keep the expert routing of an answer (moe_view.pack's form) with it, for its map."""

@@ -133,6 +133,7 @@ class ArenaTab:
         blind_specs: dict[str, ModelSpec] = {}
         try:
             owner = check_owner_id(owner_value)
+            self.ctx.note_address(owner, request)
             if prompt.strip():
                 yield self.screen(battle_id, rounds, notice=PREPARING, keep_prompt=True)
             problem = preset_problem(self.ctx.registry, preset) if preset and mode != BLIND else None
@@ -163,6 +164,7 @@ class ArenaTab:
         """Ask the latest round again (before its vote)."""
         try:
             owner = check_owner_id(owner_value)
+            self.ctx.note_address(owner, request)
             if not battle_id or not rounds:
                 raise HistoryError("Send a prompt first: there is no round to ask again.")
             round_ = await asyncio.to_thread(self.arena.regenerate, owner, battle_id)

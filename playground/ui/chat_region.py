@@ -130,6 +130,7 @@ class ChatRegion:
         try:
             owner = check_owner_id(owner_value)
             chosen = widgets.options_from(*options)
+            self.ctx.note_address(owner, request)
         except PlaygroundError as exc:
             warn(exc)
             yield self._outputs(state, notice=render.safe_markdown(f"⚠ {exc}"), back=state.withdraw(question))

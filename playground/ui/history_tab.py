@@ -238,10 +238,12 @@ class HistoryTab:
         if not file:
             raise refusal("Choose a JSON export to import.")
         try:
+            owner = check_owner_id(owner_value)
+            self.ctx.note_address(owner, request)
             with self.imported.counted(file, request):
                 result = import_file(
                     self.store,
-                    check_owner_id(owner_value),
+                    owner,
                     file,
                     max_bytes=int(self.limits.import_mb * 1e6),
                     max_conversations=self.limits.import_conversations,
