@@ -16,6 +16,12 @@ questions one after another through `/chat` (greedy, `--tokens` new tokens). The
 under one session hash: `--abuse-jobs` joins of `/chat` at once (max_new_tokens `--abuse-tokens`), then
 one more join a second after each refusal, until that many were admitted or the visitors are done.
 
+On the `embedded` target, four more phases (issue 17), each an abuser that asks no answer but makes
+the server work, keep memory or fill its disk through the page's own events (bench/abusers.py):
+`show-prompt`, `upload-flood`, `stored-questions` and `fresh-imports`. Each comes from an address of
+its own (`X-Forwarded-For`, which the app trusts here as on a Space), and the phase records the server's
+resident memory (before, peak, after) and its history and upload folders, against the stated limits.
+
 Per visitor request: when it joined the queue (client side: the join's POST sent and answered), when
 Gradio started it (`process_starts`, as gradio_client saw it) and when its first text arrived, and any
 error. Fairness: a pair of requests is inverted when one's join was answered before the other's was sent
@@ -25,7 +31,9 @@ trace; for `openai` also the token server's own record). The page: Chromium (Pla
 the question box shows and opens the Models tab (bench/concurrency.py), idle and 2 s into each phase.
 
     PYTHONPATH=. .venv/bin/python -m bench.load [--targets embedded openai] [--visitors 16]
-        [--questions 3] [--tokens 64] [--abuse-jobs 24] [--abuse-tokens 2048] [--write]
+        [--questions 3] [--tokens 64] [--abuse-jobs 24] [--abuse-tokens 2048]
+        [--variants none never-open open-no-read show-prompt upload-flood stored-questions fresh-imports]
+        [--write]
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ import math
 import shutil
 import socket
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -49,6 +58,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from bench.abusers import KINDS, Calls, EventAbuser, Footprint, PeakMemory, Watch
 from bench.common import (
     QUESTION,
     AppServer,
@@ -68,7 +78,7 @@ from bench.common import (
 
 EMBEDDED = "smollm2-135m-instruct@onnx"
 TARGETS = ("embedded", "openai")
-VARIANTS = ("none", "never-open", "open-no-read")
+VARIANTS = ("none", "never-open", "open-no-read", *KINDS)  # KINDS: bench/abusers.py, `embedded` only
 ABUSE_QUESTION = "Write a very long story about a lighthouse keeper, with many chapters."
 TOLERANCE_S = 0.1  # gradio_client's reader polls every 50 ms: closer first tokens are not an inversion
 RETRY_S = 1.0  # the abuser's pause after a refusal
@@ -77,7 +87,12 @@ PUBLIC_ENV = {
     "PLAYGROUND_PUBLIC": "1",
     "PLAYGROUND_ADDRESS_JOBS": "0",  # every client here shares 127.0.0.1: the per-session limits hold
     "PLAYGROUND_ADDRESS_RATE_PER_MINUTE": "0",
+    "PLAYGROUND_TRUST_FORWARDED": "1",  # each of bench/abusers.py's abusers has an address of its own
+    "GRADIO_TEMP_DIR": "{tmp}/uploads",  # where uploads land, measured
 }
+MEMORY_GOAL_MB = 64  # the server's resident memory may grow this much (as tests/test_launch.py holds)
+UPLOAD_BUDGET_MB = 5 * 20  # 5 × PLAYGROUND_UPLOAD_MB a client address may upload in ten minutes
+HISTORY_GOAL_MB = 10 + 1  # PLAYGROUND_VISITOR_HISTORY_MB of imports a day per address, SQLite's pages
 PROVIDER_SLOTS = 2  # PLAYGROUND_PROVIDER_CONCURRENCY's public default
 GOAL_P95 = 2.0
 GOAL_PAGE = 1.5
@@ -276,6 +291,8 @@ class Phase:
     wall_s: float
     upstream: dict[str, Any] | None = None  # the token server's record (openai)
     page_loads: list[float] = field(default_factory=list)  # every page load of the phase
+    calls: Calls | None = None  # an abuser of bench/abusers.py: its calls
+    footprint: tuple[Footprint, Footprint, float] | None = None  # before, after, peak memory (MB)
 
 
 def run_phase(
@@ -294,6 +311,7 @@ def run_phase(
     page: Callable[[], tuple[float, float, float]] | None = None,
     upstream: str | None = None,
     page_runs: int = 3,
+    watch: Watch | None = None,
 ) -> Phase:
     """The visitors ask `questions` each at once (and the abuser joins beside them); wait until the app
     is idle again, then read what the server wrote."""
@@ -304,8 +322,17 @@ def run_phase(
         httpx.post(upstream.removesuffix("/v1") + "/reset", timeout=10).raise_for_status()
     for visitor in visitors:
         visitor.client.reset_session()  # a fresh session each phase (the rate window is per session)
-    abuser = None
-    if variant != "none":
+    abuser: Abuser | None = None
+    event_abuser: EventAbuser | None = None
+    before = watch.read() if watch is not None else None
+    peak = PeakMemory(watch.pid) if watch is not None else None
+    if peak is not None:
+        peak.start()
+    if variant in KINDS:
+        event_abuser = EventAbuser(url, variant, Path(tempfile.mkdtemp(prefix="bench-abuser-")), model)
+        event_abuser.start()
+        time.sleep(0.5)  # it is at work first
+    elif variant != "none":
         abuser = Abuser(url, chat_fn_index(url), model, abuse_jobs, abuse_tokens, variant == "open-no-read")
         abuser.start()
         time.sleep(0.5)  # its jobs are in the queue first
@@ -333,7 +360,13 @@ def run_phase(
     wall = time.monotonic() - began
     if abuser is not None:
         abuser.finish()
+    if event_abuser is not None:
+        event_abuser.finish()  # show-prompt stops; the others end when they have made all their calls
+        shutil.rmtree(event_abuser.workdir, ignore_errors=True)
     wait_idle(url)
+    footprint = None
+    if watch is not None and before is not None and peak is not None:
+        footprint = (before, watch.read(), peak.finish())
     events = trace.new_events() if trace is not None else []
     visitor_count = sum(1 for r in (r for rs in requests for r in rs) if r.error is None)
     abusive, seconds = _abusive_streams(events, visitor_count, tokens)
@@ -358,6 +391,8 @@ def run_phase(
         page_loads=[t[0] for t in loads],
         wall_s=wall,
         upstream=record,
+        calls=event_abuser.calls if event_abuser is not None else None,
+        footprint=footprint,
     )
 
 
@@ -516,8 +551,11 @@ def measure(
                     page()
                     idle = [page() for _ in range(options.idle_pages)]
                     print("page idle:", idle, flush=True)
+                watch = Watch(app.process.pid, app.log.parent / "data", app.log.parent / "uploads")
                 for target in options.targets:
                     for variant in options.variants:
+                        if variant in KINDS and target != "embedded":
+                            continue  # they ask no answer: one target shows what they cost the others
                         phase = run_phase(
                             app.url,
                             visitors,
@@ -533,6 +571,7 @@ def measure(
                             page=page,
                             upstream=upstream.url if target == "openai" else None,
                             page_runs=options.page_runs,
+                            watch=watch,
                         )
                         phases.append(phase)
                         loads.append(load_average())
@@ -644,7 +683,7 @@ def report(
     idle_page = median([p[0] for p in idle]) if idle else float("nan")
     idle_tab = median([p[1] for p in idle]) if idle else float("nan")
     base = {p.target: summarize(p) for p in phases if p.variant == "none"}
-    rows, abuse_rows, goals = [], [], []
+    rows, abuse_rows, event_rows, goals = [], [], [], []
     for phase in phases:
         s = summarize(phase)
         ref = base.get(phase.target)
@@ -661,6 +700,9 @@ def report(
                 f"{phase.abusive_seconds:.1f} s |"
             )
         goals.extend(_goals(phase, s, ratio, idle_page, [p[0] for p in idle]))
+        if phase.calls is not None:
+            event_rows.append(_event_row(phase))
+        goals.extend(_resource_goals(phase))
     upstream = [f"- `{p.target}` / `{p.variant}`: the token server saw {upstream_line(p, options.tokens)}."
                 for p in phases if p.upstream and p.abuse is not None]  # fmt: skip
     met = [g for g in goals if g.startswith("met")]
@@ -712,8 +754,10 @@ def report(
             "|---|---|---:|---:|---|---:|---:|---:|---|---:|",
             *abuse_rows,
             *(["", *upstream] if upstream else []),
+            *(_event_table(event_rows) if event_rows else []),
             "",
-            "Goals (issue 11): " + (f"{len(met)} met, {len(missed)} missed." if goals else "none measured."),
+            "Goals (issues 11 and 17): "
+            + (f"{len(met)} met, {len(missed)} missed." if goals else "none measured."),
             "",
             *[f"- {g}" for g in missed + met],
         ]
@@ -743,6 +787,60 @@ def _row(phase: Phase, s: Summary, ratio: float | None, idle_page: float, idle_t
         f"{phase.wall_s:.0f} s",
     ]
     return "| " + " | ".join(cells) + " |"
+
+
+def _event_table(rows: Sequence[str]) -> list[str]:
+    return [
+        "",
+        "The abusers that ask no answer (bench/abusers.py, each from an address of its own through "
+        "`X-Forwarded-For`): `show-prompt` = 4 sessions pressing Show prompt with 2 MB, then 0.9 MB in the "
+        "box, until the visitors are done; `upload-flood` = 60 uploads of 19.5 MB, 4 at a time; "
+        "`stored-questions` = 100 fresh sessions pressing Send with 2 MB, 0.9 MB and 8,000 characters, "
+        "asking no answer; `fresh-imports` = 20 fresh page loads each importing a 4.8 MB export. Calls: "
+        "attempted, ran (the handler's result came back) and refused (status and rule); the server's "
+        "resident memory before, at its peak and after; its data folder (the history) and Gradio's upload "
+        "folder before and after.",
+        "",
+        "| Abuser | Calls | Ran | Refused | Slowest that ran | Server memory (peak) | History folder | "
+        "Upload folder |",
+        "|---|---:|---:|---|---:|---|---|---|",
+        *rows,
+    ]
+
+
+def _event_row(phase: Phase) -> str:
+    calls = phase.calls
+    assert calls is not None
+    refused = ", ".join(f"{n} {k}" for k, n in sorted(calls.refused.items())) or "0"
+    slowest = f"{max(calls.seconds):.2f} s" if calls.seconds else "—"
+    cells = [phase.variant, str(calls.attempts), str(calls.admitted), refused, slowest, "—", "—", "—"]
+    if phase.footprint is not None:
+        before, after, peak = phase.footprint
+        cells[5] = f"{before.rss_mb:.0f} → {after.rss_mb:.0f} MB ({peak:.0f})"
+        cells[6] = f"{before.data_mb:.1f} → {after.data_mb:.1f} MB"
+        cells[7] = f"{before.uploads_mb:.1f} → {after.uploads_mb:.1f} MB"
+    return "| " + " | ".join(cells) + " |"
+
+
+def _resource_goals(phase: Phase) -> list[str]:
+    """Memory and disk within the stated limits, for bench/abusers.py's abusers."""
+    if phase.calls is None or phase.footprint is None:
+        return []
+    before, after, peak = phase.footprint
+    where = f"`{phase.target}` / `{phase.variant}`"
+    checks = [
+        ("server memory growth at its peak", peak - before.rss_mb, MEMORY_GOAL_MB),
+        ("server memory growth after the phase", after.rss_mb - before.rss_mb, MEMORY_GOAL_MB),
+    ]
+    if phase.variant == "upload-flood":
+        checks.append(("upload folder growth", after.uploads_mb - before.uploads_mb, UPLOAD_BUDGET_MB))
+    if phase.variant in ("fresh-imports", "stored-questions"):
+        checks.append(("history folder growth", after.data_mb - before.data_mb, HISTORY_GOAL_MB))
+    out = []
+    for what, grown, goal in checks:
+        verdict = "met" if grown <= goal else "MISSED"
+        out.append(f"{verdict} {where}: {what} {grown:.1f} MB (goal ≤ {goal:g} MB).")
+    return out
 
 
 PAGE_CAUSE = {

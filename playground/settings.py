@@ -201,6 +201,7 @@ class Limits:
     files_max_age_min: float | None = None  # PLAYGROUND_FILES_MAX_AGE_MIN: uploads and exports kept
     refresh_interval_s: float | None = None  # PLAYGROUND_REFRESH_INTERVAL_S: Providers refresh, shared
     abandon_grace_s: float = 5.0  # PLAYGROUND_ABANDON_GRACE_S: a job's client has this long to read it
+    sessions: int | None = None  # PLAYGROUND_SESSIONS: page sessions whose state the server keeps
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], public: bool) -> Limits:
@@ -236,6 +237,7 @@ class Limits:
             files_max_age_min=limit("PLAYGROUND_FILES_MAX_AGE_MIN", 60.0, MAX_AGE_DAYS * 1440),
             refresh_interval_s=limit("PLAYGROUND_REFRESH_INTERVAL_S", 60.0, MAX_TIMEOUT_S),
             abandon_grace_s=_number(env, "PLAYGROUND_ABANDON_GRACE_S", 5.0, top=MAX_TIMEOUT_S),
+            sessions=_whole(limit("PLAYGROUND_SESSIONS", 2000, integer=True)),
         )
 
 

@@ -35,6 +35,13 @@ def loaded(registry: Registry, ref: str) -> Any:
 @contextmanager
 def serving(ctx: AppContext, port: int | None = None) -> Iterator[str]:
     """The real app for a context, launched as `app.py` launches it, on a loopback port; its URL."""
+    with serving_app(ctx, port) as (_, url):
+        yield url
+
+
+@contextmanager
+def serving_app(ctx: AppContext, port: int | None = None) -> Iterator[tuple[Any, str]]:
+    """`serving`, with the launched Blocks (for a test that looks at the server's own state)."""
     from playground.ui.app import build_app, serve_options
 
     demo = build_app(ctx)
@@ -42,6 +49,6 @@ def serving(ctx: AppContext, port: int | None = None) -> Iterator[str]:
         prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, **serve_options(demo, ctx)
     )
     try:
-        yield url
+        yield demo, url
     finally:
         demo.close()

@@ -110,3 +110,28 @@ def test_abusive_streams_are_the_long_ones_and_those_beyond_the_visitors() -> No
     tokens, seconds = _abusive_streams(events, visitor_streams=2, tokens=8)
     assert tokens == [300, 4]  # the long one, then the short one furthest from a whole answer (9 items)
     assert seconds == pytest.approx(2.99 + 0.03)
+
+
+def test_the_report_of_an_abuser_that_asks_no_answer_checks_memory_and_disk() -> None:
+    from bench.abusers import Calls, Footprint
+    from bench.load import Phase
+
+    def phase(
+        variant: str, calls: Calls | None, footprint: tuple[Footprint, Footprint, float] | None
+    ) -> Phase:
+        requests = [_request(0, 1.0), _request(1, 2.0)]
+        return Phase(
+            "embedded", variant, requests, None, [], 0.0, 0, None, 10.0, calls=calls, footprint=footprint
+        )
+
+    flood = Calls(attempts=60, admitted=5, refused={"429 upload budget": 55}, seconds=[0.2, 0.3])
+    grown = (Footprint(200, 0.2, 0.0), Footprint(230, 0.2, 150.0), 260.0)
+    machine = {"date": "d", "cores": "2", "cpu": "c", "memory": "m", "python": "p", "packages": "x"}
+    phases = [phase("none", None, None), phase("upload-flood", flood, grown)]
+    markdown = report(phases, [], Options(targets=("embedded",)), machine, ["0"], "cmd")
+    assert "| upload-flood | 60 | 5 | 55 429 upload budget | 0.30 s | 200 → 230 MB (260) |" in markdown
+    assert (
+        "met `embedded` / `upload-flood`: server memory growth at its peak 60.0 MB (goal ≤ 64 MB)."
+        in markdown
+    )
+    assert "MISSED `embedded` / `upload-flood`: upload folder growth 150.0 MB (goal ≤ 100 MB)." in markdown

@@ -173,11 +173,14 @@ def serve_options(demo: gr.Blocks, ctx: AppContext, limits: Limits | None = None
         grace_s=limits.abandon_grace_s,
         health=health,
     )
-    return {
+    options = {
         **LAUNCH_OPTIONS,
         "max_file_size": int(limits.upload_mb * 1024 * 1024),
         "app_kwargs": {"middleware": [gate]},
     }
+    if limits.sessions is not None:  # each session costs Gradio ~0.6 MB here (a copy of the page's config)
+        options["state_session_capacity"] = limits.sessions
+    return options
 
 
 def listening_line(host: str, port: int, share_url: str | None) -> str:
