@@ -226,7 +226,8 @@ class Watch:
     uploads: Path
 
     def read(self) -> Footprint:
-        return Footprint(_rss_mb(self.pid), folder_mb(self.data), folder_mb(self.uploads))
+        """SQLite's write-ahead log is left out of the data folder: it is emptied at each checkpoint."""
+        return Footprint(_rss_mb(self.pid), folder_mb(self.data, skip=WAL), folder_mb(self.uploads))
 
 
 class PeakMemory(threading.Thread):
@@ -255,10 +256,16 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def folder_mb(folder: Path) -> float:
+WAL = ("-wal", "-shm")
+
+
+def folder_mb(folder: Path, skip: tuple[str, ...] = ()) -> float:
+    """The files under `folder` (but those whose names end with one of `skip`), in MB."""
     total = 0
     for root, _, files in os.walk(folder):
         for name in files:
+            if skip and name.endswith(skip):
+                continue
             with contextlib.suppress(OSError):
                 total += (Path(root) / name).stat().st_size
     return total / 1e6
