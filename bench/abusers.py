@@ -62,7 +62,9 @@ class Calls:
     admitted: int = 0
     refused: dict[str, int] = field(default_factory=dict)
     seconds: list[float] = field(default_factory=list)  # each admitted call, until its result
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.lock = threading.Lock()  # not a field: asdict() leaves it out
 
     def refuse(self, kind: str) -> None:
         with self.lock:

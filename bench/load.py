@@ -934,13 +934,13 @@ def main(argv: Sequence[str] | None = None) -> str:
         argv if argv is not None else sys.argv[1:]
     )
     phases, idle, info, loads = measure(options)
-    if args.json is not None:
-        raw = {"idle": idle, "phases": [asdict(p) for p in phases], "machine": info, "loads": loads}
-        args.json.write_text(json.dumps(raw, indent=1))
     markdown = report(phases, idle, options, info, loads, command.strip())
     print(markdown, flush=True)
     if args.write:
         write_section("load", markdown)
+    if args.json is not None:
+        raw = {"idle": idle, "phases": [asdict(p) for p in phases], "machine": info, "loads": loads}
+        args.json.write_text(json.dumps(raw, indent=1))
     return markdown
 
 

@@ -1,10 +1,23 @@
 """The provider's line (PLAYGROUND_PROVIDER_CONCURRENCY): arrival order, one slot per visitor at a
 time, and a visitor whose long answers held a slot for long lets the others go first. A fake clock
-stands for the minutes of usage (the real-server tests are in tests/cloud/test_public_concurrency.py)."""
+stands for the minutes of usage (the real-server tests are in tests/cloud/test_public_concurrency.py;
+the arena round beside a visitor runs on the embedded model at the end)."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from playground.answers import Answer, Finished, Request, Started, Waiting
+from playground.context import AppContext
+from playground.options import GenerationOptions
 from playground.public.concurrency import HEAVY_S, USAGE_WINDOW_S, ProviderSlots, Slots, Ticket
+from playground.types import Message
+from tests.support import make_settings
+
+EMBEDDED = "smollm2-135m-instruct@onnx"
 
 
 class Clock:
@@ -115,3 +128,66 @@ def test_an_arena_rounds_second_side_waits_behind_another_visitor() -> None:
     assert granted(side_b, visitor) == [False, True], "the visitor goes before the round's second side"
     side_a.release()
     assert side_b.granted.is_set(), "then the second side, alone in line"
+
+
+def test_on_the_real_engine_a_visitor_goes_before_an_arena_rounds_second_side(tmp_path: Path) -> None:
+    """The finding, through the answer pipeline with the embedded model in public mode (2 answers at
+    once on a provider): a long answer holds one slot, an arena round's first side the other; its
+    second side and then a visitor wait. When the long answer stops, the visitor starts, not the
+    round's second side (which asked first); each side's timings count from its own start."""
+    ctx = AppContext.create(make_settings(tmp_path / "data", PLAYGROUND_PUBLIC="1"))
+    events: dict[str, list[object]] = {}
+    starts: list[str] = []
+    lock = threading.Lock()
+
+    def drive(owner: str, tokens: int) -> tuple[Answer, threading.Thread]:
+        options = GenerationOptions(temperature=0.0, max_new_tokens=tokens)
+        request = Request(EMBEDDED, [Message("user", "Tell a long story.")], options, owner=owner)
+        answer = ctx.answers.ask(request)
+        events[owner] = []
+
+        def draw() -> None:
+            for event in answer:
+                with lock:
+                    events[owner].append(event)
+                    if isinstance(event, Started):
+                        starts.append(owner)
+
+        thread = threading.Thread(target=draw, name=owner)
+        thread.start()
+        return answer, thread
+
+    def until(condition: Callable[[], bool]) -> None:
+        deadline = time.monotonic() + 120
+        while not condition():
+            assert time.monotonic() < deadline, (
+                starts,
+                {o: [type(e).__name__ for e in e_] for o, e_ in events.items()},
+            )
+            time.sleep(0.02)
+
+    def waits(owner: str) -> bool:
+        with lock:
+            return any(isinstance(e, Waiting) for e in events[owner])
+
+    try:
+        long, long_thread = drive("z", 512)
+        until(lambda: starts == ["z"])
+        side_a, a_thread = drive("v/a", 512)
+        until(lambda: starts == ["z", "v/a"])
+        _, b_thread = drive("v/b", 8)
+        until(lambda: waits("v/b"))
+        _, visitor_thread = drive("w", 8)
+        until(lambda: waits("w"))
+        long.stop()
+        visitor_thread.join(timeout=120)
+        assert starts[:3] == ["z", "v/a", "w"], starts
+        side_a.stop()
+        for thread in (long_thread, a_thread, b_thread):
+            thread.join(timeout=120)
+        assert starts == ["z", "v/a", "w", "v/b"]
+        finished = {o: next(e for e in reversed(es) if isinstance(e, Finished)) for o, es in events.items()}
+        assert all(f.metrics.finish_reason is not None for f in finished.values())
+        assert finished["w"].metrics.completion_tokens == 8 and finished["v/b"].metrics.completion_tokens == 8
+    finally:
+        ctx.close()
