@@ -27,6 +27,13 @@ class GenerationOptions(BaseModel):
         "image, 4 for several frames); unset means the model's own setting",
     )
 
+    logprobs: int = Field(
+        0,
+        ge=0,
+        le=10,
+        description="token view: each token's probability and this many top alternatives (0: off)",
+    )
+
     @field_validator("stop", mode="before")
     @classmethod
     def _clean_stop(cls, value: object) -> tuple[str, ...]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant"]
 
@@ -123,8 +123,69 @@ class ExpertRecord:
 
 
 @dataclass(frozen=True)
+class TokenChoice:
+    """One token of a distribution: its text, its id (None where a remote server gives none) and its
+    log-probability (None: the sampling settings cut it off, so it could not have been drawn)."""
+
+    text: str
+    id: int | None
+    logprob: float | None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"text": self.text, "id": self.id, "logprob": self.logprob}
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """One generated token with the distribution it was drawn from (after the temperature, penalties,
+    top-k and top-p the engine applied): its own log-probability, the top alternatives (best first, up
+    to the number asked for) and the distribution's entropy in nats (None where it is not known)."""
+
+    index: int  # 0 for the answer's first token
+    text: str
+    id: int | None
+    logprob: float | None
+    top: tuple[TokenChoice, ...] = ()
+    entropy: float | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "text": self.text,
+            "id": self.id,
+            "logprob": self.logprob,
+            "top": [choice.to_dict() for choice in self.top],
+            "entropy": self.entropy,
+        }
+
+    @classmethod
+    def from_dict(cls, index: int, data: dict[str, Any]) -> TokenRecord:
+        top = tuple(
+            TokenChoice(str(t.get("text", "")), _int_or_none(t.get("id")), _float_or_none(t.get("logprob")))
+            for t in data.get("top") or ()
+            if isinstance(t, dict)
+        )
+        return cls(
+            index,
+            str(data.get("text", "")),
+            _int_or_none(data.get("id")),
+            _float_or_none(data.get("logprob")),
+            top,
+            _float_or_none(data.get("entropy")),
+        )
+
+
+def _int_or_none(value: object) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _float_or_none(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
 class Chunk:
-    """One piece of a stream: a text delta, a per-token expert record, or (last) the metrics.
+    """One piece of a stream: a text delta, a per-token record (expert routing, token probabilities),
+    or (last) the metrics.
 
     A record travels in a chunk of its own (text ""); it never adds to the text.
     """
@@ -132,6 +193,7 @@ class Chunk:
     text: str = ""
     metrics: Metrics | None = None
     experts: ExpertRecord | None = None
+    tokens: TokenRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +243,8 @@ class ModelSpec:
     sdk: Sdk = Sdk.OPENAI  # what repeats a call to it
     takes_num_crops: bool = False  # reads `num_crops` (Phi-3/3.5-vision on transformers)
     records_experts: bool = False  # streams each token's expert routing (an MoE model on transformers)
+    gives_logprobs: bool = False  # can stream each token's probability and alternatives (token view)
+    takes_response_format: bool = False  # can hold an answer to a JSON schema, JSON or a regex
     max_workers: int = 1  # worker processes its answers may run in at once (local models)
     extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 

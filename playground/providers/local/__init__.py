@@ -44,7 +44,8 @@ NUM_CROPS_MODELS = ("phi-3-vision", "phi-3.5-vision")  # catalog keys whose proc
 
 def declared(spec: ModelSpec, workers: int = 1) -> ModelSpec:
     """The spec with what its local engine makes of it, as data the rest of the playground reads: it
-    runs here, which library repeats a call, whether it reads num_crops or streams expert records."""
+    runs here, which library repeats a call, whether it reads num_crops or streams expert records, and
+    that both engines give each token's probabilities (from the logits)."""
     onnx = spec.provider == OnnxProvider.name
     key = str(spec.extra.get("catalog") or spec.id)
     return replace(
@@ -53,6 +54,7 @@ def declared(spec: ModelSpec, workers: int = 1) -> ModelSpec:
         sdk=Sdk.ONNXRUNTIME_GENAI if onnx else Sdk.TRANSFORMERS,
         takes_num_crops=not onnx and key.startswith(NUM_CROPS_MODELS),
         records_experts=not onnx and Capability.MOE in spec.capabilities,
+        gives_logprobs=True,
         max_workers=workers,
     )
 

@@ -1,0 +1,85 @@
+"""Each generated token's probability and its alternatives, from the logits a local engine computed.
+
+The distribution is the one the token was drawn from: the engine's repetition penalty, then (when
+sampling) the temperature, top-k and top-p, as the engines apply them. A token that top-k or top-p cut
+off could not have been drawn: its log-probability is None. Greedy decoding takes the top token of the
+model's own distribution (temperature 1, after the penalty).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ...options import GenerationOptions
+from ...types import TokenChoice, TokenRecord
+
+SETTINGS_NOTE = (
+    "Probabilities of the distribution each token was drawn from: after the repetition penalty and, "
+    "when sampling, the temperature, top-k and top-p (a token they cut off shows none)."
+)
+
+
+def penalised(logits: np.ndarray, seen: Sequence[int], penalty: float) -> np.ndarray:
+    """The repetition penalty as both engines apply it: each token already in the sequence has its
+    score divided by the penalty (multiplied, when negative)."""
+    if penalty == 1.0 or not len(seen):
+        return logits
+    ids = np.unique(np.asarray(seen, dtype=np.int64))
+    ids = ids[(ids >= 0) & (ids < logits.shape[0])]
+    scores = logits[ids]
+    logits = logits.copy()
+    logits[ids] = np.where(scores < 0, scores * penalty, scores / penalty)
+    return logits
+
+
+def log_distribution(logits: np.ndarray, options: GenerationOptions) -> np.ndarray:
+    """Log-probabilities over the vocabulary after the temperature, top-k and top-p (-inf: cut off)."""
+    scores = logits.astype(np.float32, copy=False)
+    if not options.greedy:
+        scores = scores / np.float32(options.temperature)
+        if options.top_k and options.top_k < scores.shape[0]:
+            kth = np.partition(scores, -options.top_k)[-options.top_k]
+            scores = np.where(scores < kth, -np.inf, scores)
+    top = scores.max()
+    shifted = scores - top
+    logprobs = shifted - np.log(np.exp(shifted).sum())
+    if not options.greedy and options.top_p < 1.0:
+        logprobs = _nucleus(logprobs, options.top_p)
+    return logprobs
+
+
+def _nucleus(logprobs: np.ndarray, top_p: float) -> np.ndarray:
+    """Keep the smallest set of best tokens whose probabilities reach top_p (at least one), renormalised."""
+    order = np.argsort(-logprobs)
+    cumulative = np.cumsum(np.exp(logprobs[order]))
+    keep = int(np.searchsorted(cumulative, top_p)) + 1
+    kept = np.full_like(logprobs, -np.inf)
+    chosen = order[:keep]
+    kept[chosen] = logprobs[chosen] - np.log(np.exp(logprobs[chosen]).sum())
+    return kept
+
+
+def token_record(
+    index: int,
+    token: int,
+    logprobs: np.ndarray,
+    k: int,
+    text_of: Callable[[int], str],
+) -> TokenRecord:
+    """The record of `token`, drawn from `logprobs`: its own, the top `k` and the entropy (nats)."""
+    k = max(0, min(k, logprobs.shape[0]))
+    best = np.argpartition(-logprobs, k - 1)[:k] if k else np.empty(0, dtype=np.int64)
+    best = best[np.argsort(-logprobs[best])]
+    top = tuple(TokenChoice(text_of(int(i)), int(i), _finite(logprobs[i])) for i in best)
+    probs = np.exp(logprobs)
+    finite = np.isfinite(logprobs)
+    entropy = float(-(probs[finite] * logprobs[finite]).sum())
+    return TokenRecord(index, text_of(token), token, _finite(logprobs[token]), top, max(0.0, entropy))
+
+
+def _finite(value: Any) -> float | None:
+    number = float(value)
+    return number if np.isfinite(number) else None
