@@ -37,7 +37,7 @@ from .providers.guard import guarded_stream
 from .public.concurrency import ProviderSlots, Ticket
 from .registry import Lease
 from .stops import StopSignals
-from .types import Chunk, ExpertRecord, FinishReason, Message, Metrics, ModelSpec
+from .types import Chunk, ExpertRecord, FinishReason, Message, Metrics, ModelSpec, TokenRecord
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,14 @@ class Experts:
 
 
 @dataclass(frozen=True)
+class Tokens:
+    """One generated token's probability and its alternatives (the token view; never part of the
+    text), when the request asked for them (`options.logprobs`) and the provider gives them."""
+
+    record: TokenRecord
+
+
+@dataclass(frozen=True)
 class Finished:
     """Always the last event. `metrics.finish_reason` is what the history stores; `error` says why an
     answer failed (empty otherwise); metrics of a stopped answer are measured here (estimated)."""
@@ -133,7 +141,7 @@ class Finished:
         return self.metrics.finish_reason
 
 
-Event = Waiting | Started | Text | Experts | Finished
+Event = Waiting | Started | Text | Experts | Tokens | Finished
 
 
 class Answer:
@@ -200,12 +208,15 @@ class Result:
     spec: ModelSpec | None = None
     notice: str = ""
     experts: list[ExpertRecord] = field(default_factory=list)
+    tokens: list[TokenRecord] = field(default_factory=list)
 
     def take(self, event: Event) -> None:
         if isinstance(event, Text):
             self.text += event.text
         elif isinstance(event, Experts):
             self.experts.append(event.record)
+        elif isinstance(event, Tokens):
+            self.tokens.append(event.record)
         elif isinstance(event, Started):
             self.spec, self.notice = event.spec, event.notice
         elif isinstance(event, Finished):
@@ -375,6 +386,7 @@ class _Run:
         self.pieces = 0
         self.text = ""
         self.experts: list[ExpertRecord] = []
+        self.tokens: list[TokenRecord] = []
         self.recorder: AnswerRecorder | None = None
         self.prompt_tokens = 0
         self.ended = False
@@ -407,6 +419,9 @@ class _Run:
         if chunk.experts is not None:
             self.experts.append(chunk.experts)
             yield Experts(chunk.experts)
+        if chunk.tokens is not None:
+            self.tokens.append(chunk.tokens)
+            yield Tokens(chunk.tokens)
 
     def end(self, metrics: Metrics | None, *, error: str = "") -> Finished:
         """The answer's end, recorded: the engine's metrics, else this run's own (a stopped answer)."""
@@ -444,6 +459,7 @@ class _Run:
                 self._refused(error)
             elif self.recorder is not None and not self.recorder.finished:
                 self._save_experts()
+                self._save_tokens()
                 self.recorder.finish(metrics.to_dict() | ({"error": error} if error else {}), text=self.text)
         except HistoryError as exc:
             log.warning("Could not record the end of an answer: %s", exc)
@@ -463,6 +479,15 @@ class _Run:
             metrics={"finish_reason": "error", "error": error},
             finish_reason="error",
         )
+
+    def _save_tokens(self) -> None:
+        """The token view's records go with the answer; a failed write loses them, never the answer."""
+        if not self.tokens or self.recorder is None:
+            return
+        try:
+            self.recorder.save_tokens([record.to_dict() for record in self.tokens])
+        except HistoryError as exc:
+            log.warning("Could not save the token view of answer %s: %s", self.recorder.message_id, exc)
 
     def _save_experts(self) -> None:
         """The expert map goes with the answer; a failed write loses the map, never the answer."""

@@ -107,6 +107,7 @@ def _request(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         seed=args.seed,
         stop=args.stop,
         num_crops=args.num_crops,
+        logprobs=getattr(args, "logprobs", None),
     )
     if not args.prompt.strip() and not args.image:  # as /chat refuses it
         raise InvalidOptionsError(
@@ -131,6 +132,8 @@ def cmd_code(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    from .token_view import token_note, token_table
+
     ctx = _context(settings)
     answer = ctx.answers.ask(_request(args))
     result = _draw(answer, echo=not args.json)
@@ -142,9 +145,14 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         out["metrics"] = _metrics_json(result.metrics)
         if result.experts or (result.spec and Capability.MOE in result.spec.capabilities):
             out["experts"] = [record.to_dict() for record in result.experts]  # per token, per layer
+        if args.logprobs:
+            out["tokens"] = [record.to_dict() for record in result.tokens]  # per generated token
+            out["tokens_note"] = token_note(result.spec, bool(result.tokens))
         print(json.dumps(out))
     else:
         print()
+        if args.logprobs:
+            print(token_table(result.tokens) or token_note(result.spec, False), file=sys.stderr)
         note = result.metrics.note if result.metrics is not None else ""
         if result.reason == FinishReason.INTERRUPTED and note:  # why, in words (a read timeout, say)
             print(f"[interrupted: {note} Above is what arrived.]", file=sys.stderr)
@@ -391,6 +399,13 @@ def _question_args(chat: argparse.ArgumentParser) -> None:
         help="an image to ask about (repeatable; a vision model only: others refuse it)",
     )
     chat.add_argument("--num-crops", type=int, help="Phi-3/3.5-vision with transformers: crops per image")
+    chat.add_argument(
+        "--logprobs",
+        type=int,
+        metavar="K",
+        help="each token's probability and its K best alternatives (1-10): a table after the answer, "
+        "or `tokens` in --json",
+    )
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

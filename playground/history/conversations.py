@@ -202,6 +202,15 @@ class ConversationStore:
                 "UPDATE messages SET experts_json = ? WHERE id = ?", (dump_json(dict(experts)), message_id)
             )
 
+    def save_tokens(self, owner: str, message_id: str, tokens: Sequence[Mapping[str, object]]) -> None:
+        """Keep an answer's token records (TokenRecord.to_dict's) with it, for the token view; their
+        bytes count against the owner's address like the answer's text."""
+        data = dump_json([dict(t) for t in tokens]) or "[]"
+        with self.db.write() as conn:
+            _check_message(conn, owner, message_id)
+            conn.execute("UPDATE messages SET tokens_json = ? WHERE id = ?", (data, message_id))
+        self.quota.addresses.add(owner, len(data.encode()))
+
     def edit_last_question(
         self, owner: str, conversation_id: str, text: str, *, images: Sequence[str] | None = None
     ) -> str:

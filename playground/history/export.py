@@ -52,6 +52,7 @@ class MessageOut(_Strict):
     metrics: dict[str, Any] | None = None
     finish_reason: FinishReason | None = None
     created_utc: datetime | None = None
+    tokens: list[dict[str, Any]] | None = None  # the token view: TokenRecord.to_dict() per generated token
 
     @field_validator("created_utc")
     @classmethod
@@ -151,6 +152,7 @@ def _message_out(message: StoredMessage, images: ImageSource | None) -> MessageO
         metrics=message.metrics,
         finish_reason=message.finish_reason,
         created_utc=datetime.fromisoformat(message.created_utc) if message.created_utc else None,
+        tokens=message.tokens,
     )
 
 

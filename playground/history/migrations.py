@@ -194,3 +194,10 @@ def m006_eval_runs(conn: sqlite3.Connection) -> None:
             PRIMARY KEY (run_id, item, model_a, model_b)
         )"""
     )
+
+
+@migration
+def m007_message_tokens(conn: sqlite3.Connection) -> None:
+    """Each generated token's probability and alternatives (TokenRecord.to_dict's, a JSON list), for the
+    token view."""
+    conn.execute("ALTER TABLE messages ADD COLUMN tokens_json TEXT")

@@ -109,7 +109,8 @@ class QuotaKeeper:
     def _usage(self, conn: sqlite3.Connection, owner: str) -> tuple[Usage, set[str]]:
         """The owner's usage, and the image references it counts."""
         count, text_bytes = conn.execute(
-            "SELECT COUNT(DISTINCT c.id), COALESCE(SUM(LENGTH(CAST(m.text AS BLOB))), 0) "
+            "SELECT COUNT(DISTINCT c.id), "
+            "COALESCE(SUM(LENGTH(CAST(m.text AS BLOB)) + COALESCE(LENGTH(m.tokens_json), 0)), 0) "
             "FROM conversations c LEFT JOIN messages m ON m.conversation_id = c.id WHERE c.owner = ?",
             (owner,),
         ).fetchone()

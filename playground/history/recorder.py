@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Protocol
 
@@ -53,6 +53,8 @@ class AnswerSink(Protocol):
     ) -> None: ...
 
     def save_experts(self, owner: str, message_id: str, experts: Mapping[str, object]) -> None: ...
+
+    def save_tokens(self, owner: str, message_id: str, tokens: Sequence[Mapping[str, object]]) -> None: ...
 
 
 class AnswerRecorder:
@@ -141,6 +143,10 @@ class AnswerRecorder:
     def save_experts(self, experts: Mapping[str, object]) -> None:
         """Keep the answer's expert routing (moe_view.pack's form) with it, for its map."""
         self.sink.save_experts(self.owner, self.message_id, experts)
+
+    def save_tokens(self, tokens: Sequence[Mapping[str, object]]) -> None:
+        """Keep each generated token's probability and alternatives with the answer (the token view)."""
+        self.sink.save_tokens(self.owner, self.message_id, tokens)
 
     def cancel(self, metrics: Metrics | Mapping[str, object] | None = None) -> None:
         """The user stopped the answer: keep the text, mark it cancelled."""

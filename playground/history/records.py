@@ -33,6 +33,7 @@ class StoredMessage:
     created_utc: str = ""
     updated_utc: str = ""
     experts: dict[str, object] | None = field(default=None, compare=False, hash=False)  # moe_view.pack
+    tokens: list[dict[str, object]] | None = field(default=None, compare=False, hash=False)  # token view
 
 
 @dataclass(frozen=True)

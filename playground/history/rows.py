@@ -126,7 +126,19 @@ def message_from_row(row: sqlite3.Row, images: tuple[str, ...]) -> StoredMessage
         created_utc=row["created_utc"],
         updated_utc=row["updated_utc"],
         experts=_experts_of(row),
+        tokens=_tokens_of(row),
     )
+
+
+def _tokens_of(row: sqlite3.Row) -> list[dict[str, object]] | None:
+    raw = row["tokens_json"]
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None  # damaged: the answer reads without its token view
+    return [t for t in value if isinstance(t, dict)] if isinstance(value, list) else None
 
 
 def _experts_of(row: sqlite3.Row) -> dict[str, object] | None:

@@ -10,7 +10,17 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from ..options import GenerationOptions
-from ..types import Availability, Chunk, ExpertRecord, Finish, FinishReason, Message, Metrics, ModelSpec
+from ..types import (
+    Availability,
+    Chunk,
+    ExpertRecord,
+    Finish,
+    FinishReason,
+    Message,
+    Metrics,
+    ModelSpec,
+    TokenRecord,
+)
 
 
 @runtime_checkable
@@ -117,12 +127,12 @@ class HasFolders(Protocol):
     def folder(self, spec: ModelSpec) -> Path: ...
 
 
-def timed(events: Iterator[str | ExpertRecord | Finish]) -> Iterator[Chunk]:
+def timed(events: Iterator[str | ExpertRecord | TokenRecord | Finish]) -> Iterator[Chunk]:
     """Turn an engine's deltas and final Finish into Chunks, measuring time to first token and rate.
 
     The decode rate counts the tokens after the first over the time after the first, so it does not
-    mix prompt processing into it. Per-token records (ExpertRecord) pass through unchanged, each in a
-    chunk of its own with no text, and do not count as the first token.
+    mix prompt processing into it. Per-token records (ExpertRecord, TokenRecord) pass through
+    unchanged, each in a chunk of its own with no text, and do not count as the first token.
     """
     start = time.perf_counter()
     first: float | None = None
@@ -130,6 +140,9 @@ def timed(events: Iterator[str | ExpertRecord | Finish]) -> Iterator[Chunk]:
         for event in events:
             if isinstance(event, ExpertRecord):
                 yield Chunk(experts=event)
+                continue
+            if isinstance(event, TokenRecord):
+                yield Chunk(tokens=event)
                 continue
             if isinstance(event, Finish):
                 end = time.perf_counter()

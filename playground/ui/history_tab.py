@@ -162,6 +162,8 @@ class HistoryTab:
             turn["images"] = [shown_image(self.store.images.image_path(ref)) for ref in message.images]
         if message.experts:
             turn["experts"] = message.experts
+        if message.tokens:
+            turn["tokens"] = message.tokens
         if message.role == "assistant":
             turn.update(
                 model=message.model,

@@ -24,12 +24,13 @@ from typing import Any
 from ... import zerogpu
 from ...errors import ModelLoadError, PlaygroundError, ProviderError
 from ...options import GenerationOptions
-from ...types import Chunk, ExpertRecord, Finish, FinishReason, Message, ModelSpec
+from ...types import Chunk, ExpertRecord, Finish, FinishReason, Message, ModelSpec, TokenRecord
 from ..base import StopMatcher, finish_reason_for, timed
 from . import hf_vision
 from .chat_template import phi_format
 from .moe import Recording, RouterTap
 from .stats import EngineStats
+from .token_probs import TokenRecorder
 
 _END = object()
 _LOADED: dict[str, TransformersModel] = {}  # by key: what a forked ZeroGPU call finds the model by
@@ -206,9 +207,25 @@ class TransformersModel:
             **sampling_kwargs(options),
         }
 
+    def _scores_tap(self, kwargs: dict[str, Any]) -> list[Any]:
+        """Add a logits processor that keeps each step's scores (the token view): generate() runs it
+        after its penalties and before the temperature, top-k and top-p, which TokenRecorder applies.
+        The list it fills, one row per step, in the generate() thread."""
+        from transformers import LogitsProcessor, LogitsProcessorList
+
+        rows: list[Any] = []
+
+        class _Keep(LogitsProcessor):
+            def __call__(self, input_ids: Any, scores: Any) -> Any:
+                rows.append(scores[0].detach().float().cpu().numpy())
+                return scores
+
+        kwargs["logits_processor"] = LogitsProcessorList([_Keep()])
+        return rows
+
     def events(
         self, messages: Sequence[Message], options: GenerationOptions, cancel: threading.Event | None = None
-    ) -> Iterator[str | ExpertRecord | Finish]:
+    ) -> Iterator[str | ExpertRecord | TokenRecord | Finish]:
         """About one event per generated token (and, for an MoE model, its ExpertRecord), then the Finish.
         Setting `cancel` (from another thread) ends generate() at the next token (its StoppingCriteria sees
         it); so does closing the generator."""
@@ -223,6 +240,7 @@ class TransformersModel:
             return
         recording = self._tap.new_recording() if self._tap is not None else None
         kwargs = self._generate_kwargs(options, stop)
+        scores = self._scores_tap(kwargs) if options.logprobs else None
         self.stats.begin()
         tokens = _generated(
             lambda streamer: self._run(inputs, streamer, kwargs, options.seed, recording),
@@ -230,13 +248,17 @@ class TransformersModel:
             name=f"generate-{self.spec.id}",
         )
         try:
-            yield from self._decode(tokens, stop, options, prompt_len, recording)
+            recorder = None
+            if scores is not None:
+                prompt_ids = inputs["input_ids"][0].tolist()
+                recorder = (TokenRecorder(options, self._text_of, prompt_ids, penalised=True), scores)
+            yield from self._decode(tokens, stop, options, prompt_len, recording, recorder)
         finally:
             tokens.close()
 
     def _events_on_gpu(
         self, inputs: Any, options: GenerationOptions, stop: threading.Event, prompt_len: int
-    ) -> Iterator[str | ExpertRecord | Finish]:
+    ) -> Iterator[str | ExpertRecord | TokenRecord | Finish]:
         """The answer from `generate_ids` through zerogpu.gpu (spaces.GPU on ZeroGPU, else called here)."""
         plain = {
             "max_new_tokens": options.max_new_tokens,
@@ -287,12 +309,17 @@ class TransformersModel:
         options: GenerationOptions,
         prompt_len: int,
         recording: Recording | None = None,
-    ) -> Iterator[str | ExpertRecord | Finish]:
+        recorder: tuple[TokenRecorder, list[Any]] | None = None,
+    ) -> Iterator[str | ExpertRecord | TokenRecord | Finish]:
         ids: list[int] = []
         shown = ""
         stopper = StopMatcher(options.stop)
         for token in tokens:
             ids.append(token)
+            if recorder is not None:  # the step's scores were kept before its token was handed over
+                step = len(ids) - 1
+                yield recorder[0].record(recorder[1][step], token)
+                recorder[1][step] = None  # one step's scores at a time (a vocabulary's floats each)
             if recording is not None:
                 record = recording.record(len(ids) - 1, token, self._tokenizer.decode([token]))
                 if record is not None:
@@ -313,6 +340,9 @@ class TransformersModel:
         if stop.is_set() and not stopper.hit:
             reason = FinishReason.CANCELLED
         yield Finish(prompt_len, len(ids), reason)
+
+    def _text_of(self, token: int) -> str:
+        return str(self._tokenizer.decode([token]))
 
     def close(self) -> None:
         _LOADED.pop(self.key, None)

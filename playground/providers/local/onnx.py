@@ -14,11 +14,12 @@ from typing import Any
 from ...errors import ModelLoadError
 from ...images import read_bytes
 from ...options import GenerationOptions
-from ...types import Chunk, Finish, FinishReason, Message, ModelSpec
+from ...types import Chunk, Finish, FinishReason, Message, ModelSpec, TokenRecord
 from ..base import StopMatcher, finish_reason_for, timed
 from .capabilities import genai_vision
 from .chat_template import images_in_order, phi_format
 from .stats import EngineStats
+from .token_probs import TokenRecorder
 
 
 def search_options(options: GenerationOptions) -> dict[str, Any]:
@@ -102,9 +103,14 @@ class OnnxModel:
 
     def events(
         self, messages: Sequence[Message], options: GenerationOptions, cancel: threading.Event | None = None
-    ) -> Iterator[str | Finish]:
-        """One event per generated token (a delta, possibly empty), then the Finish. Setting `cancel`
-        (from another thread) ends the loop before the next token; so does closing the generator."""
+    ) -> Iterator[str | TokenRecord | Finish]:
+        """One event per generated token (a delta, possibly empty; with `options.logprobs`, its
+        TokenRecord first), then the Finish. Setting `cancel` (from another thread) ends the loop before
+        the next token; so does closing the generator.
+
+        A token's record reads the logits before the step that draws it (`get_logits` runs the forward
+        pass `generate_next_token` would run, so it costs no second one); they are the model's raw
+        logits, and TokenRecorder applies the repetition penalty and the sampling settings."""
         cancel = cancel or threading.Event()
         og = self._og
         prompt = self.render_prompt(messages)
@@ -128,11 +134,15 @@ class OnnxModel:
                 generator.set_inputs(inputs)  # the image features go in with the prompt
             else:
                 generator.append_tokens(tokens)
+            recorder = self._recorder(options, tokens)
             while not generator.is_done() and not stopper.hit and not cancel.is_set():
+                logits = generator.get_logits() if recorder is not None else None
                 generator.generate_next_token()
                 last = int(generator.get_next_tokens()[0])
                 produced += 1
                 self.stats.token()
+                if recorder is not None:
+                    yield recorder.record(logits, last)
                 yield stopper.push(stream.decode(last))
             yield stopper.flush() if not stopper.hit else ""
             reason = finish_reason_for(last, self._eos, produced, limit)
@@ -142,6 +152,15 @@ class OnnxModel:
         finally:  # the engine's RuntimeError, ValueError or MemoryError is translated by the guard
             self.stats.end()
             del generator
+
+    def _recorder(self, options: GenerationOptions, prompt: Sequence[int]) -> TokenRecorder | None:
+        """Per-token records when the token view asks for them (`options.logprobs`)."""
+        if not options.logprobs:
+            return None
+        return TokenRecorder(options, self._text_of, prompt)
+
+    def _text_of(self, token: int) -> str:
+        return str(self._tokenizer.decode([token]))
 
     def close(self) -> None:
         self._model = None

@@ -22,7 +22,7 @@ SETTINGS_NOTE = (
 )
 
 
-def penalised(logits: np.ndarray, seen: Sequence[int], penalty: float) -> np.ndarray:
+def penalised(logits: np.ndarray, seen: Sequence[int] | np.ndarray, penalty: float) -> np.ndarray:
     """The repetition penalty as both engines apply it: each token already in the sequence has its
     score divided by the penalty (multiplied, when negative)."""
     if penalty == 1.0 or not len(seen):
@@ -83,3 +83,46 @@ def token_record(
 def _finite(value: Any) -> float | None:
     number = float(value)
     return number if np.isfinite(number) else None
+
+
+class TokenRecorder:
+    """Each generated token's record, from the logits its step computed.
+
+    `seen`: the prompt's token ids (the repetition penalty counts them, as both engines do).
+    `penalised`: the logits handed over already carry the repetition penalty (transformers' own
+    processor ran before ours); ONNX Runtime GenAI hands over the raw logits, and the penalty is applied
+    here as the engine applies it."""
+
+    def __init__(
+        self,
+        options: GenerationOptions,
+        text_of: Callable[[int], str],
+        seen: Sequence[int],
+        *,
+        penalised: bool = False,
+    ) -> None:
+        self.options = options
+        self.text_of = text_of
+        self.apply_penalty = not penalised and options.repetition_penalty != 1.0
+        self._prompt = np.asarray(seen, dtype=np.int64)
+        self._seen: np.ndarray | None = None  # which ids the sequence holds, sized by the first logits
+        self.index = 0
+
+    def record(self, logits: Any, token: int) -> TokenRecord:
+        scores = np.asarray(logits, dtype=np.float32).reshape(-1)
+        seen = self._mask(scores.shape[0])
+        if self.apply_penalty:
+            scores = penalised(scores, np.flatnonzero(seen), self.options.repetition_penalty)
+        distribution = log_distribution(scores, self.options)
+        record = token_record(self.index, token, distribution, self.options.logprobs, self.text_of)
+        if 0 <= token < seen.shape[0]:
+            seen[token] = True
+        self.index += 1
+        return record
+
+    def _mask(self, vocabulary: int) -> np.ndarray:
+        if self._seen is None:
+            self._seen = np.zeros(vocabulary, dtype=bool)
+            ids = self._prompt[(self._prompt >= 0) & (self._prompt < vocabulary)]
+            self._seen[ids] = True
+        return self._seen
