@@ -1,0 +1,146 @@
+"""The token view (issue 18): each generated token's probability, its best alternatives and the entropy,
+from the real embedded model on both local engines; kept with the answer in the history and the export;
+in `python -m playground chat --logprobs K --json`; and drawn for the page."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from playground.answers import Recording, Request, Result
+from playground.context import AppContext
+from playground.history import new_browser_id
+from playground.history.export import export_json
+from playground.options import GenerationOptions
+from playground.settings import Settings
+from playground.token_view import LOCAL_NOTE, token_html, token_note
+from playground.types import Message, TokenChoice, TokenRecord
+from tests.support import QUESTION
+from tests.test_cli import cli
+
+ENGINES = ["smollm2-135m-instruct@onnx", "smollm2-135m-instruct@transformers"]
+TOLERANCE = 1e-5
+
+
+def ask(ctx: AppContext, model: str, record: Recording | None = None, **options: object) -> Result:
+    chosen = GenerationOptions(max_new_tokens=24, logprobs=10, **options)  # type: ignore[arg-type]
+    return ctx.answers.complete(Request(model, [Message("user", QUESTION)], chosen, record=record))
+
+
+def check_distribution(record: TokenRecord) -> None:
+    """The alternatives, best first, each no likelier than the one before; together at most 1."""
+    finite = [c.logprob for c in record.top if c.logprob is not None]
+    assert finite == sorted(finite, reverse=True)
+    assert sum(math.exp(lp) for lp in finite) <= 1 + TOLERANCE
+    assert record.entropy is not None and record.entropy >= 0
+
+
+@pytest.mark.parametrize("model", ENGINES)
+def test_greedy_tokens_are_the_top_alternative_at_every_step(ctx: AppContext, model: str) -> None:
+    for penalty in (1.0, 1.3):  # the penalty changes the distribution: the view applies it as the engine
+        result = ask(ctx, model, temperature=0.0, repetition_penalty=penalty)
+        assert result.tokens and len(result.tokens) == result.metrics.completion_tokens
+        for record in result.tokens:
+            assert len(record.top) == 10
+            assert record.top[0].id == record.id, (penalty, record)
+            assert record.logprob is not None and all(
+                c.logprob is not None and c.logprob <= record.logprob + TOLERANCE for c in record.top
+            )
+            check_distribution(record)
+        assert [r.index for r in result.tokens] == list(range(len(result.tokens)))
+        assert "".join(r.text for r in result.tokens).startswith(result.text.strip()[:20])
+
+
+@pytest.mark.parametrize("model", ENGINES)
+def test_sampled_tokens_come_from_the_distribution_top_k_and_top_p_cut(ctx: AppContext, model: str) -> None:
+    result = ask(ctx, model, temperature=0.8, top_k=3, top_p=1.0, seed=7)
+    assert result.tokens
+    for record in result.tokens:
+        finite = [c for c in record.top if c.logprob is not None]
+        assert len(finite) <= 3 and all(c.logprob is None for c in record.top[3:]), "top-k cuts the rest"
+        assert record.logprob is not None and record.id in [c.id for c in finite], "drawn from the top 3"
+        assert sum(math.exp(c.logprob) for c in finite if c.logprob is not None) == pytest.approx(
+            1.0, abs=1e-4
+        )
+        check_distribution(record)
+
+
+def test_int4_and_float32_agree_on_the_top_token_until_their_answers_part(ctx: AppContext) -> None:
+    """The same greedy question on ONNX int4 and transformers float32: the top token of each step is
+    the same until the answers first differ (measured: 6 steps for this question), which is as far as
+    their steps can be compared (the next ones continue different texts)."""
+    onnx, hf = (ask(ctx, m, temperature=0.0).tokens for m in ENGINES)
+    same = 0
+    for a, b in zip(onnx, hf, strict=False):
+        if a.id != b.id:
+            break
+        same += 1
+    assert same >= 6, [(a.text, b.text) for a, b in zip(onnx, hf, strict=False)]
+
+
+def test_without_the_option_no_records_are_made(ctx: AppContext) -> None:
+    result = ctx.answers.complete(
+        Request(ENGINES[0], [Message("user", QUESTION)], GenerationOptions(max_new_tokens=4, temperature=0.0))
+    )
+    assert result.text and result.tokens == []
+
+
+def test_the_records_are_kept_with_the_answer_in_the_history_and_the_export(ctx: AppContext) -> None:
+    owner = new_browser_id()
+    conversation = ctx.history.conversations.create_conversation(owner, "instruct", "tokens")
+    ctx.history.conversations.add_message(owner, conversation.id, "user", QUESTION)
+    result = ask(
+        ctx, ENGINES[0], Recording(ctx.history.conversations, owner, conversation.id), temperature=0.0
+    )
+    stored = ctx.history.conversations.get_conversation(owner, conversation.id).messages[-1]
+    assert stored.tokens == [r.to_dict() for r in result.tokens]
+    exported = json.loads(export_json(ctx.history, owner))
+    (answer,) = [m for m in exported["conversations"][0]["messages"] if m["role"] == "assistant"]
+    assert answer["tokens"][0]["top"][0] == {"text": result.tokens[0].text, "id": result.tokens[0].id,
+                                             "logprob": result.tokens[0].logprob}  # fmt: skip
+
+
+@pytest.mark.parametrize("engine", ["onnx", "transformers"])
+def test_the_cli_prints_tokens_in_json(settings: Settings, engine: str) -> None:
+    result = cli(settings, "chat", "-m", "smollm2-135m-instruct", "-p", engine, "--temperature", "0",
+                 "--max-new-tokens", "6", "--logprobs", "3", "--json", QUESTION)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    tokens = out["tokens"]
+    assert len(tokens) == out["metrics"]["completion_tokens"] == 6
+    for token in tokens:
+        assert set(token) >= {"text", "id", "logprob", "top"} and len(token["top"]) == 3
+        assert token["top"][0]["id"] == token["id"]
+        assert {"text", "id", "logprob"} == set(token["top"][0])
+    assert out["tokens_note"] == LOCAL_NOTE
+
+
+def test_a_bad_count_is_one_clear_message(settings: Settings) -> None:
+    result = cli(settings, "chat", "-m", "smollm2-135m-instruct", "--logprobs", "11", QUESTION)
+    assert result.returncode != 0
+    assert (
+        "logprobs" in result.stderr and "from 0 to 10" in result.stderr and "Traceback" not in result.stderr
+    )
+
+
+def test_the_page_draws_each_token_tinted_with_its_alternatives_escaped(tmp_path: Path) -> None:
+    hostile = TokenRecord(1, "<img src=x onerror=alert(1)>", 5, math.log(0.2), (), 1.5)
+    likely = TokenRecord(0, "Paris", 4, math.log(0.9), (TokenChoice("Paris", 4, math.log(0.9)),
+                                                          TokenChoice("Lyon", 9, None)), 0.3)  # fmt: skip
+    page = token_html([likely, hostile], LOCAL_NOTE)
+    assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert page.count('class="tv-tok"') == 2
+    assert "90.0%" in page and "20.0%" in page and "cut off" in page and "entropy 0.30 nats" in page
+    assert "rgba(255, 140, 0, 0.08)" in page and "rgba(255, 140, 0, 0.68)" in page, "unlikely: stronger"
+    assert LOCAL_NOTE in page
+
+
+def test_a_provider_without_probabilities_says_so(ctx: AppContext) -> None:
+    spec = ctx.registry.resolve(ENGINES[0])
+    remote = replace(spec, gives_logprobs=False, provider="openai-compatible")
+    assert "gives no token probabilities" in token_note(remote, False)
+    assert token_note(spec, True) == LOCAL_NOTE
