@@ -10,7 +10,7 @@ EXPECTED = {
     "conversations": ["id", "owner", "tab", "title", "model", "created_utc", "updated_utc"],
     "messages": [
         "id", "conversation_id", "seq", "role", "text", "model", "engine", "parameters_json",
-        "metrics_json", "finish_reason", "created_utc", "updated_utc", "experts_json",
+        "metrics_json", "finish_reason", "created_utc", "updated_utc", "experts_json", "tokens_json",
     ],
     "message_images": ["message_id", "position", "ref"],
     "battles": [
@@ -50,6 +50,7 @@ def test_migrate_twice_is_idempotent() -> None:
         "m004_message_experts",
         "m005_arena_rounds",
         "m006_eval_runs",
+        "m007_message_tokens",
     ]
 
 
