@@ -48,6 +48,7 @@ def answer(
     num_crops: float | None = None,
     session: str = "test-session",
     address: str | None = None,
+    token_view: bool = False,
 ) -> list[tuple[Any, ...]]:
     """Every update `respond` yields for the last question, as the page would receive them (from
     this client address, when given)."""
@@ -61,6 +62,7 @@ def answer(
             owner,
             {},
             incognito,
+            token_view,
             model,
             "",
             *GREEDY,
@@ -110,7 +112,8 @@ def test_the_three_tabs_are_one_region_with_their_own_ids(tabs: Any) -> None:
     assert regions["instruct"].default_model == EMBEDDED
     assert regions["vision"].default_model == VISION_DEMO, "a ready model is picked first"
     assert regions["moe"].default_model == MOE_DEMO
-    assert len(uis[2].shows) == 2 and not uis[0].shows, "the MoE tab shows its map and load"
+    assert len(uis[2].shows) == 3, "the MoE tab shows its map and load, then the token view"
+    assert [ui.shows[-1].elem_id for ui in uis] == ["instruct-tokens", "vision-tokens", "moe-tokens"]
 
 
 def test_a_question_with_images_keeps_them_in_order(tmp_path: Path) -> None:

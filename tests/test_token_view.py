@@ -144,3 +144,28 @@ def test_a_provider_without_probabilities_says_so(ctx: AppContext) -> None:
     remote = replace(spec, gives_logprobs=False, provider="openai-compatible")
     assert "gives no token probabilities" in token_note(remote, False)
     assert token_note(spec, True) == LOCAL_NOTE
+
+
+def test_the_page_toggle_asks_for_records_and_the_view_comes_back_from_history(ctx: AppContext) -> None:
+    """The Instruct tab with Token view on: the answer's last update draws its tokens (none drawn while
+    it streams), the history keeps them, and opening the conversation again draws the same view; with
+    the toggle off nothing is asked and the view says how to get one."""
+    from tests.test_tabs import answer, build
+    from tests.test_tabs import ask as question
+
+    history, uis, regions = build(ctx)
+    owner = new_browser_id()
+    updates = answer(regions["instruct"], question(QUESTION), owner, ENGINES[0], token_view=True)
+    tokens_at = len(uis[0].opened) - 1  # the token view is the last of the region's shows
+    streamed = [u[tokens_at] for u in updates[:-1]]
+    assert all(not isinstance(v, str) for v in streamed), "nothing drawn per update while it streams"
+    final = updates[-1][tokens_at]
+    conversation, conversation_id = updates[-1][0], updates[-1][1]
+    count = conversation[-1]["metrics"]["completion_tokens"]
+    assert final.count('class="tv-tok"') == count and LOCAL_NOTE in final
+    outputs = history.open(uis, conversation_id, owner)
+    assert outputs[len(uis[0].opened) - 1] == final, "reopened: the same view"
+    plain = answer(regions["instruct"], question(QUESTION), new_browser_id(), ENGINES[0])
+    assert "tv-tok" not in plain[-1][tokens_at] and "turn the token view on" in plain[-1][tokens_at]
+    assert "tokens" not in plain[-1][0][-1]
+    assert regions["instruct"].toggle_tokens(True)["visible"] is True

@@ -12,6 +12,7 @@ from typing import Any
 import gradio as gr
 from starlette.middleware import Middleware
 
+from .. import token_view
 from ..context import AppContext
 from ..history import BROWSER_STATE_KEY, BROWSER_STORAGE_SECRET, IdentityKey
 from ..public.admission import Admission
@@ -54,6 +55,7 @@ CSS = (
 #vision-chat [data-testid="user"] img { max-height: 96px; width: auto; }
 """
     + styles.CSS
+    + token_view.CSS
 )  # the lesson's tables, map and paragraphs (styles.py)
 BROWSER_COPY_KEY = "slm-playground-history-copy"
 

@@ -57,6 +57,7 @@ class Actions:
     show: gr.Button
     meter: gr.Markdown
     incognito: gr.Checkbox
+    token_view: gr.Checkbox  # each token's probability and alternatives under the answer
 
 
 @dataclass
@@ -134,7 +135,7 @@ class ChatLayout:
             self.region.config.capability,
             answered,
             chat.shows,
-            self.region.shown,
+            self.region.views_of,
         )
 
     # Render: each returns its components
@@ -151,7 +152,8 @@ class ChatLayout:
             )
             shows = self.region.render_beside()
         notice = gr.Markdown(elem_id=f"{self.prefix}-notice", elem_classes=["chat-notice"])
-        return ChatArea(chatbot, shows, notice)
+        tokens = gr.HTML("", visible=False, elem_id=f"{self.prefix}-tokens", elem_classes=["token-view"])
+        return ChatArea(chatbot, [*shows, tokens], notice)
 
     def render_composer(self) -> Composer:
         with gr.Row():
@@ -204,7 +206,8 @@ class ChatLayout:
         with gr.Row():
             meter = gr.Markdown(elem_id=f"{p}-meter", elem_classes=["chat-notice"])
             incognito = gr.Checkbox(False, label="Incognito (not saved)", elem_id=f"{p}-incognito")
-        return Actions(regenerate, edit, new, show, meter, incognito)
+            token_view = gr.Checkbox(False, label="Token view", elem_id=f"{p}-token-view")
+        return Actions(regenerate, edit, new, show, meter, incognito, token_view)
 
     def render_views(self) -> Views:
         p = self.prefix
@@ -285,6 +288,7 @@ class ChatLayout:
                 owner,
                 state.keys,
                 actions.incognito,
+                actions.token_view,
                 side.model,
                 side.system,
                 *side.options,
@@ -319,6 +323,9 @@ class ChatLayout:
             ).then(**answer),
         ]
         composer.stop.click(region.stop, None, None, queue=False, **PRIVATE)
+        actions.token_view.change(
+            region.toggle_tokens, actions.token_view, chat.shows[-1], queue=False, **PRIVATE
+        )
         self.wire_prompt(parts, answered)
         self.wire_tools(parts)
         return answered

@@ -8,11 +8,11 @@ from typing import Any
 
 import gradio as gr
 
-from ..answers import Event, Experts, Finished, Started, Text, Waiting
+from ..answers import Event, Experts, Finished, Started, Text, Tokens, Waiting
 from ..moe_view import pack
 from ..repetition import repetition_hint
 from ..text import valid_text
-from ..types import ExpertRecord
+from ..types import ExpertRecord, TokenRecord
 from . import render
 from .render import Turn, warn
 
@@ -80,6 +80,7 @@ class AnswerView:
     meter: str = ""
     notice: str = ""
     records: list[ExpertRecord] = field(default_factory=list)
+    tokens: list[TokenRecord] = field(default_factory=list)  # the token view's, when asked for
     finished: bool = False
     refused: bool = False  # ended with an error before it started: nothing was kept
     prompt_tokens: int | None = None
@@ -91,6 +92,8 @@ class AnswerView:
             self.turn["content"] += event.text
         elif isinstance(event, Experts):
             self.records.append(event.record)
+        elif isinstance(event, Tokens):
+            self.tokens.append(event.record)
         elif isinstance(event, Waiting):
             self.notice = event.notice
         elif isinstance(event, Started):
@@ -133,6 +136,8 @@ class AnswerView:
         self.turn["finish"] = str(finished.reason)
         if self.records:
             self.turn["experts"] = pack(self.records)
+        if self.tokens:
+            self.turn["tokens"] = [record.to_dict() for record in self.tokens]
         if self.prompt_tokens is not None:
             self.meter = render.context_meter(
                 self.prompt_tokens + finished.metrics.completion_tokens, self.window

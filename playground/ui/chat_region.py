@@ -28,6 +28,7 @@ from ..history import check_owner_id
 from ..prompt_view import EMPTY as PROMPT_EMPTY
 from ..prompt_view import prompt_view
 from ..text import valid_text
+from ..token_view import TOKEN_VIEW_K, token_html, token_note
 from ..types import Capability, ExpertRecord, ModelSpec
 from . import render, widgets
 from .chat_layout import ChatLayout
@@ -95,6 +96,29 @@ class ChatRegion:
         """The values of `render_beside`'s components for this conversation (and the records live now)."""
         return ()
 
+    def views_of(
+        self, conversation: list[Turn], live: Sequence[ExpertRecord] | None = None, *, streaming: bool = False
+    ) -> tuple[Any, ...]:
+        """Every view of the answer beside and under the chat: the tab's own (`shown`), then the token
+        view of the last answer (drawn when it ends; left as it is while one streams)."""
+        return (*self.shown(conversation, live), gr.update() if streaming else self.token_view(conversation))
+
+    def token_view(self, conversation: list[Turn]) -> str:
+        """The last answer as its tokens, each with its probability and alternatives (token_view.py)."""
+        answer = next((t for t in reversed(conversation) if t["role"] == "assistant"), None)
+        if answer is None:
+            return ""
+        tokens = answer.get("tokens") or []
+        try:
+            spec = self.ctx.registry.resolve(str(answer.get("model") or ""))
+        except PlaygroundError:
+            spec = None
+        return token_html(tokens, token_note(spec, bool(tokens)))
+
+    def toggle_tokens(self, on: bool) -> Any:
+        """Show or hide the token view (it is filled by the next answer asked with it on)."""
+        return gr.update(visible=bool(on))
+
     def render_card_extra(self, spec: ModelSpec) -> list[Any]:
         """Components under the model card; `describe_extra` gives their values for another model."""
         return []
@@ -117,6 +141,7 @@ class ChatRegion:
         owner_value: Any,
         keys: dict[str, str],
         incognito: bool,
+        token_view: bool,
         model_id: str,
         system_prompt: str,
         *options: Any,
@@ -130,6 +155,8 @@ class ChatRegion:
         try:
             owner = check_owner_id(owner_value)
             chosen = widgets.options_from(*options)
+            if token_view:  # each token's probability and its alternatives, kept with the answer
+                chosen = chosen.model_copy(update={"logprobs": TOKEN_VIEW_K})
             self.ctx.note_address(owner, request)
         except PlaygroundError as exc:
             warn(exc)
@@ -218,7 +245,7 @@ class ChatRegion:
             box = (self._box(back["content"], list(back.get("images") or [])), bool(back.get("edit")))
         return (
             *state.outputs(streaming=streaming, notice=notice),
-            *self.shown(state.conversation, live),
+            *self.views_of(state.conversation, live, streaming=streaming),
             *box,
         )
 
@@ -302,7 +329,7 @@ class ChatRegion:
 
     def new_conversation(self) -> tuple[Any, ...]:
         """An empty chat: state, id, chat, meter, notice, editing, then the shows emptied."""
-        return ([], None, [], "", "", False, *self.shown([]))
+        return ([], None, [], "", "", False, *self.views_of([]))
 
     def show_prompt(
         self, conversation: list[Turn], pending: Box, model_id: str, system_prompt: str, *values: Any
