@@ -250,6 +250,19 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "slow":
             self._slow(self.path.lstrip("/").partition("/")[0])
             return
+        if kind == "logprobs":  # a server that returns logprobs (transformers serve ignores the request)
+            for n, text in enumerate(ANSWER):
+                top = [{"token": text, "logprob": -0.1 * (n + 1), "bytes": None},
+                       {"token": "X", "logprob": -2.5, "bytes": None}]  # fmt: skip
+                content = [{"token": text, "logprob": -0.1 * (n + 1), "bytes": None, "top_logprobs": top}]
+                event = chunk(text)
+                event["choices"][0]["logprobs"] = {"content": content}
+                self._event(event)
+            self._event(chunk(finish="stop"))
+            self._event("[DONE]")
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+            return
         if kind in STREAMS:
             for text in STREAMS[kind]:
                 self._event(chunk(text))

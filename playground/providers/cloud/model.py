@@ -16,7 +16,7 @@ from typing import Self
 from ...errors import PlaygroundError, ProviderError, RateLimitError
 from ...options import GenerationOptions
 from ...text import valid_text
-from ...types import Chunk, Finish, FinishReason, Message, ModelSpec
+from ...types import Chunk, Finish, FinishReason, Message, ModelSpec, TokenRecord
 from ..base import StopMatcher, timed
 from .endpoint import EndpointSpec
 from .failures import ErrorContext, cloud_errors, missing_key
@@ -34,6 +34,9 @@ class Delta:
     text: str = ""
     finish: str | None = None
     usage: tuple[int, int] | None = None
+    tokens: tuple[
+        TokenRecord, ...
+    ] = ()  # the chunk's tokens with their logprobs, where the server gives them
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,9 @@ class CloudModel:
         """Send the request; return the stream of deltas and how to close it."""
         raise NotImplementedError
 
-    def _events(self, messages: Sequence[Message], options: GenerationOptions) -> Iterator[str | Finish]:
+    def _events(
+        self, messages: Sequence[Message], options: GenerationOptions
+    ) -> Iterator[str | TokenRecord | Finish]:
         ctx = self.context()
         if self.connection.needs_key:
             raise missing_key(ctx)
@@ -114,7 +119,7 @@ class CloudModel:
         # The endpoint gets the first MAX_STOPS stop sequences; all of them are applied here.
         stopper = StopMatcher(options.stop)
         parts: list[str] = []
-        pieces = 0
+        pieces = records = 0
         reason: str | None = None
         usage: tuple[int, int] | None = None
         cut = ""  # why the stream ended early (a read timeout, a dropped connection), in our words
@@ -133,6 +138,9 @@ class CloudModel:
                     break
                 usage = delta.usage or usage
                 reason = delta.finish or reason
+                for record in delta.tokens:  # numbered across the answer
+                    yield replace(record, index=records)
+                    records += 1
                 if delta.text:
                     pieces += 1
                     shown = stopper.push(valid_text(delta.text))

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...options import GenerationOptions
-from ...types import Message, ModelSpec
+from ...types import Message, ModelSpec, TokenChoice, TokenRecord
 from .endpoint import VisionFormat
 from .model import CloudModel, Connection, Delta, reason_text
 from .usage import TokenCounter
@@ -40,6 +40,8 @@ def chat_request(
     }
     if include_usage:
         kwargs["stream_options"] = {"include_usage": True}
+    if options.logprobs:  # the token view: each token's logprob and its best alternatives
+        kwargs["logprobs"], kwargs["top_logprobs"] = True, options.logprobs
     if extra_body:
         kwargs["extra_body"] = extra_body
     return kwargs
@@ -114,4 +116,19 @@ def _deltas(stream: Iterator[ChatCompletionChunk]) -> Iterator[Delta]:
             continue
         choice = chunk.choices[0]
         text = choice.delta.content if choice.delta and choice.delta.content else ""
-        yield Delta(text=text, finish=reason_text(choice.finish_reason), usage=usage)
+        tokens = _token_records(choice.logprobs.content if choice.logprobs else None)
+        yield Delta(text=text, finish=reason_text(choice.finish_reason), usage=usage, tokens=tokens)
+
+
+def _token_records(content: Sequence[Any] | None) -> tuple[TokenRecord, ...]:
+    """OpenAI's per-token logprobs as our records (numbered by the model; a server gives no ids)."""
+    return tuple(
+        TokenRecord(
+            0,
+            str(item.token),
+            None,
+            float(item.logprob),
+            tuple(TokenChoice(str(t.token), None, float(t.logprob)) for t in item.top_logprobs or ()),
+        )
+        for item in content or ()
+    )
