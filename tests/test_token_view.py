@@ -169,3 +169,26 @@ def test_the_page_toggle_asks_for_records_and_the_view_comes_back_from_history(c
     assert "tv-tok" not in plain[-1][tokens_at] and "turn the token view on" in plain[-1][tokens_at]
     assert "tokens" not in plain[-1][0][-1]
     assert regions["instruct"].toggle_tokens(True)["visible"] is True
+
+
+def test_api_callers_get_the_records_from_their_own_endpoint(ctx: AppContext) -> None:
+    """`/chat` keeps its result (the text); `/chat_tokens` answers the same with each token's records."""
+    from gradio_client import Client
+
+    from tests.support import serving
+
+    with serving(ctx) as url:
+        client = Client(url, verbose=False)
+        text = client.predict(QUESTION, temperature=0, max_new_tokens=6, api_name="/chat")
+        answer = client.predict(
+            QUESTION, temperature=0, max_new_tokens=6, logprobs=3, api_name="/chat_tokens"
+        )
+        bad = None
+        try:
+            client.predict(QUESTION, max_new_tokens=4, logprobs=99, api_name="/chat_tokens")
+        except Exception as exc:  # gradio_client raises the app's message
+            bad = str(exc)
+    assert isinstance(text, str) and answer["text"] == text
+    assert len(answer["tokens"]) == 6 and all(len(t["top"]) == 3 for t in answer["tokens"])
+    assert answer["tokens"][0]["top"][0]["id"] == answer["tokens"][0]["id"] and answer["note"] == LOCAL_NOTE
+    assert bad is not None and "logprobs" in bad and "from 0 to 10" in bad

@@ -44,6 +44,7 @@ ANSWERING = frozenset(
         f"{_UI}evaluate_tab.EvaluateTab.run",
         f"{_UI}evaluate_tab.EvaluateTab.resume",
         f"{_UI}instruct.InstructTab.api_chat",
+        f"{_UI}instruct.InstructTab.api_chat_tokens",
     }
 )
 WORK = frozenset(

@@ -112,8 +112,9 @@ def build_app(ctx: AppContext, key: IdentityKey | None = None) -> gr.Blocks:
     answers: dict[int, str | None] = {dep["id"]: region.tab for region in regions for dep in region.answered}
     answers.update({dep["id"]: "arena" for dep in arena.answered})
     answers.update({dep["id"]: "evaluate" for dep in evaluate.answered})
-    if instruct_tab.api_event is not None:
-        answers[instruct_tab.api_event["id"]] = None  # the API: no pane (each call stands alone)
+    for event in (instruct_tab.api_event, instruct_tab.token_event):
+        if event is not None:
+            answers[event["id"]] = None  # the API: no pane (each call stands alone)
     _ANSWERS[demo] = answers
     return demo
 

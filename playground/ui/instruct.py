@@ -13,10 +13,12 @@ from typing import Any
 
 import gradio as gr
 
-from ..answers import Finished, Request, Text
+from ..answers import Finished, Request, Result
 from ..context import AppContext
 from ..errors import InvalidOptionsError, PlaygroundError
+from ..options import GenerationOptions
 from ..text import valid_text
+from ..token_view import token_note
 from ..types import FinishReason
 from . import render, widgets
 from .chat_region import ChatRegion, RegionConfig, RegionUI
@@ -33,6 +35,7 @@ class InstructTab(ChatRegion):
     def __init__(self, ctx: AppContext) -> None:
         super().__init__(ctx, CONFIG)
         self.api_event: Any = None  # the `/chat` event (admission counts it as an answer)
+        self.token_event: Any = None  # `/chat_tokens`: the same answer with each token's probabilities
 
     def build(self, owner: gr.State) -> RegionUI:
         ui = super().build(owner)
@@ -60,34 +63,78 @@ class InstructTab(ChatRegion):
         Every parameter but the question may be left out: the model is the embedded one, the sampling
         values are the model's recommended ones (the catalog's), then the playground's defaults.
         """
+        values = (question, model, system_prompt, temperature, top_p, top_k, max_new_tokens,
+                  repetition_penalty, seed, stop)  # fmt: skip
+        async for result in self._api_answer(values, 0, request):
+            yield result.text
+
+    async def api_chat_tokens(
+        self,
+        question: str,
+        model: str | None = None,
+        system_prompt: str | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        max_new_tokens: int | None = None,
+        repetition_penalty: float | None = None,
+        seed: int | None = None,
+        stop: str | None = None,
+        logprobs: int | None = 5,
+        request: gr.Request | None = None,
+    ) -> dict[str, Any]:
+        """`/chat_tokens`: `/chat`'s answer as one JSON object when it ends, with each generated token's
+        probability and its `logprobs` best alternatives (1-10): {"text", "tokens": [{"text", "id",
+        "logprob", "top": [...], "entropy"}], "note"}; `tokens` is empty where the provider gives none."""
+        values = (question, model, system_prompt, temperature, top_p, top_k, max_new_tokens,
+                  repetition_penalty, seed, stop)  # fmt: skip
+        result = Result()
+        async for drawn in self._api_answer(values, 5 if logprobs is None else logprobs, request):
+            result = drawn  # the same Result, drawn to its end
+        return {
+            "text": result.text,
+            "tokens": [record.to_dict() for record in result.tokens],
+            "note": token_note(result.spec, bool(result.tokens)),
+        }
+
+    async def _api_answer(
+        self, values: tuple[Any, ...], logprobs: Any, request: gr.Request | None
+    ) -> AsyncIterator[Result]:
+        """One answer for the API endpoints, drawn as it streams (the Result so far after each batch);
+        stateless, never written to the history; a refusal or failure is the caller's error."""
         try:
-            if not isinstance(question, str) or not question.strip():
-                raise InvalidOptionsError("Give a question: a non-empty string.")
-            texts = {"model": model, "system_prompt": system_prompt, "stop": stop}
-            for name, value in texts.items():
-                if value is not None and not isinstance(value, str):
-                    raise InvalidOptionsError(f"{name} must be a string, not {type(value).__name__}.")
-            options = widgets.options_from(
-                temperature, top_p, top_k, max_new_tokens, repetition_penalty, seed, valid_text(stop or "")
-            )
-            question, system_prompt = valid_text(question), valid_text(system_prompt or "")
-            messages = render.to_messages([{"role": "user", "content": question}], system_prompt)
-            session = request.session_hash if request else None
-            answer = self.ctx.answers.ask(
-                Request(model or self.default_model, messages, options, owner=session)
-            )
-            text = ""
+            answer = self.ctx.answers.ask(self._api_request(values, logprobs, request))
+            result = Result()
             batches = ThreadedStream(answer, stop=answer.stop_event, ends_itself=True).__aiter__()
             async with contextlib.aclosing(batches):  # closed at once when the caller leaves
                 async for batch in batches:
-                    text += "".join(e.text for e in batch if isinstance(e, Text))
+                    for event in batch:
+                        result.take(event)
                     ended = next((e for e in batch if isinstance(e, Finished)), None)
                     if ended is not None:
-                        _raise_unless_complete(ended, text)
-                    yield text
+                        _raise_unless_complete(ended, result.text)
+                    yield result
         except PlaygroundError as exc:  # one line in the server log, the message to the caller
             log.info("%s: %s", type(exc).__name__, exc)
             raise gr.Error(str(exc), print_exception=False) from None
+
+    def _api_request(self, values: tuple[Any, ...], logprobs: Any, request: gr.Request | None) -> Request:
+        question, model, system_prompt, temperature, top_p, top_k, max_new, penalty, seed, stop = values
+        if not isinstance(question, str) or not question.strip():
+            raise InvalidOptionsError("Give a question: a non-empty string.")
+        texts = {"model": model, "system_prompt": system_prompt, "stop": stop}
+        for name, value in texts.items():
+            if value is not None and not isinstance(value, str):
+                raise InvalidOptionsError(f"{name} must be a string, not {type(value).__name__}.")
+        options = widgets.options_from(
+            temperature, top_p, top_k, max_new, penalty, seed, valid_text(stop or "")
+        )
+        if logprobs:
+            options = GenerationOptions.parse(**(options.model_dump() | {"logprobs": logprobs}))
+        messages = render.to_messages([{"role": "user", "content": valid_text(question)}],
+                                      valid_text(system_prompt or ""))  # fmt: skip
+        session = request.session_hash if request else None
+        return Request(model or self.default_model, messages, options, owner=session)
 
     def _build_api(self) -> None:
         """`/chat`: the endpoint for scripts, tests and benchmarks, streaming the cumulative text.
@@ -110,7 +157,13 @@ class InstructTab(ChatRegion):
             ]
             answer = gr.Textbox(label="answer")  # numbers stay unrounded: the options parser names a bad one
             trigger = gr.Button()
+            count = gr.Number(5, label="logprobs")
+            tokens = gr.JSON(label="answer_with_tokens")
+            token_trigger = gr.Button()
         self.api_event = trigger.click(self.api_chat, inputs, answer, api_name="chat", concurrency_limit=4)
+        self.token_event = token_trigger.click(
+            self.api_chat_tokens, [*inputs, count], tokens, api_name="chat_tokens", concurrency_limit=4
+        )
 
 
 def _raise_unless_complete(finished: Finished, text: str) -> None:
