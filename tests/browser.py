@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Page, ViewportSize
+from playwright.sync_api import FloatRect, Page, ViewportSize
 
 from playground.context import AppContext
 from playground.conversations import ConversationService
@@ -59,17 +59,26 @@ def pick_model(page: Page, ctx: AppContext, model_id: str, prefix: str = "instru
     page.get_by_role("option", name=model_label(row)).click()
 
 
-def screenshot(page: Page, name: str, *, full_page: bool = False, chats_from_top: bool = True) -> Path:
+def screenshot(
+    page: Page,
+    name: str,
+    *,
+    full_page: bool = False,
+    chats_from_top: bool = True,
+    clip: FloatRect | None = None,
+) -> Path:
     """The page from its top (each chat from its top too, or its end: the question and its images) as
-    ARTIFACTS/<name>, copied to SCREENSHOTS_DIR when that is set."""
+    ARTIFACTS/<name>, copied to SCREENSHOTS_DIR when that is set; `clip`: that part of the page only,
+    as it is scrolled now."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / name
-    page.evaluate("window.scrollTo(0, 0)")
-    for chat in page.locator(".bubble-wrap").all():
-        if chat.is_visible():
-            chat.evaluate("(e, top) => e.scrollTo(0, top ? 0 : e.scrollHeight)", chats_from_top)
+    if clip is None:
+        page.evaluate("window.scrollTo(0, 0)")
+        for chat in page.locator(".bubble-wrap").all():
+            if chat.is_visible():
+                chat.evaluate("(e, top) => e.scrollTo(0, top ? 0 : e.scrollHeight)", chats_from_top)
     page.wait_for_timeout(300)
-    page.screenshot(path=str(path), full_page=full_page)
+    page.screenshot(path=str(path), full_page=full_page, clip=clip)
     assert path.stat().st_size > 10_000, "the screenshot shows the page"
     folder = os.environ.get("SCREENSHOTS_DIR")
     if folder:
