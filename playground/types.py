@@ -187,7 +187,8 @@ class Chunk:
     """One piece of a stream: a text delta, a per-token record (expert routing, token probabilities),
     or (last) the metrics.
 
-    A record travels in a chunk of its own (text ""); it never adds to the text.
+    An expert record travels in a chunk of its own (text ""); a token record with its token's text, or
+    alone; a record never adds to the text.
     """
 
     text: str = ""

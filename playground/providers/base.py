@@ -131,18 +131,23 @@ def timed(events: Iterator[str | ExpertRecord | TokenRecord | Finish]) -> Iterat
     """Turn an engine's deltas and final Finish into Chunks, measuring time to first token and rate.
 
     The decode rate counts the tokens after the first over the time after the first, so it does not
-    mix prompt processing into it. Per-token records (ExpertRecord, TokenRecord) pass through
-    unchanged, each in a chunk of its own with no text, and do not count as the first token.
+    mix prompt processing into it. An ExpertRecord passes through in a chunk of its own with no text;
+    a TokenRecord rides in the chunk of its token's text (in one of its own when that text is empty);
+    neither counts as the first token.
     """
     start = time.perf_counter()
     first: float | None = None
+    pending: TokenRecord | None = None  # a token's record rides with its text (one message, not two)
     try:
         for event in events:
+            if pending is not None and not (isinstance(event, str) and event):
+                yield Chunk(tokens=pending)  # its token shows no text yet (half a character, a stop)
+                pending = None
             if isinstance(event, ExpertRecord):
                 yield Chunk(experts=event)
                 continue
             if isinstance(event, TokenRecord):
-                yield Chunk(tokens=event)
+                pending = event
                 continue
             if isinstance(event, Finish):
                 end = time.perf_counter()
@@ -151,7 +156,8 @@ def timed(events: Iterator[str | ExpertRecord | TokenRecord | Finish]) -> Iterat
             if event:
                 if first is None:
                     first = time.perf_counter()
-                yield Chunk(text=event)
+                yield Chunk(text=event, tokens=pending)
+                pending = None
     finally:
         close = getattr(events, "close", None)
         if close is not None:

@@ -35,23 +35,30 @@ def penalised(logits: np.ndarray, seen: Sequence[int] | np.ndarray, penalty: flo
     return logits
 
 
-def log_distribution(logits: np.ndarray, options: GenerationOptions) -> np.ndarray:
-    """Log-probabilities over the vocabulary after the temperature, top-k and top-p (-inf: cut off)."""
+def log_distribution(logits: np.ndarray, options: GenerationOptions) -> tuple[np.ndarray, float]:
+    """Log-probabilities over the vocabulary after the temperature, top-k and top-p (-inf: cut off),
+    and the distribution's entropy in nats. One pass of exp over the vocabulary (the token view runs
+    this for every generated token)."""
     scores = logits.astype(np.float32, copy=False)
+    cut = False
     if not options.greedy:
         scores = scores / np.float32(options.temperature)
         if options.top_k and options.top_k < scores.shape[0]:
             kth = np.partition(scores, -options.top_k)[-options.top_k]
             scores = np.where(scores < kth, -np.inf, scores)
-    top = scores.max()
-    shifted = scores - top
-    logprobs = shifted - np.log(np.exp(shifted).sum())
+            cut = True
+    shifted = scores - scores.max()
+    weights = np.exp(shifted)
+    total = float(weights.sum())
+    logprobs = shifted - np.float32(np.log(total))
     if not options.greedy and options.top_p < 1.0:
-        logprobs = _nucleus(logprobs, options.top_p)
-    return logprobs
+        return _nucleus(logprobs, options.top_p)
+    kept = np.isfinite(shifted) if cut else slice(None)
+    entropy = float(np.log(total) - float(np.dot(weights[kept], shifted[kept])) / total)
+    return logprobs, max(0.0, entropy)
 
 
-def _nucleus(logprobs: np.ndarray, top_p: float) -> np.ndarray:
+def _nucleus(logprobs: np.ndarray, top_p: float) -> tuple[np.ndarray, float]:
     """Keep the smallest set of best tokens whose probabilities reach top_p (at least one), renormalised."""
     order = np.argsort(-logprobs)
     cumulative = np.cumsum(np.exp(logprobs[order]))
@@ -59,25 +66,25 @@ def _nucleus(logprobs: np.ndarray, top_p: float) -> np.ndarray:
     kept = np.full_like(logprobs, -np.inf)
     chosen = order[:keep]
     kept[chosen] = logprobs[chosen] - np.log(np.exp(logprobs[chosen]).sum())
-    return kept
+    probs = np.exp(kept[chosen])
+    return kept, max(0.0, float(-(probs * kept[chosen]).sum()))
 
 
 def token_record(
     index: int,
     token: int,
-    logprobs: np.ndarray,
+    distribution: tuple[np.ndarray, float],
     k: int,
     text_of: Callable[[int], str],
 ) -> TokenRecord:
-    """The record of `token`, drawn from `logprobs`: its own, the top `k` and the entropy (nats)."""
+    """The record of `token`, drawn from `distribution` (log-probabilities and entropy): its own
+    log-probability, the top `k` and the entropy (nats)."""
+    logprobs, entropy = distribution
     k = max(0, min(k, logprobs.shape[0]))
-    best = np.argpartition(-logprobs, k - 1)[:k] if k else np.empty(0, dtype=np.int64)
+    best = np.argpartition(logprobs, -k)[-k:] if k else np.empty(0, dtype=np.int64)
     best = best[np.argsort(-logprobs[best])]
     top = tuple(TokenChoice(text_of(int(i)), int(i), _finite(logprobs[i])) for i in best)
-    probs = np.exp(logprobs)
-    finite = np.isfinite(logprobs)
-    entropy = float(-(probs[finite] * logprobs[finite]).sum())
-    return TokenRecord(index, text_of(token), token, _finite(logprobs[token]), top, max(0.0, entropy))
+    return TokenRecord(index, text_of(token), token, _finite(logprobs[token]), top, entropy)
 
 
 def _finite(value: Any) -> float | None:
