@@ -56,12 +56,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             loads.append(load_average())
             share = median(on) / median(off)
             runs = ", ".join(f"{a:.1f} / {b:.1f}" for a, b in zip(off, on, strict=True))
-            rows.append(f"| {model} | {median(off):.1f} | {median(on):.1f} | {100 * share:.0f}% | {runs} |")
+            rows.append(f"| {model} | {median(off):.1f} | {median(on):.1f} | {100 * share:.1f}% | {runs} |")
             print(rows[-1], flush=True)
             if model.endswith("@onnx"):
-                verdict = "met" if share >= GOAL else f"MISSED by {100 * (GOAL - share):.0f} points"
+                verdict = "met" if share >= GOAL else f"MISSED by {100 * (GOAL - share):.1f} points"
                 goals.append(f"- Goal: at least {100 * GOAL:.0f}% of the rate without the view on ONNX "
-                             f"Runtime GenAI: {100 * share:.0f}%, {verdict}.")  # fmt: skip
+                             f"Runtime GenAI: {100 * share:.1f}%, {verdict}.")  # fmt: skip
     finally:
         ctx.close()
     markdown = "\n".join(
