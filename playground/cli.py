@@ -108,6 +108,7 @@ def _request(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         stop=args.stop,
         num_crops=args.num_crops,
         logprobs=getattr(args, "logprobs", None),
+        response_format=_response_format(args),
     )
     if not args.prompt.strip() and not args.image:  # as /chat refuses it
         raise InvalidOptionsError(
@@ -116,6 +117,22 @@ def _request(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     messages = [Message("system", args.system)] if args.system else []
     messages.append(Message("user", args.prompt, images=tuple(str(Path(i).resolve()) for i in args.image)))
     return Request(args.model, messages, options, provider=args.provider)
+
+
+def _response_format(args: argparse.Namespace) -> dict[str, str] | None:
+    """--json-schema FILE or --regex PATTERN as the options' response format (None: plain text)."""
+    schema, pattern = getattr(args, "json_schema", None), getattr(args, "regex", None)
+    if schema and pattern:
+        raise InvalidOptionsError("Give --json-schema or --regex, not both.")
+    if pattern:
+        return {"kind": "regex", "pattern": pattern}
+    if not schema:
+        return None
+    try:
+        text = Path(schema).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidOptionsError(f"Cannot read the schema file {schema}: {exc}") from None
+    return {"kind": "json_schema", "schema_text": text}
 
 
 def cmd_code(args: argparse.Namespace, settings: Settings) -> int:
@@ -135,7 +152,8 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     from .token_view import token_note, token_table
 
     ctx = _context(settings)
-    answer = ctx.answers.ask(_request(args))
+    request = _request(args)
+    answer = ctx.answers.ask(request)
     result = _draw(answer, echo=not args.json)
     ctx.close()
     if result.error:
@@ -145,6 +163,8 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         out["metrics"] = _metrics_json(result.metrics)
         if result.experts or (result.spec and Capability.MOE in result.spec.capabilities):
             out["experts"] = [record.to_dict() for record in result.experts]  # per token, per layer
+        if request.options.response_format is not None:
+            out["format_check"] = request.options.response_format.check(result.text).to_dict()
         if args.logprobs:
             out["tokens"] = [record.to_dict() for record in result.tokens]  # per generated token
             out["tokens_note"] = token_note(result.spec, bool(result.tokens))
@@ -153,6 +173,9 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         print()
         if args.logprobs:
             print(token_table(result.tokens) or token_note(result.spec, False), file=sys.stderr)
+        fmt = request.options.response_format
+        if fmt is not None:
+            print(fmt.describe(fmt.check(result.text)), file=sys.stderr)
         note = result.metrics.note if result.metrics is not None else ""
         if result.reason == FinishReason.INTERRUPTED and note:  # why, in words (a read timeout, say)
             print(f"[interrupted: {note} Above is what arrived.]", file=sys.stderr)
@@ -406,6 +429,8 @@ def _question_args(chat: argparse.ArgumentParser) -> None:
         help="each token's probability and its K best alternatives (1-10): a table after the answer, "
         "or `tokens` in --json",
     )
+    chat.add_argument("--json-schema", metavar="FILE", help="hold the answer to this JSON schema")
+    chat.add_argument("--regex", metavar="PATTERN", help="hold the answer to this regular expression")
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

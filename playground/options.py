@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import InvalidOptionsError
+from .structured import ResponseFormat
 
 
 class GenerationOptions(BaseModel):
@@ -32,6 +33,9 @@ class GenerationOptions(BaseModel):
         ge=0,
         le=10,
         description="token view: each token's probability and this many top alternatives (0: off)",
+    )
+    response_format: ResponseFormat | None = Field(
+        None, description="structured output: JSON, a JSON schema or a regex the answer is held to"
     )
 
     @field_validator("stop", mode="before")

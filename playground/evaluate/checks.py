@@ -92,18 +92,23 @@ def _choice(item: EvalItem, answer: str) -> Verdict:
 
 
 def _json(item: EvalItem, answer: str) -> Verdict:
-    import jsonschema
-
     value, problem = parse_json(answer)
     if problem:
         return Verdict(False, problem)
+    return schema_verdict(value, item.schema_ or {}, "the item's schema")
+
+
+def schema_verdict(value: object, schema: dict[str, object], whose: str = "the schema") -> Verdict:
+    """Whether a JSON value holds to a schema, and where it first does not (structured output too)."""
+    import jsonschema
+
     try:
-        jsonschema.validate(value, item.schema_ or {})
+        jsonschema.validate(value, schema)
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "the value"
         return Verdict(False, f"{where}: {exc.message}")
     except jsonschema.SchemaError as exc:
-        return Verdict(False, f"the item's schema is not valid: {exc.message}")
+        return Verdict(False, f"{whose} is not valid: {exc.message}")
     return Verdict(True)
 
 

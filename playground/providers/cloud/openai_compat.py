@@ -40,6 +40,9 @@ def chat_request(
     }
     if include_usage:
         kwargs["stream_options"] = {"include_usage": True}
+    wanted = options.response_format.openai() if options.response_format is not None else None
+    if wanted is not None:  # structured output (a regex has no OpenAI form: the answer is only checked)
+        kwargs["response_format"] = wanted
     if options.logprobs:  # the token view: each token's logprob and its best alternatives
         kwargs["logprobs"], kwargs["top_logprobs"] = True, options.logprobs
     if extra_body:

@@ -28,6 +28,7 @@ from ...types import Chunk, ExpertRecord, Finish, FinishReason, Message, ModelSp
 from ..base import StopMatcher, finish_reason_for, timed
 from . import hf_vision
 from .chat_template import phi_format
+from .guided import guided_processor
 from .moe import Recording, RouterTap
 from .stats import EngineStats
 from .token_probs import TokenRecorder
@@ -211,7 +212,7 @@ class TransformersModel:
         """Add a logits processor that keeps each step's scores (the token view): generate() runs it
         after its penalties and before the temperature, top-k and top-p, which TokenRecorder applies.
         The list it fills, one row per step, in the generate() thread."""
-        from transformers import LogitsProcessor, LogitsProcessorList
+        from transformers import LogitsProcessor
 
         rows: list[Any] = []
 
@@ -220,7 +221,7 @@ class TransformersModel:
                 rows.append(scores[0].detach().float().cpu().numpy())
                 return scores
 
-        kwargs["logits_processor"] = LogitsProcessorList([_Keep()])
+        _add_processor(kwargs, _Keep())
         return rows
 
     def events(
@@ -240,6 +241,8 @@ class TransformersModel:
             return
         recording = self._tap.new_recording() if self._tap is not None else None
         kwargs = self._generate_kwargs(options, stop)
+        if options.response_format is not None:  # structured output: llguidance's masks, first in line
+            _add_processor(kwargs, guided_processor(self._tokenizer, options.response_format))
         scores = self._scores_tap(kwargs) if options.logprobs else None
         self.stats.begin()
         tokens = _generated(
@@ -347,6 +350,13 @@ class TransformersModel:
     def close(self) -> None:
         _LOADED.pop(self.key, None)
         self._model = None
+
+
+def _add_processor(kwargs: dict[str, Any], processor: Any) -> None:
+    """Add a logits processor to generate()'s arguments (after those already there)."""
+    from transformers import LogitsProcessorList
+
+    kwargs.setdefault("logits_processor", LogitsProcessorList()).append(processor)
 
 
 def _queued(streamer: _TokenQueue) -> Iterator[int]:

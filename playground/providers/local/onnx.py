@@ -123,6 +123,8 @@ class OnnxModel:
         params = og.GeneratorParams(self._model)
         search = self._search_options(len(tokens), options)
         params.set_search_options(**search)
+        if options.response_format is not None:  # structured output: llguidance inside the engine
+            params.set_guidance(*options.response_format.guidance())
         generator = og.Generator(self._model, params)
         stream = self._tokenizer.create_stream()
         stopper = StopMatcher(options.stop)
