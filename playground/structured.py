@@ -59,10 +59,14 @@ class ResponseFormat(BaseModel):
         return dict(json.loads(self.schema_text or ANY_OBJECT))
 
     def guidance(self) -> tuple[str, str]:
-        """(kind, data) as llguidance and ONNX Runtime GenAI's set_guidance take them."""
+        """(kind, data) as llguidance and ONNX Runtime GenAI's set_guidance take them. JSON is written
+        compact (llguidance's `x-guidance` option, unless the schema sets its own): with free whitespace
+        a small model can fill its whole answer with newlines and never close the object."""
         if self.kind == "regex":
             return "regex", self.pattern
-        return "json_schema", self.schema_text or ANY_OBJECT
+        schema = self.schema_object
+        schema.setdefault("x-guidance", {"whitespace_flexible": False})
+        return "json_schema", json.dumps(schema)
 
     def openai(self) -> dict[str, Any] | None:
         """OpenAI's `response_format` for this (None for a regex: the API has no such format)."""

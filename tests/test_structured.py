@@ -1,0 +1,142 @@
+"""Structured output (issue 18): answers of the real embedded model held to a JSON schema and to a regex
+on both local engines, checked afterwards; a bad schema or pattern is one clear message; the CLI's
+--json-schema and --regex."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from playground.answers import Request
+from playground.context import AppContext
+from playground.errors import InvalidOptionsError
+from playground.options import GenerationOptions
+from playground.settings import Settings
+from playground.structured import ResponseFormat
+from playground.types import Message
+from tests.test_cli import cli
+
+ENGINES = ["smollm2-135m-instruct@onnx", "smollm2-135m-instruct@transformers"]
+PERSON = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 20},
+        "age": {"type": "integer"},
+        "cities": {"type": "array", "items": {"type": "string", "maxLength": 20}, "maxItems": 3},
+        "retired": {"type": "boolean"},
+    },
+    "required": ["name", "age", "cities", "retired"],
+    "additionalProperties": False,
+}
+QUESTIONS = ["Describe a person as JSON.", "Who wrote Hamlet?", "Write a poem about the sea."]
+PATTERN = r"(yes|no), because [a-z ]{5,40}\."
+
+
+def answer(ctx: AppContext, model: str, question: str, fmt: ResponseFormat, **options: object) -> str:
+    chosen = GenerationOptions(max_new_tokens=120, response_format=fmt, **options)  # type: ignore[arg-type]
+    result = ctx.answers.complete(Request(model, [Message("user", question)], chosen))
+    assert not result.error, result.error
+    return result.text
+
+
+@pytest.mark.parametrize("model", ENGINES)
+def test_every_answer_holds_to_the_json_schema(ctx: AppContext, model: str) -> None:
+    """Whatever the question (even one that asks for a poem), greedy or sampled."""
+    fmt = ResponseFormat(kind="json_schema", schema_text=json.dumps(PERSON))
+    answers = [answer(ctx, model, q, fmt, temperature=0.0) for q in QUESTIONS]
+    answers.append(answer(ctx, model, QUESTIONS[0], fmt, temperature=0.9, seed=5))
+    for text in answers:
+        value = json.loads(text)
+        assert set(value) == set(PERSON["required"]), text
+        assert isinstance(value["age"], int) and isinstance(value["retired"], bool)
+        assert fmt.check(text).passed
+
+
+@pytest.mark.parametrize("model", ENGINES)
+def test_every_answer_matches_the_regex(ctx: AppContext, model: str) -> None:
+    fmt = ResponseFormat(kind="regex", pattern=PATTERN)
+    for question in ["Is the sky green?", "Is water wet?", "Tell me a story."]:
+        text = answer(ctx, model, question, fmt, temperature=0.0)
+        assert re.fullmatch(PATTERN, text.strip()), text
+        assert fmt.describe(fmt.check(text)) == "✓ The answer holds to the pattern."
+
+
+def test_without_a_format_the_model_answers_as_it_likes(ctx: AppContext) -> None:
+    text = answer(ctx, ENGINES[0], QUESTIONS[2], None, temperature=0.0)  # type: ignore[arg-type]
+    fmt = ResponseFormat(kind="json_schema", schema_text=json.dumps(PERSON))
+    verdict = fmt.check(text)
+    assert not verdict.passed and verdict.detail.startswith("not valid JSON")
+    assert fmt.describe(verdict).startswith("✗ The answer does not hold to the JSON schema: not valid JSON")
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"kind": "json_schema", "schema_text": "{not json"}, "the schema is not valid JSON"),
+        ({"kind": "json_schema", "schema_text": '{"type": "nonsense"}'}, "not a valid JSON schema"),
+        ({"kind": "json_schema", "schema_text": "[1, 2]"}, "the schema must be a JSON object"),
+        (
+            {"kind": "json_schema", "schema_text": '{"$ref": "https://example.com/s.json"}'},
+            "only refer to its own",
+        ),
+        ({"kind": "regex", "pattern": "(unclosed"}, "not a regular expression"),
+        ({"kind": "regex", "pattern": ""}, "needs a pattern"),
+        ({"kind": "xml"}, "response_format"),
+    ],
+)
+def test_a_bad_format_is_one_clear_message(values: dict[str, str], message: str) -> None:
+    with pytest.raises(InvalidOptionsError, match=re.escape(message)):
+        GenerationOptions.parse(response_format=values)
+
+
+def test_the_check_names_the_first_error() -> None:
+    fmt = ResponseFormat(kind="json_schema", schema_text=json.dumps(PERSON))
+    verdict = fmt.check('{"name": "Ann", "age": "old", "cities": [], "retired": false}')
+    assert not verdict.passed and verdict.detail == "age: 'old' is not of type 'integer'"
+    assert (
+        not ResponseFormat(kind="json").check("[1]").passed and ResponseFormat(kind="json").check("{}").passed
+    )
+
+
+@pytest.mark.parametrize("engine", ["onnx", "transformers"])
+def test_the_cli_holds_an_answer_to_a_schema_file_and_a_regex(
+    settings: Settings, engine: str, tmp_path: Path
+) -> None:
+    schema = tmp_path / "person.json"
+    schema.write_text(json.dumps(PERSON))
+    common = [
+        "chat",
+        "-m",
+        "smollm2-135m-instruct",
+        "-p",
+        engine,
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "120",
+    ]
+    result = cli(settings, *common, "--json-schema", str(schema), "--json", "Describe a person.")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["format_check"] == {"passed": True, "detail": ""} and set(json.loads(out["text"])) == set(
+        PERSON["required"]
+    )
+    result = cli(settings, *common, "--regex", PATTERN, "Is the sky green?")
+    assert result.returncode == 0 and re.fullmatch(PATTERN, result.stdout.strip()), result.stdout
+    assert "✓ The answer holds to the pattern." in result.stderr
+
+
+def test_the_cli_says_what_is_wrong_with_a_schema_file(settings: Settings, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"type": 5}')
+    result = cli(settings, "chat", "--json-schema", str(bad), "Hi")
+    assert (
+        result.returncode != 0
+        and "not a valid JSON schema" in result.stderr
+        and "Traceback" not in result.stderr
+    )
+    missing = cli(settings, "chat", "--json-schema", str(tmp_path / "none.json"), "Hi")
+    assert missing.returncode != 0 and "Cannot read the schema file" in missing.stderr
