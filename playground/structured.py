@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
@@ -126,3 +128,39 @@ def _refs(value: Any) -> list[Any]:
     if isinstance(value, list):
         return [r for v in value for r in _refs(v)]
     return []
+
+
+FORMATS_FILE = Path(__file__).resolve().parent.parent / "prompts" / "formats.toml"
+KINDS = {"Text": None, "JSON": "json", "JSON schema": "json_schema", "Regex": "regex"}  # the page's choices
+
+
+def load_examples(path: Path = FORMATS_FILE) -> dict[str, ResponseFormat]:
+    """prompts/formats.toml's examples by title (a broken entry is skipped: the file is the project's)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+    examples = {}
+    for entry in data.get("formats", []):
+        spec = str(entry.get("spec", "")).strip()
+        kind = entry.get("kind")
+        try:
+            examples[str(entry["title"])] = from_choice(str(kind), spec, by_kind=True)
+        except (KeyError, ValueError):
+            continue
+    return {k: v for k, v in examples.items() if v is not None}
+
+
+def from_choice(choice: str, spec: str, *, by_kind: bool = False) -> ResponseFormat | None:
+    """The page's control (a KINDS label and the schema or pattern typed) as a format; None: plain text.
+    ValueError (pydantic's) says what is wrong."""
+    kind = choice if by_kind else KINDS.get(choice)
+    if not kind:
+        return None
+    if kind == "regex":
+        return ResponseFormat(kind="regex", pattern=spec.strip())
+    return ResponseFormat(kind=kind, schema_text=spec.strip())  # type: ignore[arg-type]
+
+
+def label_of(fmt: ResponseFormat) -> str:
+    return next(label for label, kind in KINDS.items() if kind == fmt.kind)

@@ -58,7 +58,9 @@ def page_answer(
         updates = []
         conversation = [{"role": "user", "content": question}]
         request = gr.Request(session_hash=f"failures-{owner[:8]}")
-        async for update in tab.respond(request, conversation, None, owner, {}, False, False, model, *GREEDY):
+        async for update in tab.respond(
+            request, conversation, None, owner, {}, False, False, "Text", "", model, *GREEDY
+        ):
             updates.append(update)
             if on_update is not None:
                 on_update(update)

@@ -13,6 +13,7 @@ import pytest
 from playground.answers import Request
 from playground.context import AppContext
 from playground.errors import InvalidOptionsError
+from playground.history import new_browser_id
 from playground.options import GenerationOptions
 from playground.settings import Settings
 from playground.structured import ResponseFormat
@@ -140,3 +141,33 @@ def test_the_cli_says_what_is_wrong_with_a_schema_file(settings: Settings, tmp_p
     )
     missing = cli(settings, "chat", "--json-schema", str(tmp_path / "none.json"), "Hi")
     assert missing.returncode != 0 and "Cannot read the schema file" in missing.stderr
+
+
+def test_the_page_control_holds_the_answer_and_says_whether_it_holds(ctx: AppContext) -> None:
+    """The Instruct tab with an example picked in Response format: the answer is JSON of the schema and
+    the notice under it says so; a broken schema is a message and nothing is asked."""
+    from tests.test_tabs import answer as page_answer
+    from tests.test_tabs import ask, build
+
+    _, _, regions = build(ctx)
+    instruct = regions["instruct"]
+    kind, spec = instruct.pick_format("A person (JSON schema)")
+    assert kind == "JSON schema" and '"retired"' in spec
+    long = (0.0, 1.0, 0, 160, 1.0, -1, "")  # greedy, 160 new tokens: room for the whole object
+    updates = page_answer(
+        instruct,
+        ask("Describe a person."),
+        new_browser_id(),
+        ENGINES[0],
+        response_format=(kind, spec),
+        options=long,
+    )
+    conversation, notice = updates[-1][0], updates[-1][4]
+    assert json.loads(conversation[-1]["content"])["retired"] in (True, False)
+    assert conversation[-1]["format_check"] == {"passed": True, "detail": ""}
+    assert "✓ The answer holds to the JSON schema." in notice
+    broken = page_answer(
+        instruct, ask("Hi"), new_browser_id(), ENGINES[0], response_format=("JSON schema", "{oops")
+    )
+    assert "Response format: the schema is not valid JSON" in broken[-1][4]
+    assert not any(t["role"] == "assistant" for t in broken[-1][0]), "nothing was asked"

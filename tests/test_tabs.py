@@ -49,6 +49,8 @@ def answer(
     session: str = "test-session",
     address: str | None = None,
     token_view: bool = False,
+    response_format: tuple[str, str] = ("Text", ""),
+    options: tuple[Any, ...] = GREEDY,
 ) -> list[tuple[Any, ...]]:
     """Every update `respond` yields for the last question, as the page would receive them (from
     this client address, when given)."""
@@ -63,9 +65,10 @@ def answer(
             {},
             incognito,
             token_view,
+            *response_format,
             model,
             "",
-            *GREEDY,
+            *options,
             num_crops,
         )
         return [update async for update in stream]

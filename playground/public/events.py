@@ -93,6 +93,7 @@ TRIVIAL = frozenset(
         f"{_UI}chat_region.ChatRegion.preset",
         f"{_UI}chat_region.ChatRegion.stop",
         f"{_UI}chat_region.ChatRegion.toggle_tokens",
+        f"{_UI}chat_region.ChatRegion.pick_format",
         f"{_UI}moe_tab.MoeTab.describe_extra",
         f"{_UI}vision_tab.VisionTab.describe_extra",
         f"{_UI}arena_tab.ArenaTab.choose_preset",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from ..structured import KINDS
 from . import render, widgets
 from .chat_parts import attach_photo
 
@@ -83,11 +84,21 @@ class SidePanel:
     parameters: widgets.OptionInputs
     num_crops: Any  # a slider where images are taken (Phi-3/3.5-vision reads it), else a None state
     sampling: gr.Markdown
+    response: ResponseFormatInputs
 
     @property
     def options(self) -> list[Any]:
         """Every generation parameter, in the order the handlers take them."""
         return [*self.parameters.components, self.num_crops]
+
+
+@dataclass
+class ResponseFormatInputs:
+    """Structured output: text, JSON, a JSON schema or a regex, and the schema or pattern."""
+
+    kind: gr.Radio
+    example: gr.Dropdown
+    spec: gr.Code
 
 
 @dataclass
@@ -247,9 +258,37 @@ class ChatLayout:
             parameters = widgets.option_inputs(p, widgets.recommended(spec))
             num_crops = self.render_num_crops(spec)
             sampling = gr.Markdown(widgets.sampling_note(spec), elem_id=f"{p}-sampling")
+        response = self.render_response_format()
         return SidePanel(
-            model, card, extra, key_box, key_status, presets, system, parameters, num_crops, sampling
+            model,
+            card,
+            extra,
+            key_box,
+            key_status,
+            presets,
+            system,
+            parameters,
+            num_crops,
+            sampling,
+            response,
         )
+
+    def render_response_format(self) -> ResponseFormatInputs:
+        """Structured output: the kind, an example from prompts/formats.toml, the schema or pattern."""
+        p = self.prefix
+        with gr.Accordion("Response format", open=False, elem_id=f"{p}-format-box"):
+            kind = gr.Radio(list(KINDS), value="Text", label="Hold the answer to", elem_id=f"{p}-format")
+            example = gr.Dropdown(
+                list(self.region.examples), value=None, label="Examples", elem_id=f"{p}-format-example"
+            )
+            spec = gr.Code(
+                "",
+                language="json",
+                label="JSON schema or pattern",
+                interactive=True,
+                elem_id=f"{p}-format-spec",
+            )
+        return ResponseFormatInputs(kind, example, spec)
 
     def render_num_crops(self, spec: Any) -> Any:
         """The setting only Phi-3/3.5-vision on transformers takes: a slider where images are taken,
@@ -289,6 +328,8 @@ class ChatLayout:
                 state.keys,
                 actions.incognito,
                 actions.token_view,
+                side.response.kind,
+                side.response.spec,
                 side.model,
                 side.system,
                 *side.options,
@@ -391,3 +432,10 @@ class ChatLayout:
         if side.extra:
             side.model.change(region.describe_extra, side.model, side.extra, queue=False, **PRIVATE)
         side.presets.change(region.preset, side.presets, side.system, queue=False, **PRIVATE)
+        side.response.example.change(
+            region.pick_format,
+            side.response.example,
+            [side.response.kind, side.response.spec],
+            queue=False,
+            **PRIVATE,
+        )

@@ -9,8 +9,11 @@ from typing import Any
 import gradio as gr
 
 from ..answers import Event, Experts, Finished, Started, Text, Tokens, Waiting
+from ..errors import InvalidOptionsError
 from ..moe_view import pack
+from ..options import GenerationOptions
 from ..repetition import repetition_hint
+from ..structured import ResponseFormat, from_choice
 from ..text import valid_text
 from ..types import ExpertRecord, TokenRecord
 from . import render
@@ -42,6 +45,17 @@ def add_question(value: Box, conversation: list[Turn], editing: bool) -> tuple[B
         turn["images"] = files
     conversation = [*settled(conversation), turn]
     return empty_box(value), conversation, render.to_chatbot(conversation), False
+
+
+def with_format(options: GenerationOptions, choice: str, spec: str) -> GenerationOptions:
+    """The options with the Response format control's choice (Text: none); InvalidOptionsError says
+    what is wrong with a schema or pattern."""
+    try:
+        fmt = from_choice(choice or "Text", valid_text(spec or ""))
+    except ValueError as exc:
+        problems = "; ".join(str(e.get("msg", "")) for e in getattr(exc, "errors", lambda: [])()) or str(exc)
+        raise InvalidOptionsError(f"Response format: {problems.removeprefix('Value error, ')}") from None
+    return options if fmt is None else options.model_copy(update={"response_format": fmt})
 
 
 def settled(conversation: list[Turn]) -> list[Turn]:
@@ -142,6 +156,15 @@ class AnswerView:
             self.meter = render.context_meter(
                 self.prompt_tokens + finished.metrics.completion_tokens, self.window
             )
+
+    def check_format(self, response_format: ResponseFormat | None) -> None:
+        """The answer against the format it was held to: kept in the turn and said under the answer."""
+        if response_format is None or self.turn is None or self.refused:
+            return
+        verdict = response_format.check(self.turn["content"])
+        self.turn["format_check"] = verdict.to_dict()
+        said = render.safe_markdown(response_format.describe(verdict))
+        self.notice = " ".join(part for part in (self.notice, said) if part)
 
     def withdraw(self, question: Turn) -> Turn | None:
         """A refused new question is taken off the conversation (as it was before the attempt) and

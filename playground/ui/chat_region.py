@@ -27,12 +27,13 @@ from ..errors import HistoryFullError, PlaygroundError
 from ..history import check_owner_id
 from ..prompt_view import EMPTY as PROMPT_EMPTY
 from ..prompt_view import prompt_view
+from ..structured import label_of, load_examples
 from ..text import valid_text
 from ..token_view import TOKEN_VIEW_K, token_html, token_note
 from ..types import Capability, ExpertRecord, ModelSpec
 from . import render, widgets
 from .chat_layout import ChatLayout
-from .chat_parts import AnswerView, Box, Chat, add_question, box_parts, with_pending
+from .chat_parts import AnswerView, Box, Chat, add_question, box_parts, with_format, with_pending
 from .render import Turn, warn
 from .streaming import ThreadedStream
 
@@ -81,6 +82,7 @@ class ChatRegion:
         self.config = config
         self.choices = widgets.model_choices(ctx.registry, config.capability)
         self.default_model = widgets.default_model(self.choices, ctx.settings.default_model, ctx.registry)
+        self.examples = load_examples()  # prompts/formats.toml: the Response format control's examples
 
     def build(self, owner: gr.State) -> RegionUI:
         """Lay the region out and wire its events (chat_layout.py)."""
@@ -115,6 +117,13 @@ class ChatRegion:
             spec = None
         return token_html(tokens, token_note(spec, bool(tokens)))
 
+    def pick_format(self, title: str | None) -> tuple[Any, Any]:
+        """An example of prompts/formats.toml into the Response format control."""
+        fmt = self.examples.get(title or "")
+        if fmt is None:
+            return gr.update(), gr.update()
+        return label_of(fmt), fmt.schema_text or fmt.pattern
+
     def toggle_tokens(self, on: bool) -> Any:
         """Show or hide the token view (it is filled by the next answer asked with it on)."""
         return gr.update(visible=bool(on))
@@ -142,6 +151,8 @@ class ChatRegion:
         keys: dict[str, str],
         incognito: bool,
         token_view: bool,
+        format_kind: str,
+        format_spec: str,
         model_id: str,
         system_prompt: str,
         *options: Any,
@@ -157,6 +168,7 @@ class ChatRegion:
             chosen = widgets.options_from(*options)
             if token_view:  # each token's probability and its alternatives, kept with the answer
                 chosen = chosen.model_copy(update={"logprobs": TOKEN_VIEW_K})
+            chosen = with_format(chosen, format_kind, format_spec)
             self.ctx.note_address(owner, request)
         except PlaygroundError as exc:
             warn(exc)
@@ -181,6 +193,7 @@ class ChatRegion:
                     state.take(event)
                 if not state.finished:
                     yield self._outputs(state, streaming=True)
+        state.check_format(chosen.response_format)
         yield self._outputs(state, back=state.withdraw(question) if state.refused else None)
 
     def add_question(self, value: Box, conversation: list[Turn], editing: bool) -> tuple[Any, ...]:
