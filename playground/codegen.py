@@ -374,6 +374,7 @@ def _onnx(
         f"    max_length=min(len(tokens) + {options.max_new_tokens!r}, {spec.context_window!r}),\n"
         f"{_kwargs(literal, search_options(options))}"
         ")\n"
+        f"{_onnx_guidance(literal, options)}"
         "generator = og.Generator(model, params)\n"
         "generator.append_tokens(tokens)\n"
         "stream = tokenizer.create_stream()\n\n\n"
@@ -383,6 +384,51 @@ def _onnx(
         "        yield stream.decode(generator.get_next_tokens()[0])\n\n\n"
         "print_until_stop(pieces(), stop)\n"
     )
+
+
+def _onnx_guidance(literal: _Literals, options: GenerationOptions) -> str:
+    """The response format as ONNX Runtime GenAI's guidance (llguidance inside the engine)."""
+    if options.response_format is None:
+        return ""
+    kind, data = options.response_format.guidance()
+    return f"params.set_guidance({literal(kind)}, {literal(data)})  # the response format\n"
+
+
+_GUIDED = """
+# The response format, held by llguidance (pip install llguidance): every token that would leave it is
+# masked at each step, as the playground does.
+import llguidance
+import llguidance.hf
+import llguidance.torch as lltorch
+from transformers import LogitsProcessor, LogitsProcessorList
+
+ll_tokenizer = llguidance.hf.from_tokenizer(tokenizer)
+matcher = llguidance.LLMatcher(ll_tokenizer, llguidance.LLMatcher.{grammar}({data}))
+mask = lltorch.allocate_token_bitmask(1, ll_tokenizer.vocab_size)
+
+
+class Guided(LogitsProcessor):
+    started = False
+
+    def __call__(self, input_ids, scores):
+        if self.started:
+            matcher.consume_token(int(input_ids[0, -1]))
+        self.started = True
+        lltorch.fill_next_token_bitmask(matcher, mask, 0)
+        lltorch.apply_token_bitmask_inplace(scores, mask.to(scores.device))
+        return scores
+
+
+"""
+
+
+def _transformers_guidance(literal: _Literals, options: GenerationOptions) -> str:
+    """The response format as a logits processor for generate() (defined before `generation` runs)."""
+    if options.response_format is None:
+        return ""
+    kind, data = options.response_format.guidance()
+    grammar = "grammar_from_regex" if kind == "regex" else "grammar_from_json_schema"
+    return _GUIDED.format(grammar=grammar, data=literal(data))
 
 
 def _transformers(
@@ -428,11 +474,13 @@ def _transformers(
         "eos = eos if isinstance(eos, list) else [eos]\n"
         "streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)\n"
         f"{seed}"
+        f"{_transformers_guidance(literal, options)}"
         "generation = dict(\n"
         "    inputs,\n"
         f"    max_new_tokens=min({options.max_new_tokens!r}, max(1, {spec.context_window!r} - prompt_length)),\n"
         f"{_kwargs(literal, sampling_kwargs(options))}"
         "    pad_token_id=tokenizer.pad_token_id or eos[0],\n"
+        f"{'    logits_processor=LogitsProcessorList([Guided()]),' + chr(10) if options.response_format else ''}"
         "    streamer=streamer,\n"
         "    stop_strings=stop or None,\n"
         "    tokenizer=tokenizer,\n"

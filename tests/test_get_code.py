@@ -100,3 +100,28 @@ def test_the_models_sampling_defaults_are_in_the_script(ctx: AppContext) -> None
     ask = [Message("user", QUESTION)]
     _, code = code_for(ctx.registry, Request("smollm2-135m-instruct@transformers", ask, GenerationOptions()))
     assert "temperature=0.2" in code and "top_p=0.9" in code
+
+
+@pytest.mark.parametrize("engine", ["onnx", "transformers"])
+def test_the_script_holds_its_answer_to_the_same_response_format(
+    ctx: AppContext, tmp_path: Path, engine: str
+) -> None:
+    """A JSON schema in the request: the script applies it in the engine's own form (ONNX Runtime
+    GenAI's set_guidance, llguidance's processor for transformers) and prints the app's greedy answer."""
+    import json
+
+    from playground.structured import ResponseFormat
+
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 30}},
+        "required": ["city"],
+    }
+    fmt = ResponseFormat(kind="json_schema", schema_text=json.dumps(schema))
+    options = GenerationOptions(temperature=0.0, max_new_tokens=40, response_format=fmt)
+    request = Request(f"smollm2-135m-instruct@{engine}", [Message("user", QUESTION)], options)
+    shown = ctx.answers.complete(request).text
+    assert json.loads(shown)["city"], shown
+    _, code = code_for(ctx.registry, request)
+    assert ("set_guidance" in code) if engine == "onnx" else ("grammar_from_json_schema" in code)
+    assert run_script(code, tmp_path).strip() == shown.strip()

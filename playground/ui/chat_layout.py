@@ -419,7 +419,15 @@ class ChatLayout:
         )
         views.code_button.click(
             region.get_code,
-            [state.conversation, question, side.model, side.system, *side.options],
+            [
+                state.conversation,
+                question,
+                side.model,
+                side.system,
+                side.response.kind,
+                side.response.spec,
+                *side.options,
+            ],
             views.code,
             **PRIVATE,
         )

@@ -290,15 +290,21 @@ class ChatRegion:
         return "", keys, f"🔑 Your own keys, for this session only: {providers}."
 
     def get_code(
-        self, conversation: list[Turn], pending: Box, model_id: str, system_prompt: str, *values: Any
+        self,
+        conversation: list[Turn],
+        pending: Box,
+        model_id: str,
+        system_prompt: str,
+        format_kind: str,
+        format_spec: str,
+        *values: Any,
     ) -> gr.Code:
         """A runnable script, in the provider's own SDK, that sends the request of the answer on screen
-        (or of the question typed in the box) with these settings."""
+        (or of the question typed in the box) with these settings and response format."""
         turns = with_pending(conversation, pending)
         try:
-            request = Request(
-                model_id, render.to_messages(turns, system_prompt), widgets.options_from(*values)
-            )
+            options = with_format(widgets.options_from(*values), format_kind, format_spec)
+            request = Request(model_id, render.to_messages(turns, system_prompt), options)
             language, code = code_for(self.ctx.registry, request)
         except PlaygroundError as exc:
             return gr.Code(f"# {exc}", language="python")
