@@ -344,6 +344,19 @@ class TransformersModel:
             reason = FinishReason.CANCELLED
         yield Finish(prompt_len, len(ids), reason)
 
+    def encode(self, text: str) -> list[int]:
+        return [int(t) for t in self._tokenizer(text, add_special_tokens=False)["input_ids"]]
+
+    def next_logits(self, ids: Sequence[int]) -> Iterator[Any]:
+        """Teacher forcing (fidelity.py): for each position of `ids` but the last, the logits of the
+        token after it, from one forward pass."""
+        import torch
+
+        with torch.inference_mode():
+            tensor = torch.tensor([list(ids)], device=self.device)
+            logits = self._model(input_ids=tensor).logits[0, :-1].float().cpu().numpy()
+        yield from logits
+
     def _text_of(self, token: int) -> str:
         return str(self._tokenizer.decode([token]))
 
