@@ -15,9 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from ..structured import KINDS
 from . import render, widgets
-from .chat_parts import attach_photo
+from .chat_controls import (
+    ResponseFormatInputs,
+    render_num_crops,
+    render_response_format,
+    render_webcam,
+    wire_answer_controls,
+)
 
 if TYPE_CHECKING:
     from .chat_region import ChatRegion, RegionUI
@@ -93,15 +98,6 @@ class SidePanel:
 
 
 @dataclass
-class ResponseFormatInputs:
-    """Structured output: text, JSON, a JSON schema or a regex, and the schema or pattern."""
-
-    kind: gr.Radio
-    example: gr.Dropdown
-    spec: gr.Code
-
-
-@dataclass
 class ChatParts:
     """Every group of one region, as `wire` connects them."""
 
@@ -172,7 +168,7 @@ class ChatLayout:
             send = gr.Button("Send", variant="primary", scale=1, elem_id=f"{self.prefix}-send")
             stop = gr.Button("Stop", variant="stop", scale=1, elem_id=f"{self.prefix}-stop")
         if self.region.config.images:
-            self.render_webcam(question)
+            render_webcam(self.prefix, question)
         return Composer(question, send, stop)
 
     def render_question(self) -> Any:
@@ -190,22 +186,6 @@ class ChatLayout:
                 file_types=IMAGE_TYPES, file_count="multiple", sources=["upload"], submit_btn=False, **common
             )
         return gr.Textbox(**common)
-
-    def render_webcam(self, question: Any) -> None:
-        """A webcam snapshot, attached to the question being written (its event is wired here: it
-        belongs to the camera alone)."""
-        with gr.Accordion("Webcam", open=False):
-            camera = gr.Image(
-                sources=["webcam"],
-                type="filepath",
-                label="Take a photo",
-                elem_id=f"{self.prefix}-webcam",
-                height=240,
-            )
-            attach = gr.Button(
-                "Attach the photo to the question", size="sm", elem_id=f"{self.prefix}-attach-photo"
-            )
-        attach.click(attach_photo, [camera, question], [question, camera], queue=False, **PRIVATE)
 
     def render_actions(self) -> Actions:
         p = self.prefix
@@ -256,9 +236,9 @@ class ChatLayout:
         system = gr.Textbox(label="System prompt", lines=3, elem_id=f"{p}-system")
         with gr.Accordion("Parameters", open=True):
             parameters = widgets.option_inputs(p, widgets.recommended(spec))
-            num_crops = self.render_num_crops(spec)
+            num_crops = render_num_crops(self.prefix, spec, images=self.region.config.images)
             sampling = gr.Markdown(widgets.sampling_note(spec), elem_id=f"{p}-sampling")
-        response = self.render_response_format()
+        response = render_response_format(self.prefix, self.region.examples)
         return SidePanel(
             model,
             card,
@@ -271,39 +251,6 @@ class ChatLayout:
             num_crops,
             sampling,
             response,
-        )
-
-    def render_response_format(self) -> ResponseFormatInputs:
-        """Structured output: the kind, an example from prompts/formats.toml, the schema or pattern."""
-        p = self.prefix
-        with gr.Accordion("Response format", open=False, elem_id=f"{p}-format-box"):
-            kind = gr.Radio(list(KINDS), value="Text", label="Hold the answer to", elem_id=f"{p}-format")
-            example = gr.Dropdown(
-                list(self.region.examples), value=None, label="Examples", elem_id=f"{p}-format-example"
-            )
-            spec = gr.Code(
-                "",
-                language="json",
-                label="JSON schema or pattern",
-                interactive=True,
-                elem_id=f"{p}-format-spec",
-            )
-        return ResponseFormatInputs(kind, example, spec)
-
-    def render_num_crops(self, spec: Any) -> Any:
-        """The setting only Phi-3/3.5-vision on transformers takes: a slider where images are taken,
-        shown for the models that read it; a hidden None elsewhere."""
-        if not self.region.config.images:
-            return gr.State(None)
-        return gr.Slider(
-            0,
-            16,
-            value=0,
-            step=1,
-            label="Crops per image (num_crops)",
-            info="0 = the model's own setting; 16 for one detailed image, 4 for several frames",
-            visible=spec.takes_num_crops,
-            elem_id=f"{self.prefix}-num-crops",
         )
 
     # Wire: every event, in one place
@@ -328,22 +275,12 @@ class ChatLayout:
                 state.keys,
                 actions.incognito,
                 actions.token_view,
-                side.response.kind,
-                side.response.spec,
+                *parts.side.response.inputs,
                 side.model,
                 side.system,
                 *side.options,
             ],
-            "outputs": [
-                state.conversation,
-                state.conversation_id,
-                chat.chatbot,
-                actions.meter,
-                chat.notice,
-                *chat.shows,
-                question,
-                state.editing,
-            ],
+            "outputs": self.answer_outputs(parts),
             **PRIVATE,
         }
         ask: dict[str, Any] = {
@@ -364,12 +301,17 @@ class ChatLayout:
             ).then(**answer),
         ]
         composer.stop.click(region.stop, None, None, queue=False, **PRIVATE)
-        actions.token_view.change(
-            region.toggle_tokens, actions.token_view, chat.shows[-1], queue=False, **PRIVATE
-        )
+        wire_answer_controls(region, actions.token_view, chat.shows[-1], side.response)
         self.wire_prompt(parts, answered)
         self.wire_tools(parts)
         return answered
+
+    @staticmethod
+    def answer_outputs(parts: ChatParts) -> list[Any]:
+        """What an answer updates: the state, the chat, the meter, the notice, the shows, the box."""
+        state, chat = parts.state, parts.chat
+        return [state.conversation, state.conversation_id, chat.chatbot, parts.actions.meter, chat.notice,
+                *chat.shows, parts.composer.question, state.editing]  # fmt: skip
 
     def wire_prompt(self, parts: ChatParts, answered: Sequence[Any]) -> None:
         """The prompt view: filled when opened (or by Show prompt), refreshed while open after a new
@@ -419,15 +361,7 @@ class ChatLayout:
         )
         views.code_button.click(
             region.get_code,
-            [
-                state.conversation,
-                question,
-                side.model,
-                side.system,
-                side.response.kind,
-                side.response.spec,
-                *side.options,
-            ],
+            [state.conversation, question, side.model, side.system, *side.response.inputs, *side.options],
             views.code,
             **PRIVATE,
         )
@@ -440,10 +374,3 @@ class ChatLayout:
         if side.extra:
             side.model.change(region.describe_extra, side.model, side.extra, queue=False, **PRIVATE)
         side.presets.change(region.preset, side.presets, side.system, queue=False, **PRIVATE)
-        side.response.example.change(
-            region.pick_format,
-            side.response.example,
-            [side.response.kind, side.response.spec],
-            queue=False,
-            **PRIVATE,
-        )

@@ -21,19 +21,19 @@ from typing import Any
 import gradio as gr
 
 from ..answers import Recording, Request
-from ..codegen import code_for
 from ..context import AppContext
 from ..errors import HistoryFullError, PlaygroundError
 from ..history import check_owner_id
 from ..prompt_view import EMPTY as PROMPT_EMPTY
 from ..prompt_view import prompt_view
-from ..structured import label_of, load_examples
+from ..structured import load_examples
 from ..text import valid_text
-from ..token_view import TOKEN_VIEW_K, token_html, token_note
+from ..token_view import TOKEN_VIEW_K
 from ..types import Capability, ExpertRecord, ModelSpec
 from . import render, widgets
 from .chat_layout import ChatLayout
 from .chat_parts import AnswerView, Box, Chat, add_question, box_parts, with_format, with_pending
+from .region_tools import RegionTools
 from .render import Turn, warn
 from .streaming import ThreadedStream
 
@@ -74,7 +74,7 @@ class RegionUI:
         return [self.conversation, self.conversation_id, self.chatbot, self.meter, self.notice, *self.shows]
 
 
-class ChatRegion:
+class ChatRegion(RegionTools):
     """Handlers of one tab's chat; one instance per app, per-visitor data only in Gradio state."""
 
     def __init__(self, ctx: AppContext, config: RegionConfig) -> None:
@@ -104,29 +104,6 @@ class ChatRegion:
         """Every view of the answer beside and under the chat: the tab's own (`shown`), then the token
         view of the last answer (drawn when it ends; left as it is while one streams)."""
         return (*self.shown(conversation, live), gr.update() if streaming else self.token_view(conversation))
-
-    def token_view(self, conversation: list[Turn]) -> str:
-        """The last answer as its tokens, each with its probability and alternatives (token_view.py)."""
-        answer = next((t for t in reversed(conversation) if t["role"] == "assistant"), None)
-        if answer is None:
-            return ""
-        tokens = answer.get("tokens") or []
-        try:
-            spec = self.ctx.registry.resolve(str(answer.get("model") or ""))
-        except PlaygroundError:
-            spec = None
-        return token_html(tokens, token_note(spec, bool(tokens)))
-
-    def pick_format(self, title: str | None) -> tuple[Any, Any]:
-        """An example of prompts/formats.toml into the Response format control."""
-        fmt = self.examples.get(title or "")
-        if fmt is None:
-            return gr.update(), gr.update()
-        return label_of(fmt), fmt.schema_text or fmt.pattern
-
-    def toggle_tokens(self, on: bool) -> Any:
-        """Show or hide the token view (it is filled by the next answer asked with it on)."""
-        return gr.update(visible=bool(on))
 
     def render_card_extra(self, spec: ModelSpec) -> list[Any]:
         """Components under the model card; `describe_extra` gives their values for another model."""
@@ -265,54 +242,6 @@ class ChatRegion:
     def stop(self, request: gr.Request) -> None:
         """Stop the visitor's running answer in this tab: the engine stops at its next token."""
         self.ctx.answers.stop(request.session_hash, self.config.tab)
-
-    # A visitor's own key, and the code that reproduces a request
-
-    def session_key(self, keys: dict[str, str], model_id: str) -> str | None:
-        """The key this visitor typed for the model's provider, if any."""
-        try:
-            return keys.get(self.ctx.registry.resolve(model_id).provider)
-        except PlaygroundError:
-            return None
-
-    def set_key(self, key: str, model_id: str, keys: dict[str, str]) -> tuple[str, dict[str, str], str]:
-        """Keep a typed key in this session's server-side state; the box is emptied at once."""
-        try:
-            spec = self.ctx.registry.resolve(model_id)
-        except PlaygroundError as exc:
-            return "", keys, render.safe_markdown(f"⚠ {exc}")
-        if spec.extra.get("api_key_env") is None:
-            return "", keys, f"{spec.engine_label} needs no key."
-        keys = {k: v for k, v in keys.items() if k != spec.provider}
-        if key.strip():
-            keys[spec.provider] = key.strip()
-        providers = ", ".join(sorted(keys)) or "none"
-        return "", keys, f"🔑 Your own keys, for this session only: {providers}."
-
-    def get_code(
-        self,
-        conversation: list[Turn],
-        pending: Box,
-        model_id: str,
-        system_prompt: str,
-        format_kind: str,
-        format_spec: str,
-        *values: Any,
-    ) -> gr.Code:
-        """A runnable script, in the provider's own SDK, that sends the request of the answer on screen
-        (or of the question typed in the box) with these settings and response format."""
-        turns = with_pending(conversation, pending)
-        try:
-            options = with_format(widgets.options_from(*values), format_kind, format_spec)
-            request = Request(model_id, render.to_messages(turns, system_prompt), options)
-            language, code = code_for(self.ctx.registry, request)
-        except PlaygroundError as exc:
-            return gr.Code(f"# {exc}", language="python")
-        return gr.Code(code, language=language)  # type: ignore[arg-type]
-
-    def forget_code(self) -> str:
-        """Empty the Get code box (another model, a new conversation): it never shows a stale script."""
-        return ""
 
     # Small actions
 

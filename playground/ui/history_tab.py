@@ -19,7 +19,7 @@ from ..arena.anonymise import anonymise_summaries
 from ..arena.service import ArenaService
 from ..context import AppContext
 from ..errors import HistoryFullError, InvalidIdentityError, PlaygroundError
-from ..history import IdentityKey, check_owner_id, resolve_owner
+from ..history import HistoryStore, IdentityKey, check_owner_id, resolve_owner
 from ..history.export import export_json, export_markdown, import_file, import_json
 from ..public.address import request_address
 from ..public.daily import DailyCounter
@@ -144,7 +144,7 @@ class HistoryTab:
             conversation = self.conversations.get_conversation(owner, selected)
         except PlaygroundError as exc:
             raise refusal(exc) from None
-        turns = [self._turn(m) for m in conversation.messages]
+        turns = [turn_of(self.store, m) for m in conversation.messages]
         tabs = [region.tab for region in regions]
         target = conversation.summary.tab if conversation.summary.tab in tabs else tabs[0]
         outputs: list[Any] = []
@@ -155,24 +155,6 @@ class HistoryTab:
             notice = f"ℹ Continuing “{safe_markdown(conversation.title)}”."
             outputs += [turns, selected, to_chatbot(turns), "", notice, *region.shown(turns)]
         return (*outputs, gr.Tabs(selected=target))
-
-    def _turn(self, message: Any) -> Turn:
-        turn: Turn = {"role": message.role, "content": message.text}
-        if message.images:
-            turn["images"] = [shown_image(self.store.images.image_path(ref)) for ref in message.images]
-        if message.experts:
-            turn["experts"] = message.experts
-        if message.tokens:
-            turn["tokens"] = message.tokens
-        if message.role == "assistant":
-            turn.update(
-                model=message.model,
-                model_name=message.model.split("@")[0],
-                engine=ENGINE_LABELS.get(message.engine, message.engine),
-                metrics=message.metrics,
-                finish=str(message.finish_reason) if message.finish_reason else "interrupted",
-            )
-        return turn
 
     def rename(self, selected: str | None, title: str, owner_value: Any, search: str) -> tuple[Any, ...]:
         return self._act(
@@ -412,6 +394,26 @@ class HistoryUI:
     upload: gr.File
     confirm: gr.Checkbox
     wipe: gr.Button
+
+
+def turn_of(store: HistoryStore, message: Any) -> Turn:
+    """A stored message as a turn of the page's conversation (its images shown, its views kept)."""
+    turn: Turn = {"role": message.role, "content": message.text}
+    if message.images:
+        turn["images"] = [shown_image(store.images.image_path(ref)) for ref in message.images]
+    if message.experts:
+        turn["experts"] = message.experts
+    if message.tokens:
+        turn["tokens"] = message.tokens
+    if message.role == "assistant":
+        turn.update(
+            model=message.model,
+            model_name=message.model.split("@")[0],
+            engine=ENGINE_LABELS.get(message.engine, message.engine),
+            metrics=message.metrics,
+            finish=str(message.finish_reason) if message.finish_reason else "interrupted",
+        )
+    return turn
 
 
 class AddressImports:

@@ -1,0 +1,95 @@
+"""What every chat region offers around its answers (a base of ChatRegion): the token view of the last
+answer, the Response format control's examples, a visitor's own key, and the code that repeats a
+request. Kept apart from chat_region.py's streaming so that each stays small."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from ..answers import Request
+from ..codegen import code_for
+from ..context import AppContext
+from ..errors import PlaygroundError
+from ..structured import ResponseFormat, label_of
+from ..token_view import token_html, token_note
+from . import render, widgets
+from .chat_parts import Box, with_format, with_pending
+from .render import Turn
+
+
+class RegionTools:
+    """Handlers on a region's answers that do not stream; `ctx` and `examples` are the region's."""
+
+    ctx: AppContext
+    examples: dict[str, ResponseFormat]
+
+    def token_view(self, conversation: list[Turn]) -> str:
+        """The last answer as its tokens, each with its probability and alternatives (token_view.py)."""
+        answer = next((t for t in reversed(conversation) if t["role"] == "assistant"), None)
+        if answer is None:
+            return ""
+        tokens = answer.get("tokens") or []
+        try:
+            spec = self.ctx.registry.resolve(str(answer.get("model") or ""))
+        except PlaygroundError:
+            spec = None
+        return token_html(tokens, token_note(spec, bool(tokens)))
+
+    def pick_format(self, title: str | None) -> tuple[Any, Any]:
+        """An example of prompts/formats.toml into the Response format control."""
+        fmt = self.examples.get(title or "")
+        if fmt is None:
+            return gr.update(), gr.update()
+        return label_of(fmt), fmt.schema_text or fmt.pattern
+
+    def toggle_tokens(self, on: bool) -> Any:
+        """Show or hide the token view (it is filled by the next answer asked with it on)."""
+        return gr.update(visible=bool(on))
+
+    def session_key(self, keys: dict[str, str], model_id: str) -> str | None:
+        """The key this visitor typed for the model's provider, if any."""
+        try:
+            return keys.get(self.ctx.registry.resolve(model_id).provider)
+        except PlaygroundError:
+            return None
+
+    def set_key(self, key: str, model_id: str, keys: dict[str, str]) -> tuple[str, dict[str, str], str]:
+        """Keep a typed key in this session's server-side state; the box is emptied at once."""
+        try:
+            spec = self.ctx.registry.resolve(model_id)
+        except PlaygroundError as exc:
+            return "", keys, render.safe_markdown(f"⚠ {exc}")
+        if spec.extra.get("api_key_env") is None:
+            return "", keys, f"{spec.engine_label} needs no key."
+        keys = {k: v for k, v in keys.items() if k != spec.provider}
+        if key.strip():
+            keys[spec.provider] = key.strip()
+        providers = ", ".join(sorted(keys)) or "none"
+        return "", keys, f"🔑 Your own keys, for this session only: {providers}."
+
+    def get_code(
+        self,
+        conversation: list[Turn],
+        pending: Box,
+        model_id: str,
+        system_prompt: str,
+        format_kind: str,
+        format_spec: str,
+        *values: Any,
+    ) -> gr.Code:
+        """A runnable script, in the provider's own SDK, that sends the request of the answer on screen
+        (or of the question typed in the box) with these settings and response format."""
+        turns = with_pending(conversation, pending)
+        try:
+            options = with_format(widgets.options_from(*values), format_kind, format_spec)
+            request = Request(model_id, render.to_messages(turns, system_prompt), options)
+            language, code = code_for(self.ctx.registry, request)
+        except PlaygroundError as exc:
+            return gr.Code(f"# {exc}", language="python")
+        return gr.Code(code, language=language)  # type: ignore[arg-type]
+
+    def forget_code(self) -> str:
+        """Empty the Get code box (another model, a new conversation): it never shows a stale script."""
+        return ""
