@@ -69,17 +69,34 @@ def test_sampled_tokens_come_from_the_distribution_top_k_and_top_p_cut(ctx: AppC
         check_distribution(record)
 
 
-def test_int4_and_float32_agree_on_the_top_token_until_their_answers_part(ctx: AppContext) -> None:
-    """The same greedy question on ONNX int4 and transformers float32: the top token of each step is
-    the same until the answers first differ (measured: 6 steps for this question), which is as far as
-    their steps can be compared (the next ones continue different texts)."""
-    onnx, hf = (ask(ctx, m, temperature=0.0).tokens for m in ENGINES)
-    same = 0
-    for a, b in zip(onnx, hf, strict=False):
-        if a.id != b.id:
-            break
-        same += 1
-    assert same >= 6, [(a.text, b.text) for a, b in zip(onnx, hf, strict=False)]
+def test_int4_and_float32_agree_on_the_top_token_for_most_steps(ctx: AppContext) -> None:
+    """ONNX int4's greedy answers, fed to transformers float32 (teacher forcing, one pass): at most steps
+    both find the same token most likely. Measured here: 41 of 61 steps (67%) over these three
+    questions; the floor leaves room for another CPU's arithmetic."""
+    import numpy as np
+
+    from playground.providers.local.worker import load_engine
+
+    spec = ctx.registry.resolve(ENGINES[1])
+    reference = load_engine(ctx.registry.providers[spec.provider].recipe(spec))  # type: ignore[attr-defined]
+    same = steps = 0
+    try:
+        for question in (QUESTION, "Name three colours.", "What is two plus two?"):
+            messages = [Message("user", question)]
+            int4 = ctx.answers.complete(
+                Request(
+                    ENGINES[0], messages, GenerationOptions(max_new_tokens=24, logprobs=1, temperature=0.0)
+                )
+            ).tokens
+            prompt = reference.encode(reference.render_prompt(messages))
+            ids = prompt + [int(r.id) for r in int4 if r.id is not None]
+            rows = list(reference.next_logits(ids))[len(prompt) - 1 :]
+            for record, logits in zip(int4, rows, strict=True):
+                same += int(np.argmax(logits)) == record.top[0].id
+                steps += 1
+    finally:
+        reference.close()
+    assert steps > 40 and same / steps >= 0.55, (same, steps)
 
 
 def test_without_the_option_no_records_are_made(ctx: AppContext) -> None:
