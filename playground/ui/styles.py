@@ -25,6 +25,8 @@ MAP = """
   background: var(--background-fill-primary);
 }
 #moe-map td.moe-cell { min-width: 1.8em; padding: 1px 3px; }
+#moe-map thead th { position: sticky; top: 0; background: var(--background-fill-primary); }
+#moe-map thead th:first-child { left: 0; z-index: 1; }
 """
 
 LESSON = """
