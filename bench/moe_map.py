@@ -66,8 +66,8 @@ class Page:
 
     def send(self, value: str, load: Any) -> tuple[int, int]:
         """The bytes the handler returned and the bytes Gradio sends after its diff."""
-        out = [self.map.postprocess(value), self.load.postprocess(load)]
-        out = [o.model_dump() if hasattr(o, "model_dump") else o for o in out]
+        plot = self.load.postprocess(load)
+        out: list[Any] = [self.map.postprocess(value), plot.model_dump() if plot is not None else None]
         returned = len(value.encode()) + len(json.dumps(out[1], default=str, ensure_ascii=False).encode())
         edits = gradio_utils.diff(self.last, out)
         sent = len(json.dumps(edits, default=str, ensure_ascii=False).encode())
