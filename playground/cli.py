@@ -1,4 +1,4 @@
-"""The command line: `python -m playground models|chat|code|compare|convert|download|local|prepare|serve|space`."""
+"""The command line: `python -m playground models|chat|code|compare|fidelity|convert|download|local|prepare|serve|space`."""
 
 from __future__ import annotations
 
@@ -343,9 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_add_models, _add_chat, _add_compare, _add_files, _add_serving):
         add(sub)
     from .evaluate.cli import register as register_eval
+    from .fidelity.cli import register as register_fidelity
     from .history.cli import register as register_history
 
     register_eval(sub)
+    register_fidelity(sub)
     register_history(sub)
     return parser
 

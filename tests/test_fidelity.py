@@ -1,0 +1,86 @@
+"""Fidelity: one text fed through the embedded model's two local variants (ONNX Runtime GenAI int4 and
+transformers float32), in their worker processes, compared token by token."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from playground.context import AppContext
+from playground.errors import InvalidOptionsError
+from playground.fidelity import compare, measure
+from playground.providers.base import Forced
+from playground.settings import Settings
+from tests.test_cli import cli
+
+ONNX = "smollm2-135m-instruct@onnx"
+HF = "smollm2-135m-instruct@transformers"
+TEXT = "The capital of France is Paris. It is known for the Eiffel Tower, its museums and its cafés."
+
+
+@pytest.mark.parametrize("model", [ONNX, HF])
+def test_a_model_against_itself_is_0_kl_and_always_agrees(ctx: AppContext, model: str) -> None:
+    result = measure(ctx.registry, model, model, TEXT)
+    assert len(result.tokens) == result.text_tokens - 1 > 10, "every token but the first is predicted"
+    assert result.mean_kl == 0 == result.max_kl and result.same_top == 1.0
+    assert result.perplexity_model == result.perplexity_reference > 1
+    assert [t.position for t in result.tokens] == list(range(1, len(result.tokens) + 1))
+    assert "".join(t.token for t in result.tokens) == TEXT[len("The") :], "the tokens spell the text"
+
+
+def test_int4_against_float32_differs_and_the_sums_add_up(ctx: AppContext) -> None:
+    result = measure(ctx.registry, ONNX, HF, TEXT)
+    assert result.model == ONNX and result.reference == HF
+    kls = [t.kl for t in result.tokens]
+    assert result.mean_kl > 0 and all(kl >= 0 for kl in kls)
+    assert result.mean_kl == pytest.approx(sum(kls) / len(kls)) and result.max_kl == max(kls)
+    agree = [t.same_top for t in result.tokens]
+    assert result.same_top == pytest.approx(sum(agree) / len(agree)) and 0 < result.same_top <= 1
+    assert all(t.same_top == (t.top_model == t.top_reference) for t in result.tokens)
+    assert result.perplexity_model != result.perplexity_reference
+    assert result.perplexity_reference == pytest.approx(
+        math.exp(-sum(t.logprob_reference for t in result.tokens) / len(result.tokens))
+    )
+
+
+def test_the_worker_returns_what_the_engine_computes(ctx: AppContext, in_process: object) -> None:
+    """The per-position log-probabilities from the worker process are the engine's own, unchanged."""
+    with ctx.registry.lease(ctx.registry.resolve(ONNX)) as lease:
+        remote = lease.model.teacher_forced(TEXT, 8)  # type: ignore[attr-defined]
+    local = in_process(ONNX).teacher_forced(TEXT, 8)  # type: ignore[operator]
+    assert remote.ids == local.ids and len(remote.ids) == 8 and remote.total > 8
+    assert np.array_equal(remote.logprobs, local.logprobs)
+    assert np.allclose(np.exp(local.logprobs).sum(axis=-1), 1, atol=1e-4), "each row is a distribution"
+
+
+def test_what_cannot_be_compared_says_why(ctx: AppContext) -> None:
+    with pytest.raises(InvalidOptionsError, match="text is empty"):
+        measure(ctx.registry, ONNX, HF, "  ")
+    with pytest.raises(InvalidOptionsError, match="runs elsewhere"):
+        measure(ctx.registry, ONNX, "phi-3.5-moe@nvidia", TEXT)
+    with pytest.raises(InvalidOptionsError, match="too short"):
+        measure(ctx.registry, ONNX, ONNX, "Hi")
+    one = Forced((1, 2, 3), ("a", "b", "c"), np.log(np.full((3, 4), 0.25, dtype=np.float32)), ("a",) * 3, 3)
+    other = Forced((1, 5, 3), ("a", "x", "c"), one.logprobs, one.top, 3)
+    with pytest.raises(InvalidOptionsError, match="do not share a tokenizer"):
+        compare(one, other)
+    padded = Forced(one.ids, one.tokens, np.log(np.full((3, 6), 1 / 6, dtype=np.float32)), one.top, 3)
+    result = compare(one, padded)
+    assert result.mean_kl == pytest.approx(0, abs=1e-6) and "vocabularies differ" in result.note
+
+
+def test_the_cli_prints_json(settings: Settings, tmp_path: Path) -> None:
+    text = tmp_path / "text.txt"
+    text.write_text(TEXT)
+    result = cli(settings, "fidelity", "-m", ONNX, "-m", ONNX, "--text", str(text), "--limit", "12", "--json")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["mean_kl"] == 0 and out["same_top_percent"] == 100
+    assert len(out["tokens"]) == 11 and out["tokens"][0]["position"] == 1
+    assert "first 12 of the text's" in out["note"]
+    wrong = cli(settings, "fidelity", "-m", ONNX, "--text", str(text))
+    assert wrong.returncode == 1 and "two models (-m A -m REFERENCE)" in wrong.stderr
