@@ -3,18 +3,24 @@ transformers float32), in their worker processes, compared token by token."""
 
 from __future__ import annotations
 
+import html
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from playwright.sync_api import Page, expect
 
 from playground.context import AppContext
 from playground.errors import InvalidOptionsError
 from playground.fidelity import compare, measure
 from playground.providers.base import Forced
 from playground.settings import Settings
+from playground.ui.arena_display import BLIND, NAMED
+from playground.ui.arena_fidelity import REFERENCES, FidelityPanel
+from tests.browser import ARTIFACTS, WIDE, open_page
 from tests.test_cli import cli
 
 ONNX = "smollm2-135m-instruct@onnx"
@@ -84,3 +90,32 @@ def test_the_cli_prints_json(settings: Settings, tmp_path: Path) -> None:
     assert "first 12 of the text's" in out["note"]
     wrong = cli(settings, "fidelity", "-m", ONNX, "--text", str(text))
     assert wrong.returncode == 1 and "two models (-m A -m REFERENCE)" in wrong.stderr
+
+
+def test_the_arena_panel_shows_for_two_local_sides_and_draws_each_token(ctx: AppContext) -> None:
+    panel = FidelityPanel(ctx)
+    assert panel.available(NAMED, ONNX, HF) and not panel.available(BLIND, ONNX, HF)
+    assert not panel.available(NAMED, ONNX, "phi-3.5-moe@nvidia"), "a side run elsewhere: no panel"
+    summary, tokens = panel.compare(ONNX, HF, TEXT + " <b>&", REFERENCES[0])
+    assert "Mean KL" in summary and "same top token at" in summary and ONNX in summary
+    assert "&lt;" in tokens and "<b>" not in tokens, "every token is escaped"
+    shown = html.unescape(re.sub(r"<[^>]+>", "", tokens))
+    assert shown == (TEXT + " <b>&")[len("The") :], "every token but the first, in order"
+    swapped, _ = panel.compare(ONNX, HF, TEXT, REFERENCES[1])
+    assert f"reference {ONNX}" in swapped
+    refused, nothing = panel.compare(ONNX, HF, "", REFERENCES[0])
+    assert "text is empty" in refused and nothing == ""
+
+
+@pytest.mark.browser
+def test_compare_token_by_token_in_the_arena_page(page: Page, app_url: str) -> None:
+    open_page(page, app_url, "Arena", "arena", WIDE)
+    page.get_by_text("Compare token by token (how much a variant changes the model)").click()
+    page.click("#arena-fidelity-run")
+    expect(page.locator("#arena-fidelity-summary")).to_contain_text("Mean KL", timeout=60_000)
+    expect(page.locator("#arena-fidelity-summary")).to_contain_text("same top token at")
+    assert page.locator("#arena-fidelity-tokens .fid-token").count() > 20
+    page.locator("#arena-fidelity").scroll_into_view_if_needed()
+    page.locator("#arena-fidelity").screenshot(path=str(ARTIFACTS / "arena-fidelity.png"))
+    page.get_by_label("Blind").check()
+    expect(page.locator("#arena-fidelity")).to_be_hidden(timeout=15_000)

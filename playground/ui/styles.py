@@ -34,4 +34,10 @@ LESSON = """
 .lesson p { margin: 2px 0; }
 """
 
-CSS = TABLES + MAP + LESSON
+FIDELITY = """
+#arena-fidelity-tokens .fid-tokens { white-space: pre-wrap; font-family: monospace; line-height: 1.7; }
+#arena-fidelity-tokens .fid-token { border-radius: 2px; cursor: default; }
+#arena-fidelity-tokens .fid-differs { text-decoration: underline wavy; }
+"""
+
+CSS = TABLES + MAP + LESSON + FIDELITY
