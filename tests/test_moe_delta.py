@@ -163,3 +163,32 @@ def test_a_new_answer_clears_the_map_and_an_opened_one_is_drawn_whole(tab: MoeTa
     page = delta.DeltaPage()
     page.apply(whole)
     assert page.html == map_html(routing_map(records)) and page.html.count('<tr><th class="moe-token"') == 3
+
+
+def test_a_stopped_answer_keeps_every_row_it_streamed(ctx: AppContext, tab: MoeTab) -> None:
+    """Stop mid-answer: the last update adds the rows generated before the engine stopped, and the page
+    then holds exactly the stopped answer's map, as the history keeps it."""
+    _, conversation, _, _ = add_question("Tell me about the sea.", [], False)
+    session = "delta-stop"
+
+    async def run() -> list[tuple[Any, ...]]:
+        updates = []
+        stream = tab.respond(
+            gr.Request(session_hash=session), conversation, None, new_browser_id(), {}, True, MOE, "", *GREEDY
+        )
+        async for update in stream:
+            updates.append(update)
+            if json.loads(update[5]).get("rows"):
+                tab.stop(gr.Request(session_hash=session))
+        return updates
+
+    with ThreadPoolExecutor(1) as pool:
+        updates = pool.submit(asyncio.run, run()).result()
+    turn = updates[-1][0][-1]
+    assert turn["finish"] == "cancelled"
+    page = delta.DeltaPage()
+    for update in updates:
+        page.apply(update[5])
+    records = unpack(turn["experts"])
+    assert 0 < len(records) < 512 and len(page.rows) == len(records) and not page.missed
+    assert page.html == map_html(routing_map(records))
