@@ -214,7 +214,8 @@ class ChatRegion:
     ) -> tuple[Any, ...]:
         """The answer's outputs, then the question box and the editing flag: left alone, or (`back`: a
         refused question) the question and its images put back as they were before it was sent."""
-        live = state if streaming or state.turn is not None else None  # refused: the conversation's own
+        # by delta once the answer streams; a question refused before any answer: the conversation, whole
+        live = state if streaming or state.turn is not None else None
         box: tuple[Any, Any] = (gr.update(), gr.update())
         if back is not None:
             box = (self._box(back["content"], list(back.get("images") or [])), bool(back.get("edit")))
