@@ -1,4 +1,4 @@
-"""The command line: `python -m playground models|chat|code|compare|convert|download|local|prepare|serve|space`."""
+"""The command line: `python -m playground models|chat|code|compare|fidelity|convert|download|local|prepare|serve|space`."""
 
 from __future__ import annotations
 
@@ -219,41 +219,6 @@ def _metrics_json(metrics: Metrics) -> dict[str, object]:
     return {k: data[k] for k in keys} | {"estimated": metrics.estimated}
 
 
-def cmd_fidelity(args: argparse.Namespace, settings: Settings) -> int:
-    """One text through two local variants of a model (fidelity.py): per token KL and top-token agreement."""
-    from .fidelity import compare, summary, worst
-    from .providers.local.worker import load_engine
-
-    if len(args.model) != 2:
-        raise ConfigError(f"fidelity takes two models (-m VARIANT -m REFERENCE), got {len(args.model)}.")
-    try:
-        text = Path(args.text).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidOptionsError(f"Cannot read the text file {args.text}: {exc}") from None
-    ctx = _context(settings)
-    engines = []
-    try:
-        for ref in args.model:
-            spec = ctx.registry.resolve(ref)
-            provider = ctx.registry.providers[spec.provider]
-            if not hasattr(provider, "recipe"):
-                raise InvalidOptionsError(
-                    f"{spec.id} is not a local model: fidelity needs both on this machine."
-                )
-            engines.append(load_engine(provider.recipe(spec)))
-        result = compare(engines[0], engines[1], text, (args.model[0], args.model[1]))
-    finally:
-        for engine in engines:
-            engine.close()
-        ctx.close()
-    if args.json:
-        print(json.dumps(result.to_dict()))
-    else:
-        print(summary(result))
-        print("  largest KL:", ", ".join(f"{p.text!r} {p.kl:.3f}" for p in worst(result, 5)))
-    return 0
-
-
 def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
     """Every prompt through both models, one after the other; a table, or JSON lines with --json."""
     from .arena.batch import compare, format_table, json_lines
@@ -409,9 +374,11 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_add_models, _add_chat, _add_compare, _add_files, _add_serving):
         add(sub)
     from .evaluate.cli import register as register_eval
+    from .fidelity.cli import register as register_fidelity
     from .history.cli import register as register_history
 
     register_eval(sub)
+    register_fidelity(sub)
     register_history(sub)
     return parser
 
@@ -488,16 +455,6 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     compare.add_argument("--seed", type=int)
     compare.add_argument("--json", action="store_true", help="one JSON object a line per answer")
     compare.set_defaults(handler=cmd_compare)
-    fidelity = sub.add_parser(
-        "fidelity",
-        help="how much a variant (ONNX int4) changes a model: KL and top-token agreement per token",
-    )
-    fidelity.add_argument(
-        "-m", "--model", type=model_ref, action="append", required=True, help="-m VARIANT -m REFERENCE"
-    )
-    fidelity.add_argument("--text", metavar="FILE", required=True, help="the text to feed through both")
-    fidelity.add_argument("--json", action="store_true", help="one JSON object with every token")
-    fidelity.set_defaults(handler=cmd_fidelity)
 
 
 def _add_files(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -4,6 +4,8 @@ A mixture-of-experts answer streams one ExpertRecord per generated token (see
 providers/local/moe.py). This module turns a list of them into:
 - `routing_map(records)`: a token × layer matrix of chosen experts with hover text, long-form rows for a
   scatter or heat-map plot, and the load on each expert (how often the routers chose it);
+- `map_shape`, `map_row`, `LoadCounter`: the same, a token at a time, for a map that streams by delta
+  (ui/moe_map.py);
 - `pack(records)` / `unpack(data)`: the compact JSON the history stores with the answer;
 - `card(spec)`: what the MoE tab says about a model (experts, active per token, the demo's label).
 """
@@ -11,7 +13,7 @@ providers/local/moe.py). This module turns a list of them into:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .catalog import entry_for
@@ -60,6 +62,12 @@ class RoutingMap:
             for layer in range(self.layers)
         ]
 
+    def rows(self) -> list[MapRow]:
+        """The map's rows, one per token, as a streaming map draws them."""
+        return [
+            MapRow(token, self.top[t], self.experts[t], self.hover[t]) for t, token in enumerate(self.tokens)
+        ]
+
     def load_rows(self) -> list[dict[str, object]]:
         """One row per expert: its number, how often it was chosen, and its share of all choices."""
         total = sum(self.load) or 1
@@ -91,50 +99,113 @@ def _hover(record: ExpertRecord, layer: int, route: LayerRoute) -> str:
     return f"token {record.index} {shown_token(record.token)!r} · layer {layer} · {choices}"
 
 
-def routing_map(records: Sequence[ExpertRecord]) -> RoutingMap:
-    """The plot's data for an answer's records (live from the stream, or `unpack`ed from the history)."""
+@dataclass(frozen=True)
+class MapShape:
+    """A map's columns: its layers, the experts a router chooses from, how many it picks per token."""
+
+    layers: int
+    num_experts: int
+    top_k: int
+
+
+def map_shape(records: Sequence[ExpertRecord]) -> MapShape:
+    """The shape of a map of these records (all of an answer's, or its first one while it streams)."""
     layers = max((len(r.layers) for r in records), default=0)
     num_experts = max((r.num_experts for r in records), default=0)
     num_experts = max(
         num_experts, 1 + max((e for r in records for lr in r.layers for e in lr.experts), default=-1)
     )
     top_k = max((len(lr.experts) for r in records for lr in r.layers), default=0)
-    load_by_layer = [[0] * num_experts for _ in range(layers)]
+    return MapShape(layers, num_experts, top_k)
+
+
+@dataclass(frozen=True)
+class MapRow:
+    """One generated token's row of the map: its shown text and, per layer, the top expert, every chosen
+    expert (best first) and the cell's hover text."""
+
+    token: str
+    top: tuple[int, ...]
+    experts: tuple[tuple[int, ...], ...]
+    hover: tuple[str, ...]
+
+
+def map_row(record: ExpertRecord, layers: int) -> MapRow:
+    """A token's row over `layers` columns (a layer the record lacks is an empty cell)."""
     top, experts, hover = [], [], []
-    for record in records:
-        row_top, row_experts, row_hover = [], [], []
-        for layer in range(layers):
-            route = record.layers[layer] if layer < len(record.layers) else LayerRoute((), (), ())
+    for layer in range(layers):
+        route = record.layers[layer] if layer < len(record.layers) else LayerRoute((), (), ())
+        best = max(zip(route.weights, route.probs, route.experts, strict=False), default=None)
+        top.append(best[2] if best is not None else -1)
+        experts.append(route.experts)
+        hover.append(_hover(record, layer, route))
+    return MapRow(shown_token(record.token), tuple(top), tuple(experts), tuple(hover))
+
+
+class LoadCounter:
+    """How often the routers chose each expert, per layer, counted record by record (a streaming map adds
+    each new token's choices once: nothing is counted again)."""
+
+    def __init__(self, shape: MapShape) -> None:
+        self.shape = shape
+        self.by_layer = [[0] * shape.num_experts for _ in range(shape.layers)]
+
+    def add(self, record: ExpertRecord) -> None:
+        for layer, route in enumerate(record.layers[: self.shape.layers]):
+            counts = self.by_layer[layer]
             for e in route.experts:
-                load_by_layer[layer][e] += 1
-            best = max(zip(route.weights, route.probs, route.experts, strict=False), default=None)
-            row_top.append(best[2] if best is not None else -1)
-            row_experts.append(route.experts)
-            row_hover.append(_hover(record, layer, route))
-        top.append(tuple(row_top))
-        experts.append(tuple(row_experts))
-        hover.append(tuple(row_hover))
-    load = tuple(sum(per_layer[e] for per_layer in load_by_layer) for e in range(num_experts))
+                if 0 <= e < len(counts):
+                    counts[e] += 1
+
+    @property
+    def load(self) -> tuple[int, ...]:
+        return tuple(sum(per_layer[e] for per_layer in self.by_layer) for e in range(self.shape.num_experts))
+
+
+def routing_map(records: Sequence[ExpertRecord]) -> RoutingMap:
+    """The plot's data for an answer's records (live from the stream, or `unpack`ed from the history)."""
+    shape = map_shape(records)
+    counter = LoadCounter(shape)
+    rows = []
+    for record in records:
+        counter.add(record)
+        rows.append(map_row(record, shape.layers))
     return RoutingMap(
-        tokens=tuple(shown_token(r.token) for r in records),
-        layers=layers,
-        num_experts=num_experts,
-        top_k=top_k,
-        top=tuple(top),
-        experts=tuple(experts),
-        hover=tuple(hover),
-        load=load,
-        load_by_layer=tuple(tuple(row) for row in load_by_layer),
+        tokens=tuple(row.token for row in rows),
+        layers=shape.layers,
+        num_experts=shape.num_experts,
+        top_k=shape.top_k,
+        top=tuple(row.top for row in rows),
+        experts=tuple(row.experts for row in rows),
+        hover=tuple(row.hover for row in rows),
+        load=counter.load,
+        load_by_layer=tuple(tuple(row) for row in counter.by_layer),
     )
 
 
 # The history's form: compact, versioned
 
 
+def stored_form(record: ExpertRecord) -> ExpertRecord:
+    """A record as the history gives it back (weights and probabilities rounded to DIGITS places): a map
+    drawn while the answer streams reads exactly as the same map drawn from the history."""
+    return replace(
+        record,
+        layers=tuple(
+            LayerRoute(
+                lr.experts,
+                tuple(round(w, DIGITS) for w in lr.weights),
+                tuple(round(p, DIGITS) for p in lr.probs),
+            )
+            for lr in record.layers
+        ),
+    )
+
+
 def pack(records: Iterable[ExpertRecord]) -> dict[str, object]:
     """Records as the history stores them: per token [index, token id, text, [[experts], [weights],
     [probs]] per layer], numbers rounded to DIGITS places."""
-    records = list(records)
+    records = [stored_form(r) for r in records]
     return {
         "version": PACK_VERSION,
         "num_experts": max((r.num_experts for r in records), default=0),
@@ -143,14 +214,7 @@ def pack(records: Iterable[ExpertRecord]) -> dict[str, object]:
                 r.index,
                 r.token_id,
                 r.token,
-                [
-                    [
-                        list(lr.experts),
-                        [round(w, DIGITS) for w in lr.weights],
-                        [round(p, DIGITS) for p in lr.probs],
-                    ]
-                    for lr in r.layers
-                ],
+                [[list(lr.experts), list(lr.weights), list(lr.probs)] for lr in r.layers],
             ]
             for r in records
         ],

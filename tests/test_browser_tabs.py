@@ -9,6 +9,8 @@ SCREENSHOTS_DIR when set (docs/ for the README).
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -50,6 +52,9 @@ def test_a_text_only_model_says_it_takes_no_images(page: Page, app_url: str) -> 
 
 
 def test_the_moe_map_renders_and_comes_back_from_the_history(page: Page, app_url: str) -> None:
+    """The map streams by delta (each update appends the new tokens' rows): after the answer it holds a
+    row for every token; a new question starts it again, New conversation empties it, and the
+    conversation opened from the History tab draws it whole at once."""
     open_page(page, app_url, "MoE", "moe", WIDE)
     expect(page.locator("#moe-card")).to_contain_text("Random weights: this shows the mechanism")
     set_slider(page, "moe", "max-new-tokens", "24")
@@ -57,17 +62,31 @@ def test_the_moe_map_renders_and_comes_back_from_the_history(page: Page, app_url
     marker = "Tell me about lighthouses and the sea."
     page.fill("#moe-input textarea", marker)
     page.press("#moe-input textarea", "Enter")
-    expect(page.locator(MOE_BOT).nth(1)).to_contain_text("tok/s", timeout=90_000)
+    expect(page.locator(MOE_BOT).nth(1)).to_contain_text("24 tokens", timeout=90_000)
     cells = page.locator("#moe-map td.moe-cell")
-    expect(cells.first).to_be_visible(timeout=15_000)
-    rows = page.locator("#moe-map tbody tr").count()
-    assert rows > 0 and cells.count() == rows * 2, "one cell per token and layer (2 layers)"
+    rows = page.locator("#moe-map tbody tr")
+    expect(rows).to_have_count(24, timeout=15_000)
+    assert cells.count() == 24 * 2, "one cell per token and layer (2 layers)"
+    expect(rows.last.locator("th")).to_have_attribute("title", re.compile(r"^23 "))
+    expect(page.locator("#moe-map")).to_contain_text("24 tokens × 2 layers")
+    assert page.locator("#moe-map [data-missed]").count() == 0, "no update was missed"
     hover = cells.first.get_attribute("title") or ""
     assert "layer 0" in hover and "weight" in hover
     expect(page.locator("#moe-load canvas, #moe-load svg").first).to_be_visible(timeout=15_000)
     screenshot(page, "moe-tab.png")
 
-    # A fresh page: the conversation opens from the History tab into the MoE tab, with its map.
+    # A new question: the map starts again with the new answer's rows only.
+    set_slider(page, "moe", "max-new-tokens", "16")
+    page.fill("#moe-input textarea", "And about ships?")
+    page.press("#moe-input textarea", "Enter")
+    expect(page.locator(MOE_BOT).nth(3)).to_contain_text("16 tokens", timeout=90_000)
+    expect(rows).to_have_count(16, timeout=15_000)
+    expect(rows.first.locator("th")).to_have_attribute("title", re.compile(r"^0 "))
+    page.click("#moe-new")
+    expect(page.locator("#moe-map")).to_contain_text("No expert map yet", timeout=15_000)
+    assert rows.count() == 0
+
+    # A fresh page: the conversation opens from the History tab into the MoE tab, with its last map.
     page.goto(app_url)
     page.wait_for_selector("#instruct-input textarea")
     page.get_by_role("tab", name="History", exact=True).click()
@@ -76,7 +95,8 @@ def test_the_moe_map_renders_and_comes_back_from_the_history(page: Page, app_url
     page.click("#history-open")
     expect(page.locator("#moe-chat")).to_be_visible(timeout=15_000)
     expect(page.locator('#moe-chat [data-testid="user"]').first).to_contain_text(marker, timeout=15_000)
-    expect(page.locator("#moe-map tbody tr")).to_have_count(rows, timeout=15_000)
+    expect(rows).to_have_count(16, timeout=15_000)
+    expect(page.locator("#moe-map")).to_contain_text("16 tokens × 2 layers")
     expect(page.locator("#moe-notice")).to_contain_text("Continuing")
 
 

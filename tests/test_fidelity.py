@@ -1,77 +1,121 @@
-"""How much quantization changes the model (issue 18): one text through two local variants of the
-embedded model, token by token, with the real engines, and `python -m playground fidelity`."""
+"""Fidelity: one text fed through the embedded model's two local variants (ONNX Runtime GenAI int4 and
+transformers float32), in their worker processes, compared token by token."""
 
 from __future__ import annotations
 
+import html
 import json
+import math
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+from playwright.sync_api import Page, expect
 
 from playground.context import AppContext
 from playground.errors import InvalidOptionsError
-from playground.fidelity import Fidelity, compare
-from playground.providers.local.worker import load_engine
+from playground.fidelity import compare, measure
+from playground.providers.base import Forced
 from playground.settings import Settings
+from playground.ui.arena_display import BLIND, NAMED
+from playground.ui.arena_fidelity import REFERENCES, FidelityPanel
+from tests.browser import ARTIFACTS, WIDE, open_page
 from tests.test_cli import cli
 
-TEXT = (
-    "The lighthouse keeper climbed the stairs every evening to light the lamp. Ships passed safely "
-    "through the narrow strait, and the town below slept without fear of the rocks."
-)
-INT4, FLOAT32 = "smollm2-135m-instruct@onnx", "smollm2-135m-instruct@transformers"
+ONNX = "smollm2-135m-instruct@onnx"
+HF = "smollm2-135m-instruct@transformers"
+TEXT = "The capital of France is Paris. It is known for the Eiffel Tower, its museums and its cafés."
 
 
-def engine(ctx: AppContext, ref: str) -> object:
-    spec = ctx.registry.resolve(ref)
-    return load_engine(ctx.registry.providers[spec.provider].recipe(spec))  # type: ignore[attr-defined]
+@pytest.mark.parametrize("model", [ONNX, HF])
+def test_a_model_against_itself_is_0_kl_and_always_agrees(ctx: AppContext, model: str) -> None:
+    result = measure(ctx.registry, model, model, TEXT)
+    assert len(result.tokens) == result.text_tokens - 1 > 10, "every token but the first is predicted"
+    assert result.mean_kl == 0 == result.max_kl and result.same_top == 1.0
+    assert result.perplexity_model == result.perplexity_reference > 1
+    assert [t.position for t in result.tokens] == list(range(1, len(result.tokens) + 1))
+    assert "".join(t.token for t in result.tokens) == TEXT[len("The") :], "the tokens spell the text"
 
 
-@pytest.fixture(scope="module")
-def engines(ctx: AppContext) -> dict[str, object]:
-    loaded = {ref: engine(ctx, ref) for ref in (INT4, FLOAT32)}
-    yield loaded  # type: ignore[misc]
-    for each in loaded.values():
-        each.close()  # type: ignore[attr-defined]
+def test_int4_against_float32_differs_and_the_sums_add_up(ctx: AppContext) -> None:
+    result = measure(ctx.registry, ONNX, HF, TEXT)
+    assert result.model == ONNX and result.reference == HF
+    kls = [t.kl for t in result.tokens]
+    assert result.mean_kl > 0 and all(kl >= 0 for kl in kls)
+    assert result.mean_kl == pytest.approx(sum(kls) / len(kls)) and result.max_kl == max(kls)
+    agree = [t.same_top for t in result.tokens]
+    assert result.same_top == pytest.approx(sum(agree) / len(agree)) and 0 < result.same_top <= 1
+    assert all(t.same_top == (t.top_model == t.top_reference) for t in result.tokens)
+    assert result.perplexity_model != result.perplexity_reference
+    assert result.perplexity_reference == pytest.approx(
+        math.exp(-sum(t.logprob_reference for t in result.tokens) / len(result.tokens))
+    )
 
 
-@pytest.mark.parametrize("ref", [INT4, FLOAT32])
-def test_a_model_against_itself_is_zero_kl_and_full_agreement(engines: dict[str, object], ref: str) -> None:
-    result = compare(engines[ref], engines[ref], TEXT, (ref, ref))
-    assert len(result.positions) > 20
-    assert result.mean_kl == pytest.approx(0.0, abs=1e-6) and result.same_top == 1.0
-    assert result.perplexity() == pytest.approx(result.perplexity(reference=True))
+def test_the_worker_returns_what_the_engine_computes(ctx: AppContext, in_process: object) -> None:
+    """The per-position log-probabilities from the worker process are the engine's own, unchanged."""
+    with ctx.registry.lease(ctx.registry.resolve(ONNX)) as lease:
+        remote = lease.model.teacher_forced(TEXT, 8)  # type: ignore[attr-defined]
+    local = in_process(ONNX).teacher_forced(TEXT, 8)  # type: ignore[operator]
+    assert remote.ids == local.ids and len(remote.ids) == 8 and remote.total > 8
+    assert np.array_equal(remote.logprobs, local.logprobs)
+    assert np.allclose(np.exp(local.logprobs).sum(axis=-1), 1, atol=1e-4), "each row is a distribution"
 
 
-def test_int4_against_float32_is_above_zero(engines: dict[str, object]) -> None:
-    result: Fidelity = compare(engines[INT4], engines[FLOAT32], TEXT, (INT4, FLOAT32))
-    assert result.mean_kl > 0.01 and 0.0 < result.same_top < 1.0
-    assert all(p.kl >= 0 for p in result.positions)
-    assert 1.0 < result.perplexity(reference=True) < result.perplexity() < 1000
-    assert "".join(p.text for p in result.positions) == TEXT[len("The") :]
-
-
-def test_two_tokenizers_are_one_clear_message(ctx: AppContext, engines: dict[str, object]) -> None:
-    class Other:
-        def encode(self, text: str) -> list[int]:
-            return [1, 2, 3]
-
-    with pytest.raises(InvalidOptionsError, match="do not share a tokenizer"):
-        compare(engines[INT4], Other(), TEXT, (INT4, "other"))
+def test_what_cannot_be_compared_says_why(ctx: AppContext) -> None:
+    with pytest.raises(InvalidOptionsError, match="text is empty"):
+        measure(ctx.registry, ONNX, HF, "  ")
+    with pytest.raises(InvalidOptionsError, match="runs elsewhere"):
+        measure(ctx.registry, ONNX, "phi-3.5-moe@nvidia", TEXT)
     with pytest.raises(InvalidOptionsError, match="too short"):
-        compare(engines[INT4], engines[INT4], "The", (INT4, INT4))
+        measure(ctx.registry, ONNX, ONNX, "Hi")
+    one = Forced((1, 2, 3), ("a", "b", "c"), np.log(np.full((3, 4), 0.25, dtype=np.float32)), ("a",) * 3, 3)
+    other = Forced((1, 5, 3), ("a", "x", "c"), one.logprobs, one.top, 3)
+    with pytest.raises(InvalidOptionsError, match="do not share a tokenizer"):
+        compare(one, other)
+    padded = Forced(one.ids, one.tokens, np.log(np.full((3, 6), 1 / 6, dtype=np.float32)), one.top, 3)
+    result = compare(one, padded)
+    assert result.mean_kl == pytest.approx(0, abs=1e-6) and "vocabularies differ" in result.note
 
 
-def test_the_cli_prints_every_token_in_json(settings: Settings, tmp_path: Path) -> None:
+def test_the_cli_prints_json(settings: Settings, tmp_path: Path) -> None:
     text = tmp_path / "text.txt"
     text.write_text(TEXT)
-    result = cli(settings, "fidelity", "-m", INT4, "-m", FLOAT32, "--text", str(text), "--json")
+    result = cli(settings, "fidelity", "-m", ONNX, "-m", ONNX, "--text", str(text), "--limit", "12", "--json")
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
-    assert out["variant"] == INT4 and out["reference"] == FLOAT32 and out["tokens"] == len(out["positions"])
-    assert out["mean_kl"] > 0 and 0 < out["same_top"] < 1
-    assert {"text", "id", "kl", "same_top", "top", "reference_top", "logprob", "reference_logprob"} == set(
-        out["positions"][0]
-    )
-    one = cli(settings, "fidelity", "-m", INT4, "--text", str(text))
-    assert one.returncode != 0 and "takes two models" in one.stderr
+    assert out["mean_kl"] == 0 and out["same_top_percent"] == 100
+    assert len(out["tokens"]) == 11 and out["tokens"][0]["position"] == 1
+    assert "first 12 of the text's" in out["note"]
+    wrong = cli(settings, "fidelity", "-m", ONNX, "--text", str(text))
+    assert wrong.returncode == 1 and "two models (-m A -m REFERENCE)" in wrong.stderr
+
+
+def test_the_arena_panel_shows_for_two_local_sides_and_draws_each_token(ctx: AppContext) -> None:
+    panel = FidelityPanel(ctx)
+    assert panel.available(NAMED, ONNX, HF) and not panel.available(BLIND, ONNX, HF)
+    assert not panel.available(NAMED, ONNX, "phi-3.5-moe@nvidia"), "a side run elsewhere: no panel"
+    summary, tokens = panel.compare(ONNX, HF, TEXT + " <b>&", REFERENCES[0])
+    assert "Mean KL" in summary and "same top token at" in summary and ONNX in summary
+    assert "&lt;" in tokens and "<b>" not in tokens, "every token is escaped"
+    shown = html.unescape(re.sub(r"<[^>]+>", "", tokens))
+    assert shown == (TEXT + " <b>&")[len("The") :], "every token but the first, in order"
+    swapped, _ = panel.compare(ONNX, HF, TEXT, REFERENCES[1])
+    assert f"reference {ONNX}" in swapped
+    refused, nothing = panel.compare(ONNX, HF, "", REFERENCES[0])
+    assert "text is empty" in refused and nothing == ""
+
+
+@pytest.mark.browser
+def test_compare_token_by_token_in_the_arena_page(page: Page, app_url: str) -> None:
+    open_page(page, app_url, "Arena", "arena", WIDE)
+    page.get_by_text("Compare token by token (how much a variant changes the model)").click()
+    page.click("#arena-fidelity-run")
+    expect(page.locator("#arena-fidelity-summary")).to_contain_text("Mean KL", timeout=60_000)
+    expect(page.locator("#arena-fidelity-summary")).to_contain_text("same top token at")
+    assert page.locator("#arena-fidelity-tokens .fid-token").count() > 20
+    page.locator("#arena-fidelity").scroll_into_view_if_needed()
+    page.locator("#arena-fidelity").screenshot(path=str(ARTIFACTS / "arena-fidelity.png"))
+    page.get_by_label("Blind").check()
+    expect(page.locator("#arena-fidelity")).to_be_hidden(timeout=15_000)

@@ -5,6 +5,7 @@ is saved and comes back when the conversation is opened from the History tab, in
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from playground.history.quota import Quota
 from playground.moe_view import unpack
 from playground.ui.chat_parts import add_question, attach_photo, box_parts
 from playground.ui.chat_region import ChatRegion, RegionUI
+from playground.ui.delta import DeltaPage
 from playground.ui.history_tab import HistoryTab
 from playground.ui.instruct import InstructTab
 from playground.ui.moe_tab import MoeTab, card_markdown, map_html
@@ -289,20 +291,28 @@ def test_moe_map_streams_is_saved_and_comes_back_in_the_moe_tab(ctx: AppContext,
     history, uis, regions = tabs
     owner = new_browser_id()
     updates = answer(regions["moe"], ask("Tell me about the sea."), owner, MOE_DEMO)
-    maps = [u[5] for u in updates]
-    rows = [len(ROW.findall(m)) for m in maps]
+    page = DeltaPage()  # what the page holds: each update's value applied as the browser's script does
+    rows = []
+    for update in updates:
+        page.apply(update[5])
+        rows.append(len(ROW.findall(page.html)))
     assert rows == sorted(rows), "the map only grows while the answer streams"
     assert len(set(rows)) > 1, "the map is drawn while the answer streams, not only at its end"
-    conversation, conversation_id, _, _, notice, final_map, load = updates[-1][:7]
+    assert not page.missed
+    conversation, conversation_id, _, _, notice, _, load = updates[-1][:7]
     turn = conversation[-1]
     tokens = turn["metrics"]["completion_tokens"]
     records = unpack(turn["experts"])
     assert len(records) == tokens == rows[-1], notice
     layers, top_k = len(records[0].layers), len(records[0].layers[0].experts)
     assert int(load["count"].sum()) == tokens * layers * top_k
+    final_map = page.html
     assert final_map.count('class="moe-cell"') == tokens * layers
+    assert f'"count">{tokens} tokens</span> × {layers} layers' in final_map
     hover = re.search(r'<td class="moe-cell"[^>]*title="([^"]*)"', final_map)
     assert hover and "layer 0" in hover.group(1) and "weight" in hover.group(1)
+    sent = [len(json.loads(u[5]).get("rows", [])) for u in updates]
+    assert sum(sent[: sent.index(max(sent)) + 1]) <= tokens, "no update repeats the rows already sent"
 
     stored = ctx.history.conversations.get_conversation(owner, conversation_id)
     assert stored.summary.tab == "moe" and stored.messages[-1].experts
@@ -311,7 +321,9 @@ def test_moe_map_streams_is_saved_and_comes_back_in_the_moe_tab(ctx: AppContext,
     assert outputs[-1].selected == "moe"
     start = len(uis[0].opened) + len(uis[1].opened)
     moe_values = outputs[start : start + len(uis[2].opened)]
-    assert moe_values[5] == final_map, "the reopened conversation shows the same map"
+    reopened = DeltaPage()
+    reopened.apply(moe_values[5])
+    assert reopened.html == final_map, "the reopened conversation shows the same map, drawn at once"
     assert moe_values[6]["count"].tolist() == load["count"].tolist()
 
 

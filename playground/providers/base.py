@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ..options import GenerationOptions
 from ..types import (
@@ -118,6 +118,28 @@ class TakesKey(Protocol):
     """A model that can be asked with a visitor's own key, for one request (cloud endpoints)."""
 
     def with_api_key(self, key: str) -> ChatModel: ...
+
+
+@dataclass(frozen=True)
+class Forced:
+    """A text fed through a model token by token (teacher forcing): its token ids and each token's text,
+    and at every position the model's log-probabilities for the next token (`logprobs`: a float32 numpy
+    array, [len(ids), vocabulary]; row t predicts ids[t + 1]) and the text of its most likely one.
+    `total`: the text's tokens before it was cut to the limit."""
+
+    ids: tuple[int, ...]
+    tokens: tuple[str, ...]
+    logprobs: Any
+    top: tuple[str, ...]
+    total: int
+
+
+@runtime_checkable
+class ScoresText(Protocol):
+    """A model that can be fed a given text and say, at each position, how likely each next token was
+    (local engines: one forward pass over the text, no sampling). `limit`: at most this many tokens."""
+
+    def teacher_forced(self, text: str, limit: int) -> Forced: ...
 
 
 @runtime_checkable

@@ -2,7 +2,7 @@
 translation point): `translate`.
 
 Every model the registry hands out is `guarded`: each of its methods (stream, render_prompt,
-count_tokens, count_prompt, with_api_key's copy, close) raises only our errors, with the engine's
+count_tokens, count_prompt, teacher_forced, with_api_key's copy, close) raises only our errors, with the engine's
 message. A worker process runs its engine under the same `translate`, so what it sends back is already
 one of ours, and the app raises that same class again (protocol.Failed carries its name). The cloud
 adapters raise ours already (their transport's statuses, retries and dropped streams are read at the
@@ -17,7 +17,7 @@ from collections.abc import Generator, Iterator, Sequence
 from ..errors import PlaygroundError, ProviderError
 from ..options import GenerationOptions
 from ..types import Chunk, Message, ModelSpec
-from .base import ChatModel, CountsPrompt, TakesKey
+from .base import ChatModel, CountsPrompt, Forced, ScoresText, TakesKey
 
 
 def translate(exc: BaseException, spec: ModelSpec) -> PlaygroundError:
@@ -83,6 +83,15 @@ class _GuardedCounting(Guarded):
             return self.model.count_prompt(messages)
 
 
+class _GuardedLocal(_GuardedCounting):
+    """A guarded local model: it counts whole prompts and can be fed a text token by token (ScoresText)."""
+
+    def teacher_forced(self, text: str, limit: int) -> Forced:
+        assert isinstance(self.model, ScoresText)
+        with translating(self.spec):
+            return self.model.teacher_forced(text, limit)
+
+
 class _GuardedKeyed(Guarded):
     """A guarded model that can be asked with a visitor's own key (TakesKey): its copy is guarded too."""
 
@@ -97,7 +106,7 @@ def guarded(model: ChatModel) -> ChatModel:
     if isinstance(model, Guarded):
         return model
     if isinstance(model, CountsPrompt):
-        return _GuardedCounting(model)
+        return _GuardedLocal(model) if isinstance(model, ScoresText) else _GuardedCounting(model)
     if isinstance(model, TakesKey):
         return _GuardedKeyed(model)
     return Guarded(model)

@@ -45,6 +45,7 @@ ANSWERING = frozenset(
         f"{_UI}evaluate_tab.EvaluateTab.resume",
         f"{_UI}instruct.InstructTab.api_chat",
         f"{_UI}instruct.InstructTab.api_chat_tokens",
+        f"{_UI}arena_fidelity.FidelityPanel.compare",  # no answer written, but both models run
     }
 )
 WORK = frozenset(
@@ -97,6 +98,7 @@ TRIVIAL = frozenset(
         f"{_UI}moe_tab.MoeTab.describe_extra",
         f"{_UI}vision_tab.VisionTab.describe_extra",
         f"{_UI}arena_tab.ArenaTab.choose_preset",
+        f"{_UI}arena_fidelity.FidelityPanel.show",
         f"{_UI}arena_tab.ArenaTab.new_round",
         f"{_UI}arena_tab.ArenaTab.stop_a",
         f"{_UI}arena_tab.ArenaTab.stop_b",

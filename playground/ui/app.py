@@ -111,6 +111,7 @@ def build_app(ctx: AppContext, key: IdentityKey | None = None) -> gr.Blocks:
         _wire_load(demo, settings, identity, history, regions, arena, (browser_id, owner, replaced, tabs))
     answers: dict[int, str | None] = {dep["id"]: region.tab for region in regions for dep in region.answered}
     answers.update({dep["id"]: "arena" for dep in arena.answered})
+    answers.update({dep["id"]: "arena-fidelity" for dep in arena.measured})
     answers.update({dep["id"]: "evaluate" for dep in evaluate.answered})
     for event in (instruct_tab.api_event, instruct_tab.token_event):
         if event is not None:

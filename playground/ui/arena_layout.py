@@ -7,7 +7,7 @@ then one method that wires every event to the tab's handlers (arena_tab.py).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -16,6 +16,7 @@ from ..arena import sync
 from . import arena_display as show
 from . import widgets
 from .arena_display import SIDES
+from .arena_fidelity import FidelityPanel
 
 if TYPE_CHECKING:
     from .arena_tab import ArenaTab
@@ -34,6 +35,7 @@ class ArenaUI:
     link_outputs: list[Any]
     answered: list[Any]
     pickers: list[gr.Dropdown]
+    measured: list[Any] = field(default_factory=list)  # Compare token by token: both models run
 
 
 @dataclass
@@ -148,9 +150,10 @@ class ArenaLayout:
             self.render_board(),
             self.render_export(),
         )
+        measured = FidelityPanel(self.tab.ctx).build(choice.mode, choice.model_a, choice.model_b)
         answered = self.wire(owner, parts)
         link = [choice.mode, choice.preset, choice.model_a, choice.model_b, choice.note]
-        return ArenaUI(self.tab.open_link, link, answered, [choice.model_a, choice.model_b])
+        return ArenaUI(self.tab.open_link, link, answered, [choice.model_a, choice.model_b], [measured])
 
     # Render: each returns its components
 

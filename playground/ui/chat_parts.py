@@ -100,6 +100,7 @@ class AnswerView:
     prompt_tokens: int | None = None
     window: int = 0
     penalty: float | None = None  # the repetition penalty the answer was sent with
+    views: dict[str, Any] = field(default_factory=dict)  # what the views beside the chat drew of it so far
 
     def take(self, event: Event) -> None:
         if isinstance(event, Text) and self.turn is not None:

@@ -4,7 +4,8 @@ the pure parts chat_parts.py). Answers come from the answer pipeline (answers.py
 A tab is a `RegionConfig` (its element-id prefix, its history tab, the models it lists, whether it takes
 images) and, where it shows more than the chat, a subclass that overrides a few hooks:
 - `render_beside()`: components beside the chat that show an answer (the MoE map), returned as a list;
-- `shown(conversation, live)`: their values, for the conversation (and the records streaming now);
+- `shown(conversation, live)`: their values, for the conversation, or by delta for the answer streaming
+  now (only its new records per update: ui/delta.py);
 - `render_card_extra(spec)` and `describe_extra(model_id)`: components under the model card, and their
   values when another model is picked;
 - `render_examples(question, num_crops)`: the examples under the chat.
@@ -14,7 +15,7 @@ The Instruct tab is the region with no hooks (plus the `/chat` API); copy moe_ta
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,7 @@ from ..prompt_view import prompt_view
 from ..structured import load_examples
 from ..text import valid_text
 from ..token_view import TOKEN_VIEW_K
-from ..types import Capability, ExpertRecord, ModelSpec
+from ..types import Capability, ModelSpec
 from . import render, widgets
 from .chat_layout import ChatLayout
 from .chat_parts import AnswerView, Box, Chat, add_question, box_parts, with_format, with_pending
@@ -94,12 +95,14 @@ class ChatRegion(RegionTools):
         """Components beside the chat that show an answer; `shown` gives their values."""
         return []
 
-    def shown(self, conversation: list[Turn], live: Sequence[ExpertRecord] | None = None) -> tuple[Any, ...]:
-        """The values of `render_beside`'s components for this conversation (and the records live now)."""
+    def shown(self, conversation: list[Turn], live: AnswerView | None = None) -> tuple[Any, ...]:
+        """The values of `render_beside`'s components: drawn whole for a conversation (opened, new), or
+        for `live`, the answer streaming now, by delta (only what arrived since the last update; a view
+        keeps what it drew in `live.views`)."""
         return ()
 
     def views_of(
-        self, conversation: list[Turn], live: Sequence[ExpertRecord] | None = None, *, streaming: bool = False
+        self, conversation: list[Turn], live: AnswerView | None = None, *, streaming: bool = False
     ) -> tuple[Any, ...]:
         """Every view of the answer beside and under the chat: the tab's own (`shown`), then the token
         view of the last answer (drawn when it ends; left as it is while one streams)."""
@@ -229,7 +232,8 @@ class ChatRegion(RegionTools):
     ) -> tuple[Any, ...]:
         """The answer's outputs, then the question box and the editing flag: left alone, or (`back`: a
         refused question) the question and its images put back as they were before it was sent."""
-        live = state.records if streaming else None
+        # by delta once the answer streams; a question refused before any answer: the conversation, whole
+        live = state if streaming or state.turn is not None else None
         box: tuple[Any, Any] = (gr.update(), gr.update())
         if back is not None:
             box = (self._box(back["content"], list(back.get("images") or [])), bool(back.get("edit")))

@@ -2,25 +2,26 @@
 token × layer map of the experts each generated token was routed to, with the load on each expert.
 
 The map is drawn from the expert records the stream carries (one per generated token, local transformers
-models), once per update while the answer streams, and from the history's copy when a conversation is
-opened again (playground/moe_view.py turns records into the plot's data).
+models): by delta while the answer streams (each update adds only the new tokens' rows, moe_map.py), and
+whole from the history's copy when a conversation is opened again (moe_view.py turns records into the
+plot's data).
 """
 
 from __future__ import annotations
 
-import html
-from collections.abc import Sequence
 from typing import Any
 
 import gradio as gr
-import pandas as pd
 
 from ..context import AppContext
 from ..errors import PlaygroundError
-from ..moe_view import RoutingMap, card, routing_map, stored_map
-from ..types import Capability, ExpertRecord, ModelSpec
-from . import render
+from ..moe_view import card
+from ..types import Capability, ModelSpec
+from . import delta, render
+from .chat_parts import AnswerView
 from .chat_region import ChatRegion, RegionConfig
+from .moe_map import LiveMap, colour, expert_label, last_map, load_frame, map_value
+from .moe_map import map_html as map_html  # the whole map's HTML, for the tab's readers
 from .render import Turn
 
 CONFIG = RegionConfig(
@@ -34,23 +35,6 @@ ARENA_NOTE = (
     "How does it compare with a dense model? The Arena tab has a preset, *Dense Phi-3.5-mini vs "
     "Phi-3.5-MoE*, that asks both the same question side by side."
 )
-# One colour per expert (cycled past 20): Tableau 20, light and dark pairs split apart.
-PALETTE = (
-    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
-    "#bab0ac", "#a0cbe8", "#ffbe7d", "#ff9d9a", "#86bcb6", "#8cd17d", "#f1ce63", "#d4a6c8", "#fabfd2",
-    "#d7b5a6", "#79706e",
-)  # fmt: skip
-LOAD_COLUMNS = ["expert", "count", "share"]
-TOKEN_CHARS = 12  # a row's label: longer tokens are cut, whole in the hover
-WAITING = "The map fills in as the answer streams: one row per generated token, one column per layer."
-
-
-def colour(expert: int) -> str:
-    return PALETTE[expert % len(PALETTE)] if expert >= 0 else "#eeeeee"
-
-
-def expert_label(expert: int) -> str:
-    return f"{expert:02d}"
 
 
 def card_markdown(spec: ModelSpec) -> str:
@@ -73,61 +57,6 @@ def card_markdown(spec: ModelSpec) -> str:
     return "\n\n".join(lines)
 
 
-def map_html(routing: RoutingMap | None, waiting: bool = False) -> str:
-    """The token × layer map as an HTML table: a cell's colour is its top expert, its text every chosen
-    expert, and its hover the token, the experts and their weights. Every token is escaped."""
-    if routing is None or routing.empty:
-        text = WAITING if waiting else "No expert map yet: ask a question with a local MoE model."
-        return f'<p class="moe-empty">{html.escape(text)}</p>'
-    head = "".join(f"<th>L{layer}</th>" for layer in range(routing.layers))
-    rows = []
-    for t, token in enumerate(routing.tokens):
-        cells = "".join(
-            f'<td class="moe-cell" style="background:{colour(routing.top[t][layer])}" '
-            f'title="{html.escape(routing.hover[t][layer], quote=True)}">'
-            f"{html.escape(' '.join(str(e) for e in routing.experts[t][layer]))}</td>"
-            for layer in range(routing.layers)
-        )
-        full = f"{t} {token}"
-        rows.append(
-            f'<tr><th class="moe-token" title="{html.escape(full, quote=True)}">'
-            f"{html.escape(short_token(full))}</th>{cells}</tr>"
-        )
-    caption = (
-        f"{len(routing.tokens)} tokens × {routing.layers} layers; {routing.top_k} of {routing.num_experts} "
-        "experts per token and layer. Colour: the expert with the highest weight; hover a cell for the "
-        "weights."
-    )
-    return (
-        f'<div class="moe-map"><p>{html.escape(caption)}</p><table><thead><tr><th>token</th>{head}</tr>'
-        f"</thead><tbody>{''.join(rows)}</tbody></table></div>"
-    )
-
-
-def short_token(text: str, limit: int = TOKEN_CHARS) -> str:
-    """A row's label cut to `limit` characters (the whole text is its hover)."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def load_frame(routing: RoutingMap | None) -> pd.DataFrame | None:
-    """The load on each expert, for the bar plot (None before any record: an empty plot, not NaN axes)."""
-    if routing is None or routing.empty:
-        return None
-    rows = [{**row, "expert": expert_label(int(row["expert"]))} for row in routing.load_rows()]  # type: ignore[call-overload]
-    return pd.DataFrame(rows, columns=LOAD_COLUMNS)
-
-
-def last_map(conversation: list[Turn]) -> RoutingMap | None:
-    """The map of the latest answer that has one (kept in the turn, live or from the history)."""
-    for turn in reversed(conversation):
-        if turn["role"] == "assistant" and turn.get("experts"):
-            try:
-                return stored_map(turn["experts"])
-            except PlaygroundError:
-                return None
-    return None
-
-
 class MoeTab(ChatRegion):
     """The chat region with mixture-of-experts models and the expert map."""
 
@@ -145,7 +74,9 @@ class MoeTab(ChatRegion):
 
     def render_beside(self) -> list[Any]:
         with gr.Column(scale=2, min_width=280):
-            expert_map = gr.HTML(map_html(None), elem_id="moe-map", label="Which experts each token went to")
+            expert_map = delta.delta_html(
+                map_value(None), elem_id="moe-map", label="Which experts each token went to"
+            )
             load = gr.BarPlot(
                 load_frame(None),
                 x="expert",
@@ -167,6 +98,11 @@ class MoeTab(ChatRegion):
         cards = [card(spec) for spec in self.ctx.registry.specs(Capability.MOE)]
         return max((c.experts for c in cards if c is not None), default=16) or 16
 
-    def shown(self, conversation: list[Turn], live: Sequence[ExpertRecord] | None = None) -> tuple[Any, ...]:
-        routing = routing_map(live) if live else (None if live is not None else last_map(conversation))
-        return map_html(routing, waiting=live is not None), load_frame(routing)
+    def shown(self, conversation: list[Turn], live: AnswerView | None = None) -> tuple[Any, ...]:
+        """The map and the load: drawn whole for a conversation, by delta for the answer streaming now
+        (one LiveMap per answer, kept with it)."""
+        if live is None:
+            routing = last_map(conversation)
+            return map_value(routing), load_frame(routing)
+        view = live.views.setdefault("moe", LiveMap())
+        return view.update(live.records)

@@ -25,6 +25,8 @@ MAP = """
   background: var(--background-fill-primary);
 }
 #moe-map td.moe-cell { min-width: 1.8em; padding: 1px 3px; }
+#moe-map thead th { position: sticky; top: 0; background: var(--background-fill-primary); }
+#moe-map thead th:first-child { left: 0; z-index: 1; }
 """
 
 LESSON = """
@@ -32,4 +34,10 @@ LESSON = """
 .lesson p { margin: 2px 0; }
 """
 
-CSS = TABLES + MAP + LESSON
+FIDELITY = """
+#arena-fidelity-tokens .fid-tokens { white-space: pre-wrap; font-family: monospace; line-height: 1.7; }
+#arena-fidelity-tokens .fid-token { border-radius: 2px; cursor: default; }
+#arena-fidelity-tokens .fid-differs { text-decoration: underline wavy; }
+"""
+
+CSS = TABLES + MAP + LESSON + FIDELITY

@@ -25,9 +25,10 @@ from ... import zerogpu
 from ...errors import ModelLoadError, PlaygroundError, ProviderError
 from ...options import GenerationOptions
 from ...types import Chunk, ExpertRecord, Finish, FinishReason, Message, ModelSpec, TokenRecord
-from ..base import StopMatcher, finish_reason_for, timed
+from ..base import Forced, StopMatcher, finish_reason_for, timed
 from . import hf_vision
 from .chat_template import phi_format
+from .forcing import fitted, forced
 from .guided import guided_processor
 from .moe import Recording, RouterTap
 from .stats import EngineStats
@@ -178,6 +179,15 @@ class TransformersModel:
         if self._vision is not None:
             return self._vision.count(messages)
         return self.count_tokens(self.render_prompt(messages))
+
+    def teacher_forced(self, text: str, limit: int) -> Forced:
+        """One forward pass over the text's tokens: every position's logits at once."""
+        import torch
+
+        ids, total = fitted(self._tokenizer(text)["input_ids"], limit, self.spec.context_window)
+        with torch.inference_mode():
+            logits = self._model(torch.tensor([ids], device=self.device)).logits[0].float().cpu().numpy()
+        return forced(ids, total, lambda one: str(self._tokenizer.decode(one)), logits)
 
     def _inputs(self, messages: Sequence[Message], prompt: str, options: GenerationOptions) -> Any:
         """The model's inputs: the processor's (token ids with image tokens, pixel values) for a vision

@@ -17,9 +17,10 @@ from ...errors import ModelLoadError
 from ...images import read_bytes
 from ...options import GenerationOptions
 from ...types import Chunk, Finish, FinishReason, Message, ModelSpec, TokenRecord
-from ..base import StopMatcher, finish_reason_for, timed
+from ..base import Forced, StopMatcher, finish_reason_for, timed
 from .capabilities import genai_vision
 from .chat_template import images_in_order, phi_format
+from .forcing import fitted, forced
 from .stats import EngineStats
 from .token_probs import TokenRecorder
 
@@ -181,6 +182,20 @@ class OnnxModel:
 
     def _text_of(self, token: int) -> str:
         return str(self._tokenizer.decode([token]))
+
+    def teacher_forced(self, text: str, limit: int) -> Forced:
+        """The text's tokens appended in one go (the prompt's path): the logits output then holds every
+        position's (get_logits() only the last)."""
+        ids, total = fitted(self._tokenizer.encode(text), limit, self.spec.context_window)
+        params = self._og.GeneratorParams(self._model)
+        params.set_search_options(max_length=len(ids) + 1)
+        generator = self._og.Generator(self._model, params)
+        try:
+            generator.append_tokens(ids)
+            logits = generator.get_output("logits")
+        finally:
+            del generator
+        return forced(ids, total, lambda one: str(self._tokenizer.decode(one)), logits)
 
     def close(self) -> None:
         self._model = None

@@ -37,7 +37,7 @@ from ... import errors
 from ...errors import ModelLoadError, ModelUnavailableError, PlaygroundError, ProviderError
 from ...options import GenerationOptions
 from ...types import Chunk, FinishReason, Message, Metrics, ModelSpec
-from ..base import WorkerInfo
+from ..base import Forced, WorkerInfo
 from . import worker
 from .protocol import (
     Call,
@@ -504,6 +504,12 @@ class ProcessModel:
         """The prompt's tokens with its images' tokens, as the engine's processor counts them."""
         value = self._call("count_prompt", tuple(messages))
         return None if value is None else int(value)
+
+    def teacher_forced(self, text: str, limit: int) -> Forced:
+        """The text fed through the model token by token: each position's log-probabilities."""
+        value = self._call("teacher_forced", text, limit)
+        assert isinstance(value, Forced)
+        return value
 
     def close(self) -> None:
         """End every worker (their memory goes back to the system); joined outside the lock."""

@@ -30,7 +30,7 @@ from ...options import GenerationOptions
 from ...types import Chunk, Message, ModelSpec
 
 EngineName = Literal["onnx", "transformers"]
-CallMethod = Literal["render_prompt", "count_tokens", "count_prompt"]
+CallMethod = Literal["render_prompt", "count_tokens", "count_prompt", "teacher_forced"]
 
 
 @dataclass(frozen=True)
