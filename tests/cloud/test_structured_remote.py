@@ -41,7 +41,7 @@ def test_transformers_serve_gets_the_format_ignores_it_and_the_answer_is_checked
 
 
 def test_the_request_carries_the_schema_and_a_regex_sends_nothing(fake: FakeServer, tmp_path: Path) -> None:
-    ctx = AppContext.create(make_settings(tmp_path / "data", OPENAI_BASE_URL=fake.url("ok")))
+    ctx = AppContext.create(make_settings(tmp_path / "data", OPENAI_BASE_URL=fake.url("ok~structured")))
     regex = ResponseFormat(kind="regex", pattern=r"The capital .*")
     try:
         for fmt in (FORMAT, ResponseFormat(kind="json"), regex):
@@ -49,7 +49,7 @@ def test_the_request_carries_the_schema_and_a_regex_sends_nothing(fake: FakeServ
             ctx.answers.complete(Request("alpha@openai-compatible", QUESTION, options))
     finally:
         ctx.close()
-    bodies = [r.body for r in fake.requests("ok") if r.method == "POST"]
+    bodies = [r.body for r in fake.requests("ok~structured") if r.method == "POST"]
     assert bodies[0]["response_format"] == {
         "type": "json_schema",
         "json_schema": {"name": "answer", "schema": SCHEMA, "strict": True},
