@@ -10,13 +10,13 @@ likes, and the check below says so). Whatever applied it, the answer is checked 
 from __future__ import annotations
 
 import json
-import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
+from . import grammar
 from .evaluate.checks import Verdict, schema_verdict
 
 MAX_SCHEMA_CHARS = 20_000  # a schema typed in the page or given to the CLI
@@ -50,10 +50,9 @@ class ResponseFormat(BaseModel):
                 raise ValueError(
                     f"a regex response format needs a pattern of 1 to {MAX_PATTERN_CHARS} characters"
                 )
-            try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise ValueError(f"the pattern is not a regular expression: {exc}") from None
+            problem = grammar.regex_problem(self.pattern)  # the engines' dialect (Rust's regex)
+            if problem:
+                raise ValueError(f"the pattern is not a regular expression the engines take: {problem}")
         return self
 
     @property
@@ -85,15 +84,17 @@ class ResponseFormat(BaseModel):
         """Whether the whole answer holds to the format, and the first thing that does not."""
         text = answer.strip()
         if self.kind == "regex":
-            matched = re.fullmatch(self.pattern, text) is not None
-            return Verdict(matched, "" if matched else f"does not match {self.pattern!r} as a whole")
+            stop = grammar.mismatch(self.pattern, text)  # an automaton, linear: a typed pattern cannot hang
+            if stop is None:
+                return Verdict(True)
+            return Verdict(False, f"does not match {self.pattern!r} as a whole (from character {stop})")
         try:
             value = json.loads(text)
         except ValueError as exc:
             return Verdict(False, f"not valid JSON: {exc.args[0] if exc.args else exc}")
         if self.kind == "json" and not isinstance(value, dict):
             return Verdict(False, "valid JSON, but not an object")
-        return schema_verdict(value, self.schema_object)
+        return schema_verdict(value, self.schema_object, linear=True)
 
     def describe(self, verdict: Verdict) -> str:
         """The check in a sentence for the page and the CLI."""
@@ -120,6 +121,9 @@ def _check_schema(text: str) -> None:
         isinstance(v, str) and not v.startswith("#") for v in _refs(schema)
     ):  # a remote $ref would make the server fetch it
         raise ValueError("the schema may only refer to its own parts ($ref starting with #)")
+    problem = grammar.schema_problem(schema)  # what the engines cannot hold an answer to
+    if problem:
+        raise ValueError(f"the engines cannot hold an answer to this schema: {problem}")
 
 
 def _refs(value: Any) -> list[Any]:

@@ -84,6 +84,7 @@ def test_without_a_format_the_model_answers_as_it_likes(ctx: AppContext) -> None
             "only refer to its own",
         ),
         ({"kind": "regex", "pattern": "(unclosed"}, "not a regular expression"),
+        ({"kind": "regex", "pattern": "(?=look)ahead"}, "not a regular expression the engines take"),
         ({"kind": "regex", "pattern": ""}, "needs a pattern"),
         ({"kind": "xml"}, "response_format"),
     ],
@@ -91,6 +92,16 @@ def test_without_a_format_the_model_answers_as_it_likes(ctx: AppContext) -> None
 def test_a_bad_format_is_one_clear_message(values: dict[str, str], message: str) -> None:
     with pytest.raises(InvalidOptionsError, match=re.escape(message)):
         GenerationOptions.parse(response_format=values)
+
+
+def test_a_pattern_that_backtracks_for_ever_is_checked_at_once() -> None:
+    """The check runs an automaton (grammar.py): Python's `re` would take 2^40 steps on these."""
+    fmt = ResponseFormat(kind="regex", pattern="(a+)+$")
+    verdict = fmt.check("a" * 40 + "!")
+    assert not verdict.passed and "from character 40" in verdict.detail
+    schema = {"type": "object", "properties": {"s": {"type": "string", "pattern": "^(a+)+$"}}}
+    held = ResponseFormat(kind="json_schema", schema_text=json.dumps(schema))
+    assert not held.check(json.dumps({"s": "a" * 40 + "!"})).passed and held.check('{"s": "aaa"}').passed
 
 
 def test_the_check_names_the_first_error() -> None:

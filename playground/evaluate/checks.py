@@ -8,6 +8,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .sets import EvalItem
 
@@ -98,18 +99,40 @@ def _json(item: EvalItem, answer: str) -> Verdict:
     return schema_verdict(value, item.schema_ or {}, "the item's schema")
 
 
-def schema_verdict(value: object, schema: dict[str, object], whose: str = "the schema") -> Verdict:
-    """Whether a JSON value holds to a schema, and where it first does not (structured output too)."""
+def schema_verdict(
+    value: object, schema: dict[str, object], whose: str = "the schema", *, linear: bool = False
+) -> Verdict:
+    """Whether a JSON value holds to a schema, and where it first does not (structured output too).
+    `linear`: the schema's `pattern` keywords are matched by an automaton (grammar.py), never by
+    backtracking, for a schema a visitor typed."""
     import jsonschema
 
     try:
-        jsonschema.validate(value, schema)
+        if linear:
+            _linear_validator(schema).validate(value)
+        else:
+            jsonschema.validate(value, schema)
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "the value"
         return Verdict(False, f"{where}: {exc.message}")
     except jsonschema.SchemaError as exc:
         return Verdict(False, f"{whose} is not valid: {exc.message}")
     return Verdict(True)
+
+
+def _linear_validator(schema: dict[str, object]) -> Any:
+    """A Draft 2020-12 validator whose `pattern` keyword is matched in linear time."""
+    import jsonschema
+
+    from ..grammar import json_string_matches
+
+    def pattern(validator: Any, value: str, instance: object, _: object) -> Any:
+        if isinstance(instance, str) and not json_string_matches(value, instance):
+            yield jsonschema.ValidationError(f"{instance!r} does not match {value!r}")
+
+    kind = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": pattern})
+    kind.check_schema(schema)
+    return kind(schema)
 
 
 def parse_json(answer: str) -> tuple[object, str]:
