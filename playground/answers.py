@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .chat import ChatService, Prepared
 from .errors import HistoryError, PlaygroundError, ProviderError, StoppedError
@@ -37,6 +37,7 @@ from .providers.guard import guarded_stream
 from .public.concurrency import ProviderSlots, Ticket
 from .registry import Lease
 from .stops import StopSignals
+from .structured import ResponseFormat
 from .types import Chunk, ExpertRecord, FinishReason, Message, Metrics, ModelSpec, TokenRecord
 
 log = logging.getLogger(__name__)
@@ -276,7 +277,7 @@ class AnswerService:
     # Inside
 
     def _events(self, request: Request, answer: Answer) -> Generator[Event, None, None]:
-        run = _Run(request.record, answer.stop_event)
+        run = _Run(request.record, answer.stop_event, request.options.response_format)
         try:
             finished = yield from self._answer(request, run)
             yield finished  # after the model's lease and the provider's slot are given back
@@ -377,9 +378,12 @@ def _line_notice(provider: str, ahead: int) -> str:
 class _Run:
     """One answer's own state: its clock, what arrived, and its row in the history (if it is kept)."""
 
-    def __init__(self, target: Recording | None, stop: threading.Event) -> None:
+    def __init__(
+        self, target: Recording | None, stop: threading.Event, response_format: ResponseFormat | None = None
+    ) -> None:
         self.target = target
         self.stop = stop
+        self.response_format = response_format  # checked at the end, and the check kept with the metrics
         self.began = time.perf_counter()
         self.started: float | None = None
         self.first: float | None = None
@@ -432,6 +436,9 @@ class _Run:
             metrics = self._measured(
                 FinishReason.CANCELLED if self.stop.is_set() else FinishReason.INTERRUPTED
             )
+        if self.response_format is not None and not error:
+            fmt = self.response_format
+            metrics = replace(metrics, checked=fmt.describe(fmt.check(self.text)))
         self._write(metrics, error)
         return Finished(metrics, error)
 

@@ -173,9 +173,8 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         print()
         if args.logprobs:
             print(token_table(result.tokens) or token_note(result.spec, False), file=sys.stderr)
-        fmt = request.options.response_format
-        if fmt is not None:
-            print(fmt.describe(fmt.check(result.text)), file=sys.stderr)
+        if result.metrics.checked:
+            print(result.metrics.checked, file=sys.stderr)
         note = result.metrics.note if result.metrics is not None else ""
         if result.reason == FinishReason.INTERRUPTED and note:  # why, in words (a read timeout, say)
             print(f"[interrupted: {note} Above is what arrived.]", file=sys.stderr)

@@ -75,6 +75,7 @@ class Metrics:
     finish_reason: FinishReason = FinishReason.STOP
     estimated: bool = False
     note: str = ""  # why an answer ended early, in words (an engine process that died, for one)
+    checked: str = ""  # the answer against the response format it was held to, in words (structured.py)
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)

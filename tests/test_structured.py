@@ -173,10 +173,13 @@ def test_the_page_control_holds_the_answer_and_says_whether_it_holds(ctx: AppCon
         response_format=(kind, spec),
         options=long,
     )
-    conversation, notice = updates[-1][0], updates[-1][4]
+    conversation, conversation_id, chat = updates[-1][0], updates[-1][1], updates[-1][2]
     assert json.loads(conversation[-1]["content"])["retired"] in (True, False)
-    assert conversation[-1]["format_check"] == {"passed": True, "detail": ""}
-    assert "✓ The answer holds to the JSON schema." in notice
+    assert conversation[-1]["metrics"]["checked"] == "✓ The answer holds to the JSON schema."
+    assert "✓ The answer holds to the JSON schema." in str(chat[-1]), "said in the line under the answer"
+    owner = conversation_id and ctx.history.conversations.owner_of(conversation_id)
+    stored = ctx.history.conversations.get_conversation(owner, conversation_id).messages[-1]
+    assert stored.metrics is not None and stored.metrics["checked"].startswith("✓"), "kept with the answer"
     broken = page_answer(
         instruct, ask("Hi"), new_browser_id(), ENGINES[0], response_format=("JSON schema", "{oops")
     )

@@ -13,7 +13,7 @@ from ..errors import InvalidOptionsError
 from ..moe_view import pack
 from ..options import GenerationOptions
 from ..repetition import repetition_hint
-from ..structured import ResponseFormat, from_choice
+from ..structured import from_choice
 from ..text import valid_text
 from ..types import ExpertRecord, TokenRecord
 from . import render
@@ -157,15 +157,6 @@ class AnswerView:
             self.meter = render.context_meter(
                 self.prompt_tokens + finished.metrics.completion_tokens, self.window
             )
-
-    def check_format(self, response_format: ResponseFormat | None) -> None:
-        """The answer against the format it was held to: kept in the turn and said under the answer."""
-        if response_format is None or self.turn is None or self.refused:
-            return
-        verdict = response_format.check(self.turn["content"])
-        self.turn["format_check"] = verdict.to_dict()
-        said = render.safe_markdown(response_format.describe(verdict))
-        self.notice = " ".join(part for part in (self.notice, said) if part)
 
     def withdraw(self, question: Turn) -> Turn | None:
         """A refused new question is taken off the conversation (as it was before the attempt) and

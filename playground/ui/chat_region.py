@@ -173,7 +173,6 @@ class ChatRegion(RegionTools):
                     state.take(event)
                 if not state.finished:
                     yield self._outputs(state, streaming=True)
-        state.check_format(chosen.response_format)
         yield self._outputs(state, back=state.withdraw(question) if state.refused else None)
 
     def add_question(self, value: Box, conversation: list[Turn], editing: bool) -> tuple[Any, ...]:

@@ -60,6 +60,8 @@ def metrics_line(turn: Turn) -> str:
         note = f"{note.split(':')[0]}: {metrics['note']}"
     if note:
         parts.append(note)
+    if metrics.get("checked"):  # the response format's check (structured output)
+        parts.append(str(metrics["checked"]))
     return " · ".join(p for p in parts if p)
 
 
