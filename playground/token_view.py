@@ -90,18 +90,23 @@ def _alternatives(record: Mapping[str, Any]) -> str:
     return f'<span class="tv-alts"><b>{head}</b>{"".join(rows)}</span>'
 
 
+def token_span(record: TokenRecord | Mapping[str, Any]) -> str:
+    """One token, tinted by its probability, with its alternatives on hover or tap (focus)."""
+    data = as_dicts([record])[0]
+    shown = html.escape(str(data.get("text", ""))).replace("\n", "↵<br>") or "∅"
+    tint = _tint(probability(data.get("logprob")))
+    return f'<span class="tv-tok" tabindex="0" style="{tint}">{shown}{_alternatives(data)}</span>'
+
+
 def token_html(records: Sequence[TokenRecord | Mapping[str, Any]], note: str) -> str:
-    """The answer as tinted tokens, each with its alternatives on hover or tap (focus), and the note."""
-    spans = []
-    for record in as_dicts(records):
-        text = str(record.get("text", ""))
-        shown = html.escape(text).replace("\n", "↵<br>") or "∅"
-        spans.append(
-            f'<span class="tv-tok" tabindex="0" style="{_tint(probability(record.get("logprob")))}">'
-            f"{shown}{_alternatives(record)}</span>"
-        )
-    body = f'<div class="tv-tokens">{"".join(spans)}</div>' if spans else ""
+    """The answer as tinted tokens, and the note (the whole view as one piece of HTML)."""
+    spans = "".join(token_span(record) for record in records)
+    body = f'<div class="tv-tokens">{spans}</div>' if spans else ""
     return f'{body}<p class="tv-note">{html.escape(note)}</p>'
+
+
+# The page's view streams by delta (ui/delta.py): its shell, then one row (a token's span) per token.
+SHELL = '<div class="tv-tokens" data-rows></div><p class="tv-note" data-part="note"></p>'
 
 
 CSS = """

@@ -164,26 +164,36 @@ def test_a_provider_without_probabilities_says_so(ctx: AppContext) -> None:
 
 
 def test_the_page_toggle_asks_for_records_and_the_view_comes_back_from_history(ctx: AppContext) -> None:
-    """The Instruct tab with Token view on: the answer's last update draws its tokens (none drawn while
-    it streams), the history keeps them, and opening the conversation again draws the same view; with
-    the toggle off nothing is asked and the view says how to get one."""
+    """The Instruct tab with Token view on: the view streams by delta (each update only the new tokens,
+    the page appends them), the history keeps the records, and opening the conversation again draws the
+    same view whole; with the toggle off nothing is asked and the view says how to get one."""
+    from playground.ui.delta import DeltaPage
     from tests.test_tabs import answer, build
     from tests.test_tabs import ask as question
 
     history, uis, regions = build(ctx)
     owner = new_browser_id()
     updates = answer(regions["instruct"], question(QUESTION), owner, ENGINES[0], token_view=True)
-    tokens_at = len(uis[0].opened) - 1  # the token view is the last of the region's shows
-    streamed = [u[tokens_at] for u in updates[:-1]]
-    assert all(not isinstance(v, str) for v in streamed), "nothing drawn per update while it streams"
-    final = updates[-1][tokens_at]
+    at = len(uis[0].opened) - 1  # the token view is the last of the region's shows
+    page = DeltaPage()
+    sent = []
+    for update in updates:
+        if isinstance(update[at], str):
+            page.apply(update[at])
+            sent += json.loads(update[at]).get("rows") or []
     conversation, conversation_id = updates[-1][0], updates[-1][1]
     count = conversation[-1]["metrics"]["completion_tokens"]
-    assert final.count('class="tv-tok"') == count and LOCAL_NOTE in final
-    outputs = history.open(uis, conversation_id, owner)
-    assert outputs[len(uis[0].opened) - 1] == final, "reopened: the same view"
+    assert page.html.count('class="tv-tok"') == count == len(sent), "each token sent once, all of them held"
+    assert page.parts["note"] == LOCAL_NOTE
+    reopened = DeltaPage()
+    reopened.apply(history.open(uis, conversation_id, owner)[at])
+    assert reopened.html == page.html, "reopened: the same view, drawn whole"
     plain = answer(regions["instruct"], question(QUESTION), new_browser_id(), ENGINES[0])
-    assert "tv-tok" not in plain[-1][tokens_at] and "turn the token view on" in plain[-1][tokens_at]
+    off = DeltaPage()
+    for update in plain:
+        if isinstance(update[at], str):
+            off.apply(update[at])
+    assert 'class="tv-tok"' not in off.html and "turn the token view on" in off.parts["note"]
     assert "tokens" not in plain[-1][0][-1]
     assert regions["instruct"].toggle_tokens(True)["visible"] is True
 
@@ -209,3 +219,26 @@ def test_api_callers_get_the_records_from_their_own_endpoint(ctx: AppContext) ->
     assert len(answer["tokens"]) == 6 and all(len(t["top"]) == 3 for t in answer["tokens"])
     assert answer["tokens"][0]["top"][0]["id"] == answer["tokens"][0]["id"] and answer["note"] == LOCAL_NOTE
     assert bad is not None and "logprobs" in bad and "from 0 to 10" in bad
+
+
+def test_each_streamed_update_of_the_view_is_the_same_size_at_64_and_512_tokens(ctx: AppContext) -> None:
+    """By delta: an update carries only the new token's row, whatever came before (the whole view at
+    512 tokens would be 8 times the one at 64)."""
+    from playground.ui.chat_parts import AnswerView
+    from playground.ui.instruct import InstructTab
+
+    region = InstructTab(ctx)
+    top = tuple(TokenChoice(f"w{i}", i, math.log(0.5 / (i + 1))) for i in range(10))
+    live = AnswerView([], None)
+    sizes = {}
+    for n in range(513):
+        live.tokens.append(TokenRecord(n, " word", 7, math.log(0.5), top, 1.2))
+        payload = region.token_delta(live, ended=False)
+        if n in (64, 512):
+            sizes[n] = len(payload.encode())
+            assert json.loads(payload)["start"] == n and len(json.loads(payload)["rows"]) == 1
+    assert abs(sizes[512] - sizes[64]) <= 0.2 * sizes[64], sizes
+    whole = region.token_view(
+        [{"role": "assistant", "content": "", "tokens": [r.to_dict() for r in live.tokens]}]
+    )
+    assert len(whole) > 400 * sizes[512], "the whole view, for comparison"

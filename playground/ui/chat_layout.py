@@ -23,6 +23,7 @@ from .chat_controls import (
     render_webcam,
     wire_answer_controls,
 )
+from .delta import delta_html
 
 if TYPE_CHECKING:
     from .chat_region import ChatRegion, RegionUI
@@ -159,7 +160,7 @@ class ChatLayout:
             )
             shows = self.region.render_beside()
         notice = gr.Markdown(elem_id=f"{self.prefix}-notice", elem_classes=["chat-notice"])
-        tokens = gr.HTML("", visible=False, elem_id=f"{self.prefix}-tokens", elem_classes=["token-view"])
+        tokens = delta_html(visible=False, elem_id=f"{self.prefix}-tokens", elem_classes=["token-view"])
         return ChatArea(chatbot, [*shows, tokens], notice)
 
     def render_composer(self) -> Composer:

@@ -105,8 +105,11 @@ class ChatRegion(RegionTools):
         self, conversation: list[Turn], live: AnswerView | None = None, *, streaming: bool = False
     ) -> tuple[Any, ...]:
         """Every view of the answer beside and under the chat: the tab's own (`shown`), then the token
-        view of the last answer (drawn when it ends; left as it is while one streams)."""
-        return (*self.shown(conversation, live), gr.update() if streaming else self.token_view(conversation))
+        view of the last answer (by delta while one streams and when it ends; whole otherwise)."""
+        tokens = (
+            self.token_view(conversation) if live is None else self.token_delta(live, ended=not streaming)
+        )
+        return (*self.shown(conversation, live), tokens)
 
     def render_card_extra(self, spec: ModelSpec) -> list[Any]:
         """Components under the model card; `describe_extra` gives their values for another model."""

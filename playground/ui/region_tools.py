@@ -13,9 +13,11 @@ from ..codegen import code_for
 from ..context import AppContext
 from ..errors import PlaygroundError
 from ..structured import ResponseFormat, label_of
-from ..token_view import token_html, token_note
+from ..token_view import SHELL, token_note, token_span
+from ..types import ModelSpec
 from . import render, widgets
-from .chat_parts import Box, with_format, with_pending
+from .chat_parts import AnswerView, Box, with_format, with_pending
+from .delta import append, redraw
 from .render import Turn
 
 
@@ -26,16 +28,32 @@ class RegionTools:
     examples: dict[str, ResponseFormat]
 
     def token_view(self, conversation: list[Turn]) -> str:
-        """The last answer as its tokens, each with its probability and alternatives (token_view.py)."""
+        """The last answer as its tokens, each with its probability and alternatives (token_view.py),
+        drawn whole (a conversation opened or begun): a delta.py payload."""
         answer = next((t for t in reversed(conversation) if t["role"] == "assistant"), None)
         if answer is None:
-            return ""
+            return redraw(SHELL)
         tokens = answer.get("tokens") or []
+        note = token_note(self._spec_of(answer), bool(tokens))
+        return redraw(SHELL, [token_span(t) for t in tokens], {"note": note})
+
+    def token_delta(self, live: AnswerView, *, ended: bool) -> Any:
+        """The answer streaming now, by delta: only its tokens since the last update (the first update
+        starts the view again), and the note once it ends; nothing when nothing is new."""
+        records, sent = live.tokens, live.views.get("tokens")
+        live.views["tokens"] = len(records)
+        note = {"note": token_note(self._spec_of(live.turn or {}), bool(records))} if ended else None
+        if sent is None:
+            return redraw(SHELL, [token_span(r) for r in records], note)
+        if len(records) == sent and not ended:
+            return gr.update()
+        return append(sent, [token_span(r) for r in records[sent:]], note)
+
+    def _spec_of(self, answer: Turn) -> ModelSpec | None:
         try:
-            spec = self.ctx.registry.resolve(str(answer.get("model") or ""))
+            return self.ctx.registry.resolve(str(answer.get("model") or ""))
         except PlaygroundError:
-            spec = None
-        return token_html(tokens, token_note(spec, bool(tokens)))
+            return None
 
     def pick_format(self, title: str | None) -> tuple[Any, Any]:
         """An example of prompts/formats.toml into the Response format control."""
