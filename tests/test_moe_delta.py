@@ -126,7 +126,11 @@ def test_the_handler_sends_each_row_once_and_the_page_holds_them_all(ctx: AppCon
     payloads = [json.loads(u[5]) for u in updates]
     sent = 0
     page = delta.DeltaPage()
+    previous = None
     for payload, update in zip(payloads, updates, strict=True):
+        if update[5] == previous:  # no new record: the same value again, which Gradio does not send
+            continue
+        previous = update[5]
         rows = payload.get("rows", [])
         if "shell" in payload:
             assert sent == 0, "only the first updates redraw"
