@@ -2,8 +2,9 @@
 
 Records come from the pipeline's `Tokens` events (TokenRecord), or their dicts as the history keeps them
 (`TokenRecord.to_dict`). This module says where the figures come from (`token_note`) and draws them: a
-table for the terminal (`token_table`) and HTML for the page (`token_html`: each token tinted by how
-unlikely it was, its alternatives on hover or tap). Every token's text is escaped.
+table for the terminal (`token_table`) and HTML for the page (`token_span`: one row of the view that
+ui/delta.py streams, each token tinted by how unlikely it was, its alternatives on hover or tap). Every
+token's text is escaped.
 """
 
 from __future__ import annotations
@@ -96,13 +97,6 @@ def token_span(record: TokenRecord | Mapping[str, Any]) -> str:
     shown = html.escape(str(data.get("text", ""))).replace("\n", "↵<br>") or "∅"
     tint = _tint(probability(data.get("logprob")))
     return f'<span class="tv-tok" tabindex="0" style="{tint}">{shown}{_alternatives(data)}</span>'
-
-
-def token_html(records: Sequence[TokenRecord | Mapping[str, Any]], note: str) -> str:
-    """The answer as tinted tokens, and the note (the whole view as one piece of HTML)."""
-    spans = "".join(token_span(record) for record in records)
-    body = f'<div class="tv-tokens">{spans}</div>' if spans else ""
-    return f'{body}<p class="tv-note">{html.escape(note)}</p>'
 
 
 # The page's view streams by delta (ui/delta.py): its shell, then one row (a token's span) per token.

@@ -99,26 +99,21 @@ def test_an_update_costs_the_same_at_token_512_as_at_token_64(ctx: AppContext, t
     assert t512 < 1.5 * t64 + 0.0005, (t64, t512)
 
 
+def respond(tab: MoeTab, conversation: list[Any], session: str) -> Any:
+    """The MoE tab's `respond` for the last question, greedy, incognito, no token view or format."""
+    return tab.respond(
+        gr.Request(session_hash=session), conversation, None, new_browser_id(), {}, True, False, "Text", "",
+        MOE, "", *GREEDY,
+    )  # fmt: skip
+
+
 def test_the_handler_sends_each_row_once_and_the_page_holds_them_all(ctx: AppContext, tab: MoeTab) -> None:
     """The real handler (`respond`, batched by time as in the app): the first update redraws the map, every
     other one appends from where the last one ended; nothing is sent twice and nothing is missed."""
     _, conversation, _, _ = add_question("Tell me about the sea.", [], False)
 
     async def run() -> list[tuple[Any, ...]]:
-        stream = tab.respond(
-            gr.Request(session_hash="delta"),
-            conversation,
-            None,
-            new_browser_id(),
-            {},
-            True,
-            False,
-            "Text",
-            "",
-            MOE,
-            "",
-            *GREEDY,
-        )
+        stream = respond(tab, conversation, "delta")
         return [update async for update in stream]
 
     with ThreadPoolExecutor(1) as pool:
@@ -188,20 +183,7 @@ def test_a_stopped_answer_keeps_every_row_it_streamed(ctx: AppContext, tab: MoeT
 
     async def run() -> list[tuple[Any, ...]]:
         updates = []
-        stream = tab.respond(
-            gr.Request(session_hash=session),
-            conversation,
-            None,
-            new_browser_id(),
-            {},
-            True,
-            False,
-            "Text",
-            "",
-            MOE,
-            "",
-            *GREEDY,
-        )
+        stream = respond(tab, conversation, session)
         async for update in stream:
             updates.append(update)
             if json.loads(update[5]).get("rows"):

@@ -171,9 +171,9 @@ def test_on_the_real_engine_a_visitor_goes_before_an_arena_rounds_second_side(tm
             return any(isinstance(e, Waiting) for e in events[owner])
 
     try:
-        long, long_thread = drive("z", 512)
+        long, long_thread = drive("z", 4096)  # far longer than the setup below: it ends by Stop
         until(lambda: starts == ["z"])
-        side_a, a_thread = drive("v/a", 512)
+        side_a, a_thread = drive("v/a", 4096)
         until(lambda: starts == ["z", "v/a"])
         _, b_thread = drive("v/b", 8)
         until(lambda: waits("v/b"))

@@ -17,7 +17,7 @@ from playground.history import new_browser_id
 from playground.history.export import export_json
 from playground.options import GenerationOptions
 from playground.settings import Settings
-from playground.token_view import LOCAL_NOTE, token_html, token_note
+from playground.token_view import LOCAL_NOTE, token_note, token_span
 from playground.types import Message, TokenChoice, TokenRecord
 from tests.support import QUESTION
 from tests.test_cli import cli
@@ -148,12 +148,11 @@ def test_the_page_draws_each_token_tinted_with_its_alternatives_escaped(tmp_path
     hostile = TokenRecord(1, "<img src=x onerror=alert(1)>", 5, math.log(0.2), (), 1.5)
     likely = TokenRecord(0, "Paris", 4, math.log(0.9), (TokenChoice("Paris", 4, math.log(0.9)),
                                                           TokenChoice("Lyon", 9, None)), 0.3)  # fmt: skip
-    page = token_html([likely, hostile], LOCAL_NOTE)
+    page = token_span(likely) + token_span(hostile)
     assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
     assert page.count('class="tv-tok"') == 2
     assert "90.0%" in page and "20.0%" in page and "cut off" in page and "entropy 0.30 nats" in page
     assert "rgba(255, 140, 0, 0.08)" in page and "rgba(255, 140, 0, 0.68)" in page, "unlikely: stronger"
-    assert LOCAL_NOTE in page
 
 
 def test_a_provider_without_probabilities_says_so(ctx: AppContext) -> None:

@@ -11,8 +11,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ...errors import ModelLoadError
 from ...images import read_bytes
 from ...options import GenerationOptions
@@ -156,22 +154,6 @@ class OnnxModel:
             yield Finish(len(tokens), produced, reason)
         finally:  # the engine's RuntimeError, ValueError or MemoryError is translated by the guard
             self.stats.end()
-            del generator
-
-    def encode(self, text: str) -> list[int]:
-        return [int(t) for t in self._tokenizer.encode(text)]
-
-    def next_logits(self, ids: Sequence[int]) -> Iterator[np.ndarray]:
-        """Teacher forcing (fidelity.py): for each position of `ids` but the last, the logits of the
-        token after it, one step at a time (the generator gives the last position's only)."""
-        params = self._og.GeneratorParams(self._model)
-        params.set_search_options(max_length=len(ids) + 1, do_sample=False)
-        generator = self._og.Generator(self._model, params)
-        try:
-            for token in ids[:-1]:
-                generator.append_tokens([int(token)])
-                yield np.asarray(generator.get_logits(), dtype=np.float32).reshape(-1)
-        finally:
             del generator
 
     def _recorder(self, options: GenerationOptions, prompt: Sequence[int]) -> TokenRecorder | None:
