@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from .branching import Branch, branch_options
 from .chat import ChatService, Prepared
 from .errors import HistoryError, PlaygroundError, ProviderError, StoppedError
 from .history import AnswerRecorder, ConversationStore
@@ -76,7 +77,8 @@ class Recording:
 @dataclass(frozen=True)
 class Request:
     """One question to one model. `owner`: whose place in a provider's line (a session, or one arena
-    side of it); `stop`: the (session, pane) whose Stop button ends it; `record`: None writes nothing."""
+    side of it); `stop`: the (session, pane) whose Stop button ends it; `record`: None writes nothing;
+    `branch`: the answer is continued from these tokens (branching.py) instead of begun."""
 
     model: str
     messages: Sequence[Message]
@@ -86,6 +88,7 @@ class Request:
     owner: str | None = None
     stop: tuple[str | None, str] | None = None
     record: Recording | None = None
+    branch: Branch | None = None
 
 
 # What a caller draws
@@ -101,12 +104,14 @@ class Waiting:
 @dataclass(frozen=True)
 class Started:
     """The request as it goes to the engine: the model, the prompt's tokens, the options as sent
-    (the model's sampling defaults and the window applied) and what was changed to fit, in words."""
+    (the model's sampling defaults and the window applied) and what was changed to fit, in words;
+    `message_id`: the answer's row in the history (None: not kept)."""
 
     spec: ModelSpec
     prompt_tokens: int | None
     options: GenerationOptions
     notice: str = ""
+    message_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -277,7 +282,7 @@ class AnswerService:
     # Inside
 
     def _events(self, request: Request, answer: Answer) -> Generator[Event, None, None]:
-        run = _Run(request.record, answer.stop_event, request.options.response_format)
+        run = _Run(request.record, answer.stop_event, request.options.response_format, request.branch)
         try:
             finished = yield from self._answer(request, run)
             yield finished  # after the model's lease and the provider's slot are given back
@@ -297,16 +302,19 @@ class AnswerService:
     def _answer(self, request: Request, run: _Run) -> Generator[Event, None, Finished]:
         spec = self.chat.resolve(request.model, request.provider, has_key=bool(request.api_key))
         self.chat.check(spec, request.messages)  # refused before anything loads
+        options = request.options
+        if request.branch is not None:
+            options = branch_options(spec, options, request.branch)
         loading = self.chat.loading_notice(spec)
         if loading:
             yield Waiting(f"⏳ {loading}")
         began = time.perf_counter()
         with self.registry.lease(spec, stop=run.stop) as lease:
             try:
-                prepared = self.chat.prepare(lease.model, request.messages, request.options, request.api_key)
+                prepared = self.chat.prepare(lease.model, request.messages, options, request.api_key)
             except ProviderError:  # the engine failed on the request (its chat template, say): an answer
-                run.record(spec, request.options)  # that failed, kept and shown as one, not a refusal
-                yield Started(spec, None, request.options)
+                run.record(spec, options)  # that failed, kept and shown as one, not a refusal
+                yield Started(spec, None, options, message_id=run.message_id)
                 raise
             notice = prepared.notice
             if loading:
@@ -314,7 +322,7 @@ class AnswerService:
                     f"{prepared.spec.name} loaded in {time.perf_counter() - began:.1f} s. {notice}".strip()
                 )
             run.record(prepared.spec, prepared.options, prepared.prompt_tokens)
-            yield Started(prepared.spec, prepared.prompt_tokens, prepared.options, notice)
+            yield Started(prepared.spec, prepared.prompt_tokens, prepared.options, notice, run.message_id)
             ticket = self.slots.ticket(prepared.spec.provider, request.owner)
             try:
                 if ticket is not None and not (yield from _wait_in_line(ticket, run.stop)):
@@ -327,6 +335,7 @@ class AnswerService:
     def _stream(self, lease: Lease, prepared: Prepared, run: _Run) -> Generator[Event, None, Finished]:
         run.started = time.perf_counter()
         metrics: Metrics | None = None
+        yield from run.given()
         stream = _engine_stream(lease, prepared, run.stop)
         try:
             for chunk in stream:
@@ -379,11 +388,16 @@ class _Run:
     """One answer's own state: its clock, what arrived, and its row in the history (if it is kept)."""
 
     def __init__(
-        self, target: Recording | None, stop: threading.Event, response_format: ResponseFormat | None = None
+        self,
+        target: Recording | None,
+        stop: threading.Event,
+        response_format: ResponseFormat | None = None,
+        branch: Branch | None = None,
     ) -> None:
         self.target = target
         self.stop = stop
         self.response_format = response_format  # checked at the end, and the check kept with the metrics
+        self.branch = branch
         self.began = time.perf_counter()
         self.started: float | None = None
         self.first: float | None = None
@@ -391,6 +405,7 @@ class _Run:
         self.text = ""
         self.experts: list[ExpertRecord] = []
         self.tokens: list[TokenRecord] = []
+        self.offset = 0  # added to the index of the engine's records (a branch's given tokens come first)
         self.recorder: AnswerRecorder | None = None
         self.prompt_tokens = 0
         self.ended = False
@@ -404,13 +419,30 @@ class _Run:
         conversation_id = target.question() if target.question is not None else target.conversation_id
         if conversation_id is None:
             return
+        branch = self.branch
         self.recorder = target.store.start_answer(
             target.owner,
             conversation_id,
             model=spec.id if target.model is None else target.model,
             engine=spec.provider if target.engine is None else target.engine,
-            parameters=options.model_dump(mode="json") | dict(target.parameters),
+            parameters=options.model_dump(mode="json", exclude={"answer_prefix"}) | dict(target.parameters),
+            branch_at=None if branch is None else branch.at,
         )
+
+    @property
+    def message_id(self) -> str | None:
+        return None if self.recorder is None else self.recorder.message_id
+
+    def given(self) -> Iterator[Event]:
+        """A branch's given tokens' records (and expert records), before the engine's, which are
+        numbered after them; its text comes from the engine, which decodes the given tokens first."""
+        if self.branch is None:
+            return
+        for record in self.branch.tokens:
+            yield from self.take(Chunk(tokens=record))
+        for expert in self.branch.experts:
+            yield from self.take(Chunk(experts=expert))
+        self.offset = len(self.branch.tokens)
 
     def take(self, chunk: Chunk) -> Iterator[Event]:
         if chunk.text:
@@ -421,11 +453,13 @@ class _Run:
                 self.recorder.update(self.text)
             yield Text(chunk.text)
         if chunk.experts is not None:
-            self.experts.append(chunk.experts)
-            yield Experts(chunk.experts)
+            experts = replace(chunk.experts, index=chunk.experts.index + self.offset)
+            self.experts.append(experts)
+            yield Experts(experts)
         if chunk.tokens is not None:
-            self.tokens.append(chunk.tokens)
-            yield Tokens(chunk.tokens)
+            tokens = replace(chunk.tokens, index=chunk.tokens.index + self.offset)
+            self.tokens.append(tokens)
+            yield Tokens(tokens)
 
     def end(self, metrics: Metrics | None, *, error: str = "") -> Finished:
         """The answer's end, recorded: the engine's metrics, else this run's own (a stopped answer)."""

@@ -37,6 +37,12 @@ class GenerationOptions(BaseModel):
     response_format: ResponseFormat | None = Field(
         None, description="structured output: JSON, a JSON schema or a regex the answer is held to"
     )
+    answer_prefix: tuple[int, ...] = Field(
+        (),
+        max_length=32768,
+        description="a branch: the answer's first tokens (the model's own token ids), given; the engine "
+        "continues after them",
+    )
 
     @field_validator("stop", mode="before")
     @classmethod

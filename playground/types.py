@@ -148,15 +148,19 @@ class TokenRecord:
     logprob: float | None
     top: tuple[TokenChoice, ...] = ()
     entropy: float | None = None
+    forced: bool = False  # put there by the visitor (a branch's first token), not drawn by the engine
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        data: dict[str, object] = {
             "text": self.text,
             "id": self.id,
             "logprob": self.logprob,
             "top": [choice.to_dict() for choice in self.top],
             "entropy": self.entropy,
         }
+        if self.forced:
+            data["forced"] = True
+        return data
 
     @classmethod
     def from_dict(cls, index: int, data: dict[str, Any]) -> TokenRecord:
@@ -172,6 +176,7 @@ class TokenRecord:
             _float_or_none(data.get("logprob")),
             top,
             _float_or_none(data.get("entropy")),
+            data.get("forced") is True,
         )
 
 
@@ -247,6 +252,7 @@ class ModelSpec:
     records_experts: bool = False  # streams each token's expert routing (an MoE model on transformers)
     gives_logprobs: bool = False  # can stream each token's probability and alternatives (token view)
     takes_response_format: bool = False  # can hold an answer to a JSON schema, JSON or a regex
+    continues_answer: bool = False  # can continue an answer from given tokens (a branch from a token)
     max_workers: int = 1  # worker processes its answers may run in at once (local models)
     extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 

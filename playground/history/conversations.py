@@ -95,13 +95,26 @@ class ConversationStore:
         )
 
     def chat_messages(self, owner: str, conversation_id: str) -> list[Message]:
-        """The conversation as the chat service takes it, to continue it (images as file paths)."""
+        """The conversation as the chat service takes it, to continue it (images as file paths; of a
+        turn's branches, the one shown)."""
         conversation = self.get_conversation(owner, conversation_id)
         return [
             Message(m.role, m.text, tuple(str(self.images.image_path(ref)) for ref in m.images))
             for m in conversation.messages
-            if m.role != "assistant" or m.text
+            if (m.role != "assistant" or m.text) and not m.hidden
         ]
+
+    def show_branch(self, owner: str, conversation_id: str, message_id: str) -> None:
+        """Show this answer of the last turn (one of its branches) and hide the turn's others: the
+        conversation continues from it."""
+        with self.db.write() as conn:
+            _check_conversation(conn, owner, conversation_id)
+            if not _hide_answers(conn, conversation_id, keep=message_id):
+                raise HistoryError(
+                    "That answer is not one of the last question's: only the last answer's branches can be "
+                    "switched."
+                )
+            touch_conversation(conn, conversation_id, utc_now())
 
     def rename_conversation(self, owner: str, conversation_id: str, title: str) -> None:
         with self.db.write() as conn:
@@ -134,13 +147,21 @@ class ConversationStore:
         parameters: Mapping[str, object] | None = None,
         metrics: Metrics | Mapping[str, object] | None = None,
         finish_reason: FinishReason | str | None = None,
+        branch_at: int | None = None,
     ) -> str:
-        """Append a message to this owner's conversation (committed on return); its id."""
-        draft = message_draft(role, text, images, model, engine, parameters, metrics, finish_reason, "")
+        """Append a message to this owner's conversation (committed on return); its id.
+
+        `branch_at`: the answer is a branch of the last turn's (continued from that token of the answer
+        before it): it is shown, and the turn's other answers are hidden."""
+        draft = message_draft(
+            role, text, images, model, engine, parameters, metrics, finish_reason, "", branch_at=branch_at
+        )
         with self.db.write() as conn:
             _check_conversation(conn, owner, conversation_id)
             if role != "assistant":  # an answer is never refused: it would be lost
                 self.quota.check_in(conn, owner, texts=[text], refs=draft.images)
+            if branch_at is not None:
+                _hide_answers(conn, conversation_id, keep=None)
             return insert_message(conn, conversation_id, draft, utc_now())
 
     def start_answer(
@@ -152,10 +173,19 @@ class ConversationStore:
         engine: str = "",
         parameters: Mapping[str, object] | None = None,
         interval_s: float = 1.0,
+        branch_at: int | None = None,
     ) -> AnswerRecorder:
-        """Write an empty assistant message now (no finish reason: in progress) and return its recorder."""
+        """Write an empty assistant message now (no finish reason: in progress) and return its recorder
+        (`branch_at`: a branch of the last turn's answer, see `add_message`)."""
         message_id = self.add_message(
-            owner, conversation_id, "assistant", "", model=model, engine=engine, parameters=parameters
+            owner,
+            conversation_id,
+            "assistant",
+            "",
+            model=model,
+            engine=engine,
+            parameters=parameters,
+            branch_at=branch_at,
         )
         return AnswerRecorder(self, owner, message_id, interval_s=interval_s)
 
@@ -277,9 +307,34 @@ def _import_one(conn: sqlite3.Connection, owner: str, draft: ConversationDraft, 
             message.metrics,
             message.finish_reason,
             message.created_utc,
+            tokens=message.tokens,
+            branch_at=message.branch_at,
+            hidden=message.hidden,
         )
         insert_message(conn, conversation_id, checked, message.created_utc or created, touch=False)
     return conversation_id
+
+
+def _hide_answers(conn: sqlite3.Connection, conversation_id: str, keep: str | None) -> bool:
+    """Hide the answers after the conversation's last question but `keep` (shown); whether `keep` is
+    one of them (None: all are hidden, a new branch follows)."""
+    row = conn.execute(
+        "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ? AND role = 'user'",
+        (conversation_id,),
+    ).fetchone()
+    after = (conversation_id, int(row[0]))
+    if keep is not None:
+        found = conn.execute(
+            "SELECT 1 FROM messages WHERE conversation_id = ? AND seq > ? AND role = 'assistant' AND id = ?",
+            (*after, keep),
+        ).fetchone()
+        if found is None:
+            return False
+    conn.execute(
+        "UPDATE messages SET hidden = (id IS NOT ?) WHERE conversation_id = ? AND seq > ? AND role = 'assistant'",
+        (keep, *after),
+    )
+    return True
 
 
 def _summaries(

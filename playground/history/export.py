@@ -53,6 +53,8 @@ class MessageOut(_Strict):
     finish_reason: FinishReason | None = None
     created_utc: datetime | None = None
     tokens: list[dict[str, Any]] | None = None  # the token view: TokenRecord.to_dict() per generated token
+    branch_at: int | None = Field(None, ge=0)  # a branch: continued from this token of the answer before it
+    hidden: bool = False  # a branch the visitor switched away from (not part of the conversation)
 
     @field_validator("created_utc")
     @classmethod
@@ -153,6 +155,8 @@ def _message_out(message: StoredMessage, images: ImageSource | None) -> MessageO
         finish_reason=message.finish_reason,
         created_utc=datetime.fromisoformat(message.created_utc) if message.created_utc else None,
         tokens=message.tokens,
+        branch_at=message.branch_at,
+        hidden=message.hidden,
     )
 
 
@@ -310,6 +314,9 @@ def _message_draft(message: MessageOut, refs: tuple[str, ...]) -> MessageDraft:
         metrics=message.metrics,
         finish_reason=reason,
         created_utc=_iso(message.created_utc),
+        tokens=message.tokens,
+        branch_at=message.branch_at if message.role == "assistant" else None,
+        hidden=message.hidden and message.role == "assistant",
     )
 
 
@@ -361,6 +368,10 @@ def _message_md(message: StoredMessage, image_base: str) -> list[str]:
     if message.role == "assistant" and message.model:
         engine = ENGINE_LABELS.get(message.engine, message.engine)
         heading += f" · `{message.model}`" + (f" on {engine}" if engine else "")
+    if message.branch_at is not None:
+        heading += f" · branch from token {message.branch_at + 1}"
+    if message.hidden:
+        heading += " · not shown (another branch is)"
     lines = [heading, "", message.text or "*(no text)*"]
     for i, ref in enumerate(message.images, 1):
         lines += ["", f"![image {i}]({image_base}{ref})"]

@@ -201,3 +201,12 @@ def m007_message_tokens(conn: sqlite3.Connection) -> None:
     """Each generated token's probability and alternatives (TokenRecord.to_dict's, a JSON list), for the
     token view."""
     conn.execute("ALTER TABLE messages ADD COLUMN tokens_json TEXT")
+
+
+@migration
+def m008_message_branches(conn: sqlite3.Connection) -> None:
+    """Branches from a token (branching.py): an answer continued from token `branch_at` of the answer
+    before it (a branch sits right after the turn's first answer and its other branches); `hidden`: an
+    answer of the turn the visitor switched away from, kept but not part of the conversation."""
+    conn.execute("ALTER TABLE messages ADD COLUMN branch_at INTEGER")
+    conn.execute("ALTER TABLE messages ADD COLUMN hidden INTEGER NOT NULL DEFAULT 0")

@@ -34,6 +34,8 @@ class StoredMessage:
     updated_utc: str = ""
     experts: dict[str, object] | None = field(default=None, compare=False, hash=False)  # moe_view.pack
     tokens: list[dict[str, object]] | None = field(default=None, compare=False, hash=False)  # token view
+    branch_at: int | None = None  # a branch: continued from this token of the turn's answer before it
+    hidden: bool = False  # a branch the visitor switched away from: kept, not part of the conversation
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,9 @@ class MessageDraft:
     metrics: dict[str, object] | None = field(default=None, compare=False, hash=False)
     finish_reason: FinishReason | None = None
     created_utc: str = ""
+    tokens: list[dict[str, object]] | None = field(default=None, compare=False, hash=False)
+    branch_at: int | None = None
+    hidden: bool = False
 
 
 @dataclass(frozen=True)

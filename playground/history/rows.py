@@ -76,10 +76,21 @@ def message_draft(
     metrics: Metrics | Mapping[str, object] | None,
     finish_reason: FinishReason | str | None,
     created_utc: str,
+    *,
+    tokens: Sequence[Mapping[str, object]] | None = None,
+    branch_at: int | None = None,
+    hidden: bool = False,
 ) -> MessageDraft:
-    """A message checked before writing: known role and finish reason, image references, no secrets."""
+    """A message checked before writing: known role and finish reason, image references, no secrets;
+    a branch's position (`branch_at`) and whether it is hidden only on an answer."""
     if role not in ROLES:
         raise HistoryError(f"Unknown role {role!r}: use system, user or assistant.")
+    if (branch_at is not None or hidden) and role != "assistant":
+        raise HistoryError("Only an answer can be a branch: a question never is.")
+    if branch_at is not None and (
+        isinstance(branch_at, bool) or not isinstance(branch_at, int) or branch_at < 0
+    ):
+        raise HistoryError(f"A branch's token must be a number from 0 (got {branch_at!r}).")
     for ref in images:
         check_image_ref(ref)
     reason = None if finish_reason is None else FinishReason(check_finish_reason(finish_reason))
@@ -93,6 +104,9 @@ def message_draft(
         metrics_dict(metrics),
         reason,
         created_utc,
+        None if tokens is None else [dict(t) for t in tokens if isinstance(t, Mapping)],
+        branch_at,
+        bool(hidden),
     )
 
 
@@ -127,6 +141,8 @@ def message_from_row(row: sqlite3.Row, images: tuple[str, ...]) -> StoredMessage
         updated_utc=row["updated_utc"],
         experts=_experts_of(row),
         tokens=_tokens_of(row),
+        branch_at=row["branch_at"],
+        hidden=bool(row["hidden"]),
     )
 
 

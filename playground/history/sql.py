@@ -44,7 +44,8 @@ def insert_message(
     ).fetchone()[0]
     conn.execute(
         "INSERT INTO messages (id, conversation_id, seq, role, text, model, engine, parameters_json, "
-        "metrics_json, finish_reason, created_utc, updated_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "metrics_json, finish_reason, created_utc, updated_utc, tokens_json, branch_at, hidden) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             message_id,
             conversation_id,
@@ -58,6 +59,9 @@ def insert_message(
             None if draft.finish_reason is None else str(draft.finish_reason),
             now,
             now,
+            dump_json(draft.tokens),
+            draft.branch_at,
+            int(draft.hidden),
         ),
     )
     conn.executemany(

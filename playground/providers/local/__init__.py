@@ -45,7 +45,8 @@ NUM_CROPS_MODELS = ("phi-3-vision", "phi-3.5-vision")  # catalog keys whose proc
 def declared(spec: ModelSpec, workers: int = 1) -> ModelSpec:
     """The spec with what its local engine makes of it, as data the rest of the playground reads: it
     runs here, which library repeats a call, whether it reads num_crops or streams expert records, and
-    that both engines give each token's probabilities (from the logits)."""
+    that both engines give each token's probabilities (from the logits) and continue an answer from given
+    tokens (a branch)."""
     onnx = spec.provider == OnnxProvider.name
     key = str(spec.extra.get("catalog") or spec.id)
     return replace(
@@ -55,6 +56,7 @@ def declared(spec: ModelSpec, workers: int = 1) -> ModelSpec:
         takes_num_crops=not onnx and key.startswith(NUM_CROPS_MODELS),
         records_experts=not onnx and Capability.MOE in spec.capabilities,
         gives_logprobs=True,
+        continues_answer=True,
         max_workers=workers,
     )
 

@@ -241,7 +241,7 @@ class TransformersModel:
         Setting `cancel` (from another thread) ends generate() at the next token (its StoppingCriteria sees
         it); so does closing the generator."""
         prompt = self.render_prompt(messages)
-        inputs = self._inputs(messages, prompt, options)
+        inputs = _with_prefix(self._inputs(messages, prompt, options), options.answer_prefix)
         prompt_len = int(inputs["input_ids"].shape[1])
         room = max(1, self.spec.context_window - prompt_len)
         options = options.model_copy(update={"max_new_tokens": min(options.max_new_tokens, room)})
@@ -324,17 +324,21 @@ class TransformersModel:
         recording: Recording | None = None,
         recorder: tuple[TokenRecorder, list[Any]] | None = None,
     ) -> Iterator[str | ExpertRecord | TokenRecord | Finish]:
-        ids: list[int] = []
+        ids = list(options.answer_prefix)  # a branch: its text comes first, as if it had been drawn
+        given = len(ids)
         shown = ""
         stopper = StopMatcher(options.stop)
+        if ids:
+            shown = self._tokenizer.decode(ids, skip_special_tokens=True)
+            yield stopper.push(shown)
         for token in tokens:
             ids.append(token)
+            step = len(ids) - 1 - given
             if recorder is not None:  # the step's scores were kept before its token was handed over
-                step = len(ids) - 1
                 yield recorder[0].record(recorder[1][step], token)
                 recorder[1][step] = None  # one step's scores at a time (a vocabulary's floats each)
             if recording is not None:
-                record = recording.record(len(ids) - 1, token, self._tokenizer.decode([token]))
+                record = recording.record(step, token, self._tokenizer.decode([token]))
                 if record is not None:
                     yield record
             text = self._tokenizer.decode(ids, skip_special_tokens=True)
@@ -348,11 +352,11 @@ class TransformersModel:
             if stop.is_set():  # Stop pressed: leave now (on ZeroGPU this closes the GPU call)
                 break
         yield "" if stopper.hit else stopper.flush()
-        last = ids[-1] if ids else None
-        reason = finish_reason_for(last, self._eos, len(ids), options.max_new_tokens)
+        last = ids[-1] if len(ids) > given else None
+        reason = finish_reason_for(last, self._eos, len(ids) - given, options.max_new_tokens)
         if stop.is_set() and not stopper.hit:
             reason = FinishReason.CANCELLED
-        yield Finish(prompt_len, len(ids), reason)
+        yield Finish(prompt_len, len(ids) - given, reason)
 
     def encode(self, text: str) -> list[int]:
         return [int(t) for t in self._tokenizer(text, add_special_tokens=False)["input_ids"]]
@@ -373,6 +377,22 @@ class TransformersModel:
     def close(self) -> None:
         _LOADED.pop(self.key, None)
         self._model = None
+
+
+def _with_prefix(inputs: Any, prefix: Sequence[int]) -> Any:
+    """The model's inputs with a branch's given tokens after the prompt's (and its attention mask
+    extended): generate() continues after them, and its streamer skips them with the prompt."""
+    if not prefix:
+        return inputs
+    import torch
+
+    ids = inputs["input_ids"]
+    given = torch.tensor([list(prefix)], dtype=ids.dtype, device=ids.device)
+    inputs["input_ids"] = torch.cat([ids, given], dim=1)
+    mask = inputs.get("attention_mask")
+    if mask is not None:
+        inputs["attention_mask"] = torch.cat([mask, torch.ones_like(given, dtype=mask.dtype)], dim=1)
+    return inputs
 
 
 def _add_processor(kwargs: dict[str, Any], processor: Any) -> None:

@@ -107,7 +107,8 @@ class OnnxModel:
     ) -> Iterator[str | TokenRecord | Finish]:
         """One event per generated token (a delta, possibly empty; with `options.logprobs`, its
         TokenRecord first), then the Finish. Setting `cancel` (from another thread) ends the loop before
-        the next token; so does closing the generator.
+        the next token; so does closing the generator. With `options.answer_prefix` (a branch) the
+        prefix's text comes first: its tokens go in after the prompt's, and count with them.
 
         A token's record reads the logits before the step that draws it (`get_logits` runs the forward
         pass `generate_next_token` would run, so it costs no second one); they are the model's raw
@@ -121,8 +122,9 @@ class OnnxModel:
             tokens = [int(t) for t in inputs["input_ids"].as_numpy().reshape(-1)]
         else:
             tokens = self._tokenizer.encode(prompt)
+        prefix = list(options.answer_prefix)  # a branch: the answer's first tokens, given
         params = og.GeneratorParams(self._model)
-        search = self._search_options(len(tokens), options)
+        search = self._search_options(len(tokens) + len(prefix), options)
         params.set_search_options(**search)
         if options.response_format is not None:  # structured output: llguidance inside the engine
             params.set_guidance(*options.response_format.guidance())
@@ -130,14 +132,17 @@ class OnnxModel:
         stream = self._tokenizer.create_stream()
         stopper = StopMatcher(options.stop)
         produced, last = 0, None
-        limit = search["max_length"] - len(tokens)
+        limit = search["max_length"] - len(tokens) - len(prefix)
         self.stats.begin()
         try:
             if inputs is not None:
                 generator.set_inputs(inputs)  # the image features go in with the prompt
             else:
                 generator.append_tokens(tokens)
-            recorder = self._recorder(options, tokens)
+            if prefix:  # its text first, as if the engine had drawn it
+                generator.append_tokens(prefix)
+                yield stopper.push("".join(stream.decode(token) for token in prefix))
+            recorder = self._recorder(options, [*tokens, *prefix])
             while not generator.is_done() and not stopper.hit and not cancel.is_set():
                 logits = generator.get_logits() if recorder is not None else None
                 generator.generate_next_token()
@@ -151,7 +156,7 @@ class OnnxModel:
             reason = finish_reason_for(last, self._eos, produced, limit)
             if cancel.is_set() and not stopper.hit:
                 reason = FinishReason.CANCELLED
-            yield Finish(len(tokens), produced, reason)
+            yield Finish(len(tokens) + len(prefix), produced, reason)
         finally:  # the engine's RuntimeError, ValueError or MemoryError is translated by the guard
             self.stats.end()
             del generator
