@@ -11,6 +11,7 @@ EXPECTED = {
     "messages": [
         "id", "conversation_id", "seq", "role", "text", "model", "engine", "parameters_json",
         "metrics_json", "finish_reason", "created_utc", "updated_utc", "experts_json", "tokens_json",
+        "branch_at", "hidden",
     ],
     "message_images": ["message_id", "position", "ref"],
     "battles": [
@@ -51,6 +52,7 @@ def test_migrate_twice_is_idempotent() -> None:
         "m005_arena_rounds",
         "m006_eval_runs",
         "m007_message_tokens",
+        "m008_message_branches",
     ]
 
 
