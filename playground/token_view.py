@@ -75,29 +75,53 @@ def _tint(p: float | None) -> str:
     return f"background: rgba(255, 140, 0, {min(0.85, (1 - p) * 0.85):.2f})"
 
 
-def _alternatives(record: Mapping[str, Any]) -> str:
+def _alternatives(record: Mapping[str, Any], at: int | None) -> str:
+    """The token's alternatives; with `at` (its place in a branchable answer), each other one is a
+    button that branches the answer there (the page's script sends its place and id)."""
     chosen = record.get("id")
     rows = []
     for t in record.get("top") or []:
-        mark = " tv-chosen" if t.get("id") == chosen and chosen is not None else ""
-        rows.append(
-            f'<span class="tv-alt{mark}"><code>{html.escape(repr(t.get("text", "")))}</code> '
-            f"{_percent(t.get('logprob'))}</span>"
-        )
+        label = f"<code>{html.escape(repr(t.get('text', '')))}</code> {_percent(t.get('logprob'))}"
+        if t.get("id") == chosen and chosen is not None:
+            rows.append(f'<span class="tv-alt tv-chosen">{label}</span>')
+        elif at is not None and isinstance(t.get("id"), int):
+            rows.append(
+                f'<button type="button" class="tv-alt" data-branch data-at="{at}" data-token="{t["id"]}" '
+                f'title="Branch: the answer again from here, with this token">{label} ↳</button>'
+            )
+        else:
+            rows.append(f'<span class="tv-alt">{label}</span>')
     entropy = record.get("entropy")
     head = f"{_percent(record.get('logprob'))}"
+    if record.get("forced"):
+        head += " · forced here (a branch)"
     if isinstance(entropy, int | float):
         head += f" · entropy {entropy:.2f} nats"
     return f'<span class="tv-alts"><b>{head}</b>{"".join(rows)}</span>'
 
 
-def token_span(record: TokenRecord | Mapping[str, Any]) -> str:
-    """One token, tinted by its probability, with its alternatives on hover or tap (focus)."""
+def token_span(record: TokenRecord | Mapping[str, Any], at: int | None = None) -> str:
+    """One token, tinted by its probability, with its alternatives on hover or tap (focus); `at`: its
+    place in an answer that can be branched (its alternatives are then buttons)."""
     data = as_dicts([record])[0]
     shown = html.escape(str(data.get("text", ""))).replace("\n", "↵<br>") or "∅"
     tint = _tint(probability(data.get("logprob")))
-    return f'<span class="tv-tok" tabindex="0" style="{tint}">{shown}{_alternatives(data)}</span>'
+    forced = " tv-forced" if data.get("forced") else ""
+    alternatives = _alternatives(data, at if isinstance(data.get("id"), int) else None)
+    return f'<span class="tv-tok{forced}" tabindex="0" style="{tint}">{shown}{alternatives}</span>'
 
+
+# The page's script for the view: a click on an alternative's button sends the view's `branch` event
+# with the token's place and the alternative's id (the region's `branch` handler takes them).
+BRANCHER = """
+element.addEventListener('click', (event) => {
+  const button = event.target.closest('[data-branch]');
+  if (!button) return;
+  event.preventDefault();
+  trigger('branch', {at: Number(button.dataset.at), token: Number(button.dataset.token)});
+});
+"""
+BRANCH_HINT = "Pick an alternative (↳) to branch: the answer again from that token, with it in place."
 
 # The page's view streams by delta (ui/delta.py): its shell, then one row (a token's span) per token.
 SHELL = '<div class="tv-tokens" data-rows></div><p class="tv-note" data-part="note"></p>'
@@ -109,8 +133,11 @@ CSS = """
 .tv-tok .tv-alts { display: none; position: absolute; z-index: 20; left: 0; top: 1.8em; min-width: 12em;
   background: var(--background-fill-primary); border: 1px solid var(--border-color-primary); padding: 4px 6px;
   box-shadow: 0 2px 6px rgba(0,0,0,.2); white-space: nowrap; font-size: 12px; line-height: 1.4; }
-.tv-tok:hover .tv-alts, .tv-tok:focus .tv-alts { display: block; }
+.tv-tok:hover .tv-alts, .tv-tok:focus .tv-alts, .tv-tok:focus-within .tv-alts { display: block; }
+.tv-tok.tv-forced { outline: 2px solid #2563eb; }
 .tv-alt { display: block; }
 .tv-alt.tv-chosen { font-weight: bold; }
+button.tv-alt { all: unset; display: block; cursor: pointer; width: 100%; }
+button.tv-alt:hover, button.tv-alt:focus { background: rgba(37, 99, 235, 0.15); }
 .tv-note { font-size: 0.85em; opacity: 0.8; margin-top: 4px; }
 """

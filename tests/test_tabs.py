@@ -117,8 +117,9 @@ def test_the_three_tabs_are_one_region_with_their_own_ids(tabs: Any) -> None:
     assert regions["instruct"].default_model == EMBEDDED
     assert regions["vision"].default_model == VISION_DEMO, "a ready model is picked first"
     assert regions["moe"].default_model == MOE_DEMO
-    assert len(uis[2].shows) == 3, "the MoE tab shows its map and load, then the token view"
+    assert len(uis[2].shows) == 4, "the MoE tab shows its map and load, the branches, the token view"
     assert [ui.shows[-1].elem_id for ui in uis] == ["instruct-tokens", "vision-tokens", "moe-tokens"]
+    assert [ui.shows[-2].elem_id for ui in uis] == ["instruct-branches", "vision-branches", "moe-branches"]
 
 
 def test_a_question_with_images_keeps_them_in_order(tmp_path: Path) -> None:

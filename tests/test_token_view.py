@@ -17,7 +17,7 @@ from playground.history import new_browser_id
 from playground.history.export import export_json
 from playground.options import GenerationOptions
 from playground.settings import Settings
-from playground.token_view import LOCAL_NOTE, token_note, token_span
+from playground.token_view import BRANCH_HINT, LOCAL_NOTE, token_note, token_span
 from playground.types import Message, TokenChoice, TokenRecord
 from tests.support import QUESTION
 from tests.test_cli import cli
@@ -183,7 +183,7 @@ def test_the_page_toggle_asks_for_records_and_the_view_comes_back_from_history(c
     conversation, conversation_id = updates[-1][0], updates[-1][1]
     count = conversation[-1]["metrics"]["completion_tokens"]
     assert page.html.count('class="tv-tok"') == count == len(sent), "each token sent once, all of them held"
-    assert page.parts["note"] == LOCAL_NOTE
+    assert page.parts["note"] == f"{LOCAL_NOTE} {BRANCH_HINT}"
     reopened = DeltaPage()
     reopened.apply(history.open(uis, conversation_id, owner)[at])
     assert reopened.html == page.html, "reopened: the same view, drawn whole"

@@ -39,6 +39,7 @@ _UI = "playground.ui."
 ANSWERING = frozenset(
     {
         f"{_UI}chat_region.ChatRegion.respond",
+        f"{_UI}chat_region.ChatRegion.branch",
         f"{_UI}arena_tab.ArenaTab.play",
         f"{_UI}arena_tab.ArenaTab.regenerate",
         f"{_UI}evaluate_tab.EvaluateTab.run",
@@ -55,6 +56,7 @@ WORK = frozenset(
         f"{_UI}chat_region.ChatRegion.expand_prompt",
         f"{_UI}chat_region.ChatRegion.refresh_prompt",
         f"{_UI}chat_region.ChatRegion.regenerate",
+        f"{_UI}chat_region.ChatRegion.switch_branch",
         f"{_UI}region_tools.RegionTools.set_key",
         f"{_UI}history_tab.HistoryTab.delete",
         f"{_UI}history_tab.HistoryTab.delete_all",

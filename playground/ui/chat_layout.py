@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from ..token_view import BRANCHER
 from . import render, widgets
 from .chat_controls import (
     ResponseFormatInputs,
@@ -160,8 +161,13 @@ class ChatLayout:
             )
             shows = self.region.render_beside()
         notice = gr.Markdown(elem_id=f"{self.prefix}-notice", elem_classes=["chat-notice"])
-        tokens = delta_html(visible=False, elem_id=f"{self.prefix}-tokens", elem_classes=["token-view"])
-        return ChatArea(chatbot, [*shows, tokens], notice)
+        picker = gr.Radio(
+            [], label="Branches of this answer", visible=False, elem_id=f"{self.prefix}-branches"
+        )
+        tokens = delta_html(
+            visible=False, elem_id=f"{self.prefix}-tokens", elem_classes=["token-view"], script=BRANCHER
+        )
+        return ChatArea(chatbot, [*shows, picker, tokens], notice)
 
     def render_composer(self) -> Composer:
         with gr.Row():
@@ -301,11 +307,34 @@ class ChatLayout:
                 **PRIVATE,
             ).then(**answer),
         ]
+        answered.append(self.wire_branches(parts, owner))
         composer.stop.click(region.stop, None, None, queue=False, **PRIVATE)
         wire_answer_controls(region, actions.token_view, chat.shows[-1], side.response)
         self.wire_prompt(parts, answered)
         self.wire_tools(parts)
         return answered
+
+    def wire_branches(self, parts: ChatParts, owner: gr.State) -> Any:
+        """A click on an alternative in the token view branches the last answer there (the view's
+        `branch` event); the switch above it shows another branch. The branch event, which answers."""
+        region, state, chat, side = self.region, parts.state, parts.chat, parts.side
+        picker, tokens = chat.shows[-2], chat.shows[-1]
+        branched = tokens.branch(
+            region.branch,
+            [state.conversation, state.conversation_id, owner, state.keys, parts.actions.incognito,
+             *side.response.inputs, side.system, *side.options],
+            self.answer_outputs(parts),
+            concurrency_limit=4,
+            trigger_mode="once",
+            **PRIVATE,
+        )  # fmt: skip
+        picker.input(
+            region.switch_branch,
+            [picker, state.conversation, state.conversation_id, owner],
+            [state.conversation, chat.chatbot, chat.notice, *chat.shows],
+            **PRIVATE,
+        )
+        return branched
 
     @staticmethod
     def answer_outputs(parts: ChatParts) -> list[Any]:

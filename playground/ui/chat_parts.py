@@ -100,6 +100,8 @@ class AnswerView:
     prompt_tokens: int | None = None
     window: int = 0
     penalty: float | None = None  # the repetition penalty the answer was sent with
+    branch: tuple[int, int] | None = None  # a branch's (token it was forced at, its number in the turn)
+    before: list[Turn] | None = None  # a branch's conversation as it was: back if the branch is refused
     views: dict[str, Any] = field(default_factory=dict)  # what the views beside the chat drew of it so far
 
     def take(self, event: Event) -> None:
@@ -126,7 +128,10 @@ class AnswerView:
             "engine": spec.engine_label,
             "metrics": None,
             "finish": None,
+            "id": started.message_id,
         }
+        if self.branch is not None:
+            self.turn["branch_at"], self.turn["branch_no"] = self.branch
         self.conversation = [*self.conversation, self.turn]
         notice = " ".join(part for part in (self.unsaved, started.notice) if part)
         self.notice = render.safe_markdown(f"ℹ {notice}") if notice else ""
@@ -137,6 +142,8 @@ class AnswerView:
     def finish(self, finished: Finished) -> None:
         self.finished = True
         self.refused = bool(finished.error) and self.turn is None
+        if self.refused and self.before is not None:
+            self.conversation = self.before
         if finished.error:
             warn(finished.error, logged=True)
             self.notice = render.safe_markdown(f"⚠ {finished.error}")

@@ -22,6 +22,7 @@ from typing import Any
 import gradio as gr
 
 from ..answers import Recording, Request
+from ..branching import branch_from
 from ..context import AppContext
 from ..errors import HistoryFullError, PlaygroundError
 from ..history import check_owner_id
@@ -31,7 +32,7 @@ from ..structured import load_examples
 from ..text import valid_text
 from ..token_view import TOKEN_VIEW_K
 from ..types import Capability, ModelSpec
-from . import render, widgets
+from . import branches, render, widgets
 from .chat_layout import ChatLayout
 from .chat_parts import AnswerView, Box, Chat, add_question, box_parts, with_format, with_pending
 from .region_tools import RegionTools
@@ -104,12 +105,14 @@ class ChatRegion(RegionTools):
     def views_of(
         self, conversation: list[Turn], live: AnswerView | None = None, *, streaming: bool = False
     ) -> tuple[Any, ...]:
-        """Every view of the answer beside and under the chat: the tab's own (`shown`), then the token
-        view of the last answer (by delta while one streams and when it ends; whole otherwise)."""
+        """Every view of the answer beside and under the chat: the tab's own (`shown`), the switch
+        between the last answer's branches, then its token view (by delta while one streams and when it
+        ends; whole otherwise)."""
         tokens = (
             self.token_view(conversation) if live is None else self.token_delta(live, ended=not streaming)
         )
-        return (*self.shown(conversation, live), tokens)
+        picked = gr.update() if streaming else branches.picker(conversation)
+        return (*self.shown(conversation, live), picked, tokens)
 
     def render_card_extra(self, spec: ModelSpec) -> list[Any]:
         """Components under the model card; `describe_extra` gives their values for another model."""
@@ -158,17 +161,23 @@ class ChatRegion(RegionTools):
             yield self._outputs(state, notice=render.safe_markdown(f"⚠ {exc}"), back=state.withdraw(question))
             return
         session = request.session_hash
-        answer = self.ctx.answers.ask(
-            Request(
-                model_id,
-                render.to_messages(conversation, valid_text(system_prompt or "")),
-                chosen,
-                api_key=self.session_key(keys, model_id),
-                owner=session,
-                stop=(session, self.config.tab),
-                record=None if incognito else self._recording(state, owner, model_id, question),
-            )
+        asked = Request(
+            model_id,
+            render.to_messages(conversation, valid_text(system_prompt or "")),
+            chosen,
+            api_key=self.session_key(keys, model_id),
+            owner=session,
+            stop=(session, self.config.tab),
+            record=None if incognito else self._recording(state, owner, model_id, question),
         )
+        async for outputs in self._streamed(state, asked, question):
+            yield outputs
+
+    async def _streamed(
+        self, state: AnswerView, asked: Request, question: Turn
+    ) -> AsyncIterator[tuple[Any, ...]]:
+        """The answer to `asked`, drawn into `state` and its outputs yielded as it streams."""
+        answer = self.ctx.answers.ask(asked)
         batches = ThreadedStream(answer, stop=answer.stop_event, ends_itself=True).__aiter__()
         async with contextlib.aclosing(batches):  # closed at once when the visitor leaves
             async for batch in batches:
@@ -177,6 +186,74 @@ class ChatRegion(RegionTools):
                 if not state.finished:
                     yield self._outputs(state, streaming=True)
         yield self._outputs(state, back=state.withdraw(question) if state.refused else None)
+
+    async def branch(
+        self,
+        request: gr.Request,
+        event: gr.EventData,
+        conversation: list[Turn],
+        conversation_id: str | None,
+        owner_value: Any,
+        keys: dict[str, str],
+        incognito: bool,
+        format_kind: str,
+        format_spec: str,
+        system_prompt: str,
+        *options: Any,
+    ) -> AsyncIterator[tuple[Any, ...]]:
+        """A click on an alternative in the token view: the last answer again from that token with the
+        alternative forced there (branching.py), by the same model, shown as a branch of the turn (the
+        answer it branched from stays, hidden; the switch above the view brings it back)."""
+        answers = branches.last_answers(conversation)
+        last = conversation[-1] if answers else None
+        state = AnswerView(conversation, conversation_id)
+        try:
+            if last is None or last.get("finish") is None:
+                raise PlaygroundError(
+                    "Branch from a token of an answer that has ended: wait for it, or Stop it."
+                )
+            at, token = getattr(event, "at", -1), getattr(event, "token", -1)  # the page's script sends them
+            picked = branch_from(last.get("tokens") or [], int(at), int(token))
+            owner = check_owner_id(owner_value)
+            chosen = widgets.options_from(*options).model_copy(update={"logprobs": TOKEN_VIEW_K})
+            chosen = with_format(chosen, format_kind, format_spec)
+            self.ctx.note_address(owner, request)
+        except (PlaygroundError, TypeError, ValueError) as exc:
+            warn(str(exc))
+            yield self._outputs(state, notice=render.safe_markdown(f"⚠ {exc}"))
+            return
+        earlier = [*conversation[:-1], {**last, "hidden": True}]
+        state = AnswerView(earlier, conversation_id, branch=(picked.at, branches.next_number(conversation)))
+        state.before = conversation
+        model_id, session = str(last.get("model") or ""), request.session_hash
+        store = self.ctx.history.conversations
+        asked = Request(
+            model_id,
+            render.to_messages(earlier, valid_text(system_prompt or "")),
+            chosen,
+            api_key=self.session_key(keys, model_id),
+            owner=session,
+            stop=(session, self.config.tab),
+            record=None if incognito or conversation_id is None else Recording(store, owner, conversation_id),
+            branch=picked,
+        )
+        async for outputs in self._streamed(state, asked, last):
+            yield outputs
+
+    def switch_branch(
+        self, number: str, conversation: list[Turn], conversation_id: str | None, owner_value: Any
+    ) -> tuple[Any, ...]:
+        """Show another branch of the last answer (the conversation goes on from it), in the page and the
+        history: the state, the chat, the meter, the notice and the views."""
+        conversation, chosen = branches.switched(conversation, number)
+        notice = ""
+        if chosen is not None and conversation_id is not None and chosen.get("id"):
+            try:
+                store = self.ctx.history.conversations
+                store.show_branch(check_owner_id(owner_value), conversation_id, str(chosen["id"]))
+            except PlaygroundError as exc:
+                notice = render.safe_markdown(f"⚠ {exc}")
+        return (conversation, render.to_chatbot(conversation), notice, *self.views_of(conversation))
 
     def add_question(self, value: Box, conversation: list[Turn], editing: bool) -> tuple[Any, ...]:
         """Step one of a submit (chat_parts.add_question), for a question within PLAYGROUND_PROMPT_CHARS:

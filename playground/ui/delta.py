@@ -69,9 +69,10 @@ watch('value', () => show(props.value));
 """
 
 
-def delta_html(value: str = "", **kwargs: Any) -> gr.HTML:
-    """A view that takes `redraw`/`append` payloads (gr.HTML's own options in `kwargs`: elem_id, ...)."""
-    return gr.HTML(value, html_template=TEMPLATE, js_on_load=APPENDER, **kwargs)
+def delta_html(value: str = "", *, script: str = "", **kwargs: Any) -> gr.HTML:
+    """A view that takes `redraw`/`append` payloads (gr.HTML's own options in `kwargs`: elem_id, ...);
+    `script`: more of the page's code for it (its own events, sent with `trigger`)."""
+    return gr.HTML(value, html_template=TEMPLATE, js_on_load=APPENDER + script, **kwargs)
 
 
 def _payload(value: dict[str, Any], parts: Mapping[str, str] | None) -> str:

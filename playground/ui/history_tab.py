@@ -25,6 +25,7 @@ from ..public.address import request_address
 from ..public.daily import DailyCounter
 from ..settings import Limits
 from ..types import ENGINE_LABELS
+from .branches import arranged
 from .chat_region import RegionUI
 from .downloads import DownloadFolder
 from .render import Turn, refusal, safe_export, safe_markdown, to_chatbot
@@ -144,7 +145,7 @@ class HistoryTab:
             conversation = self.conversations.get_conversation(owner, selected)
         except PlaygroundError as exc:
             raise refusal(exc) from None
-        turns = [turn_of(self.store, m) for m in conversation.messages]
+        turns = arranged([turn_of(self.store, m) for m in conversation.messages])
         tabs = [region.tab for region in regions]
         target = conversation.summary.tab if conversation.summary.tab in tabs else tabs[0]
         outputs: list[Any] = []
@@ -412,7 +413,12 @@ def turn_of(store: HistoryStore, message: Any) -> Turn:
             engine=ENGINE_LABELS.get(message.engine, message.engine),
             metrics=message.metrics,
             finish=str(message.finish_reason) if message.finish_reason else "interrupted",
+            id=message.id,
         )
+        if message.branch_at is not None:
+            turn["branch_at"] = message.branch_at
+        if message.hidden:
+            turn["hidden"] = True
     return turn
 
 

@@ -13,12 +13,23 @@ from ..codegen import code_for
 from ..context import AppContext
 from ..errors import PlaygroundError
 from ..structured import ResponseFormat, label_of
-from ..token_view import SHELL, token_note, token_span
+from ..token_view import BRANCH_HINT, SHELL, token_note, token_span
 from ..types import ModelSpec
 from . import render, widgets
 from .chat_parts import AnswerView, Box, with_format, with_pending
 from .delta import append, redraw
 from .render import Turn
+
+
+def _branchable(spec: ModelSpec | None) -> bool:
+    """Whether the view offers its alternatives as branches (the model continues an answer from given
+    tokens); a click before the answer has ended is answered with a message."""
+    return spec is not None and spec.continues_answer
+
+
+def _note(spec: ModelSpec | None, has_records: bool) -> str:
+    note = token_note(spec, has_records)
+    return f"{note} {BRANCH_HINT}" if has_records and _branchable(spec) else note
 
 
 class RegionTools:
@@ -34,20 +45,26 @@ class RegionTools:
         if answer is None:
             return redraw(SHELL)
         tokens = answer.get("tokens") or []
-        note = token_note(self._spec_of(answer), bool(tokens))
-        return redraw(SHELL, [token_span(t) for t in tokens], {"note": note})
+        spec = self._spec_of(answer)
+        rows = [token_span(t, n if _branchable(spec) else None) for n, t in enumerate(tokens)]
+        return redraw(SHELL, rows, {"note": _note(spec, bool(tokens))})
 
     def token_delta(self, live: AnswerView, *, ended: bool) -> Any:
         """The answer streaming now, by delta: only its tokens since the last update (the first update
         starts the view again), and the note once it ends; nothing when nothing is new."""
         records, sent = live.tokens, live.views.get("tokens")
         live.views["tokens"] = len(records)
-        note = {"note": token_note(self._spec_of(live.turn or {}), bool(records))} if ended else None
+        spec = self._spec_of(live.turn or {})
+        note = {"note": _note(spec, bool(records))} if ended else None
+        start = sent or 0
+        rows = [
+            token_span(r, start + n if _branchable(spec) else None) for n, r in enumerate(records[start:])
+        ]
         if sent is None:
-            return redraw(SHELL, [token_span(r) for r in records], note)
+            return redraw(SHELL, rows, note)
         if len(records) == sent and not ended:
             return gr.update()
-        return append(sent, [token_span(r) for r in records[sent:]], note)
+        return append(sent, rows, note)
 
     def _spec_of(self, answer: Turn) -> ModelSpec | None:
         try:

@@ -62,6 +62,8 @@ def metrics_line(turn: Turn) -> str:
         parts.append(note)
     if metrics.get("checked"):  # the response format's check (structured output)
         parts.append(str(metrics["checked"]))
+    if isinstance(turn.get("branch_at"), int):  # a branch from a token (branching.py)
+        parts.append(f"branch from token {turn['branch_at'] + 1}")
     return " · ".join(p for p in parts if p)
 
 
@@ -186,6 +188,8 @@ def to_chatbot(conversation: list[Turn], *, streaming: bool = False) -> list[dic
     shown: list[dict[str, Any]] = []
     numbered = 0  # images are numbered across the conversation, as Phi's <|image_N|> tags are
     for index, turn in enumerate(conversation):
+        if turn.get("hidden"):  # a branch of its turn that another one replaced on screen
+            continue
         if turn["role"] == "user":
             images = list(turn.get("images") or [])
             text = safe_markdown(turn["content"])
@@ -221,7 +225,7 @@ def to_messages(conversation: list[Turn], system_prompt: str) -> list[Message]:
     messages += [
         Message(t["role"], t["content"], tuple(t.get("images") or ()))
         for t in conversation
-        if t["content"] or t["role"] == "user"
+        if (t["content"] or t["role"] == "user") and not t.get("hidden")
     ]
     return messages
 
