@@ -4,6 +4,7 @@ request. Kept apart from chat_region.py's streaming so that each stays small."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import gradio as gr
@@ -14,11 +15,22 @@ from ..context import AppContext
 from ..errors import PlaygroundError
 from ..structured import ResponseFormat, label_of
 from ..token_view import SHELL, token_note, token_span
-from ..types import ModelSpec
+from ..types import ModelSpec, TokenRecord
 from . import render, widgets
 from .chat_parts import AnswerView, Box, with_format, with_pending
 from .delta import append, redraw
 from .render import Turn
+
+
+def tokens_since(records: Sequence[TokenRecord], sent: int | None, note: str | None = None) -> Any:
+    """A token view by delta (delta.py): whole when nothing was sent yet (`sent` None), then only the
+    records after the `sent` first, with the note when one is given; nothing when nothing is new."""
+    parts = None if note is None else {"note": note}
+    if sent is None:
+        return redraw(SHELL, [token_span(r) for r in records], parts)
+    if len(records) == sent and note is None:
+        return gr.update()
+    return append(sent, [token_span(r) for r in records[sent:]], parts)
 
 
 class RegionTools:
@@ -42,12 +54,8 @@ class RegionTools:
         starts the view again), and the note once it ends; nothing when nothing is new."""
         records, sent = live.tokens, live.views.get("tokens")
         live.views["tokens"] = len(records)
-        note = {"note": token_note(self._spec_of(live.turn or {}), bool(records))} if ended else None
-        if sent is None:
-            return redraw(SHELL, [token_span(r) for r in records], note)
-        if len(records) == sent and not ended:
-            return gr.update()
-        return append(sent, [token_span(r) for r in records[sent:]], note)
+        note = token_note(self._spec_of(live.turn or {}), bool(records)) if ended else None
+        return tokens_since(records, sent, note)
 
     def _spec_of(self, answer: Turn) -> ModelSpec | None:
         try:
