@@ -88,11 +88,12 @@ def test_a_blind_round_names_nobody_in_the_raw_payloads_before_the_vote(
     page.call(load, [None])  # the visitor's id, as on page load
     send = page.dependency((page.component("arena-send"), "click"))
     pane = ["", 0, 1, 0, 24, 1, -1, ""]
-    data = [None, None, None, BLIND, "", ONNX, ONNX, QUESTION, True, *pane, *pane]
+    data = [None, None, None, BLIND, "", ONNX, ONNX, QUESTION, True, *pane, *pane, True]  # Token view on
     messages = page.call(send, data)
     assert messages[-1].get("success"), messages[-1]
     before_vote = "\n".join(page.raw).lower()
     assert "model a" in before_vote and "tok/s" in before_vote, "the round reached the page"
+    assert "tv-tok" in before_vote, "its token views too (Token view on)"
     leaked = sorted(w for w in words if w in before_vote)
     assert not leaked, leaked
     # No API endpoint serves the arena (every arena event is private): the API lists none of it.

@@ -210,15 +210,24 @@ class ArenaService:
         with contextlib.suppress(PlaygroundError), self.answers.registry.lease(spec):
             pass
 
-    def streams(self, owner: str, round_: Round, session: str | None = None) -> dict[str, Answer]:
+    def streams(
+        self, owner: str, round_: Round, session: str | None = None, *, logprobs: int | None = None
+    ) -> dict[str, Answer]:
         """Each side's answer, recorded as it streams in its own conversation (a blind side without its
         names until the vote); drawing it updates the round's view. A side's error ends its answer (the message is in `view`), never the other
         side's; each side is its own Stop pane of `session` ("arena-a", "arena-b") and its own place in a
-        provider's line, so both sides of one round stream at once."""
-        return {name: self._ask(owner, round_, run, session) for name, run in round_.runs.items()}
+        provider's line, so both sides of one round stream at once. `logprobs`: both sides also give each
+        token's probability and that many alternatives (the token view; kept with each answer), whatever
+        the battle's parameters say."""
+        return {name: self._ask(owner, round_, run, session, logprobs) for name, run in round_.runs.items()}
 
-    def _ask(self, owner: str, round_: Round, run: SideRun, session: str | None) -> Answer:
+    def _ask(
+        self, owner: str, round_: Round, run: SideRun, session: str | None, logprobs: int | None = None
+    ) -> Answer:
         hidden = "" if round_.battle.mode == "blind" else None
+        options = run.side.options
+        if logprobs:
+            options = options.model_copy(update={"logprobs": logprobs})
         messages = [Message("system", run.side.system)] if run.side.system else []
         messages += self.store.conversations.chat_messages(owner, run.conversation)
         record = Recording(
@@ -234,7 +243,7 @@ class ArenaService:
             Request(
                 run.spec.id,
                 messages,
-                run.side.options,
+                options,
                 owner=f"{owner}/{run.name}",
                 stop=None if session is None else (session, pane(run.name)),
                 record=record,

@@ -1,8 +1,10 @@
 """What the Arena tab shows, from the arena's views only (already anonymised in a blind round before the
-vote): each pane's chat, header and metrics line, the chart after a round, and the leaderboard's tables.
+vote): each pane's chat, header and metrics line, its token view (streamed by delta), the chart after a
+round, and the leaderboard's tables.
 
 Nothing here reads a model's name from anywhere but a `RoundView` dict, so a blind round shows "Model A"
-and "Model B" and metrics without labels.
+and "Model B" and metrics without labels. The one exception, the token view's note (where its figures come
+from), reads a side's spec, and in a blind round never names its engine (`tokens_note`).
 """
 
 from __future__ import annotations
@@ -15,9 +17,13 @@ from typing import Any
 
 import pandas as pd
 
-from ..answers import Event, Text
+from ..answers import Event, Text, Tokens
 from ..arena.ratings import Leaderboard, Table
+from ..token_view import SHELL, token_note
+from ..types import ModelSpec, TokenRecord
 from . import render
+from .delta import redraw
+from .region_tools import tokens_since
 
 SIDES = ("a", "b")
 NAMED, BLIND = "Named: pick both models", "Blind: two random models, named after your vote"
@@ -30,6 +36,7 @@ CHARTS = (
 RATING_HEADERS = ["Rank", "Name", "Rating", "95% interval", "Games", "Wins"]
 MIN_GAMES_FOR_INTERVAL = 5  # under this, a bootstrap interval says nothing: none is shown
 VOTE_WORDS = {"a": "A is better", "b": "B is better", "tie": "a tie", "both_bad": "both are bad"}
+NO_TOKENS = redraw(SHELL)  # a pane's token view emptied (a new battle)
 
 
 @dataclass
@@ -40,6 +47,9 @@ class LivePane:
     first: float | None = None
     tokens: int = 0
     ended: float | None = None
+    records: list[TokenRecord] = field(default_factory=list)  # the token view's, when asked for
+    sent: int | None = None  # records the token view has drawn so far (None: not drawn yet)
+    noted: bool = False  # whether the token view's note was sent
 
     def take(self, events: Sequence[Event]) -> None:
         now = time.perf_counter()
@@ -48,6 +58,18 @@ class LivePane:
                 self.tokens += 1
                 if self.first is None:
                     self.first = now
+            elif isinstance(event, Tokens):
+                self.records.append(event.record)
+
+    def token_view(self, spec: ModelSpec, *, ended: bool, blind: bool) -> Any:
+        """The pane's token view by delta (ui/delta.py, as the chat tabs draw theirs): drawn from the
+        start at first, then only the records since the last update, and the note once the side ends."""
+        note = None
+        if ended and not self.noted:
+            note, self.noted = tokens_note(spec, bool(self.records), blind=blind), True
+        payload = tokens_since(self.records, self.sent, note)
+        self.sent = len(self.records)
+        return payload
 
     def metrics(self, prompt_tokens: int | None) -> dict[str, object]:
         now = self.ended or time.perf_counter()
@@ -62,6 +84,13 @@ class LivePane:
             "total_s": now - self.started,
             "estimated": True,
         }
+
+
+def tokens_note(spec: ModelSpec, has_records: bool, *, blind: bool) -> str:
+    """The chat tabs' note under a token view (where its figures come from, or why there are none); in a
+    blind round, a provider without probabilities is not named ("This provider gives no...")."""
+    hide = blind and not has_records and not spec.gives_logprobs
+    return token_note(None if hide else spec, has_records)
 
 
 def side_of(round_: RoundDict, name: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from . import arena_display as show
 from . import widgets
 from .arena_display import SIDES
 from .arena_fidelity import FidelityPanel
+from .delta import delta_html
 
 if TYPE_CHECKING:
     from .arena_tab import ArenaTab
@@ -54,6 +55,7 @@ class Pane:
     chat: gr.Chatbot
     status: gr.Markdown
     stop: gr.Button
+    tokens: gr.HTML  # the side's answer as its tokens (shown while Token view is ticked)
 
 
 @dataclass
@@ -64,6 +66,7 @@ class Prompting:
     stop_both: gr.Button
     regenerate: gr.Button
     new: gr.Button
+    token_view: gr.Checkbox  # both panes' answers as their tokens, with probabilities and alternatives
 
 
 @dataclass
@@ -120,7 +123,7 @@ class ArenaParts:
         a, b = self.panes["a"], self.panes["b"]
         return [
             self.battle, self.rounds, a.chat, b.chat, a.head, b.head, a.status, b.status,
-            self.prompting.notice, self.prompting.prompt, *self.votes, *self.charts,
+            self.prompting.notice, self.prompting.prompt, *self.votes, *self.charts, a.tokens, b.tokens,
         ]  # fmt: skip
 
 
@@ -180,7 +183,8 @@ class ArenaLayout:
             chat = gr.Chatbot(elem_id=f"arena-chat-{name}", height=320, show_label=False, buttons=["copy"])
             status = gr.Markdown(elem_id=f"arena-metrics-{name}", elem_classes=["chat-notice"])
             stop = gr.Button(f"Stop {name.upper()}", size="sm", variant="stop", elem_id=f"arena-stop-{name}")
-        return Pane(head, chat, status, stop)
+            tokens = delta_html(visible=False, elem_id=f"arena-tokens-{name}", elem_classes=["token-view"])
+        return Pane(head, chat, status, stop, tokens)
 
     def render_prompting(self) -> Prompting:
         notice = gr.Markdown(elem_id="arena-notice")
@@ -198,7 +202,8 @@ class ArenaLayout:
         with gr.Row():
             regenerate = gr.Button("↻ Regenerate", size="sm", elem_id="arena-regenerate")
             new = gr.Button("+ New round (new pair)", size="sm", elem_id="arena-new")
-        return Prompting(notice, prompt, send, stop_both, regenerate, new)
+            token_view = gr.Checkbox(False, label="Token view", elem_id="arena-token-view")
+        return Prompting(notice, prompt, send, stop_both, regenerate, new, token_view)
 
     def render_votes(self) -> list[gr.Button]:
         with gr.Row():
@@ -281,6 +286,7 @@ class ArenaLayout:
             parts.settings.same,
             *parts.settings.values["a"],
             *parts.settings.values["b"],
+            prompting.token_view,
         ]
         play: dict[str, Any] = {
             "fn": tab.play,
@@ -294,13 +300,19 @@ class ArenaLayout:
             prompting.prompt.submit(**play),
             prompting.send.click(**play),
             prompting.regenerate.click(
-                tab.regenerate, [owner, parts.battle, parts.rounds], outputs, trigger_mode="once", **PRIVATE
+                tab.regenerate,
+                [owner, parts.battle, parts.rounds, prompting.token_view],
+                outputs,
+                trigger_mode="once",
+                **PRIVATE,
             ),
         ]
         parts.panes["a"].stop.click(tab.stop_a, None, None, queue=False, **PRIVATE)
         parts.panes["b"].stop.click(tab.stop_b, None, None, queue=False, **PRIVATE)
         prompting.stop_both.click(tab.stop_both, None, None, queue=False, **PRIVATE)
         prompting.new.click(tab.new_round, None, outputs, queue=False, **PRIVATE)
+        views = [parts.panes[name].tokens for name in SIDES]
+        prompting.token_view.change(tab.toggle_tokens, prompting.token_view, views, queue=False, **PRIVATE)
         self.wire_rest(owner, parts)
         return answered
 

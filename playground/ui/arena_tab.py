@@ -4,7 +4,9 @@ Named mode: the visitor picks both sides (or a preset). Blind mode: a random pai
 names and engines stay out of everything the page receives until the vote (every output comes from the
 arena's anonymised views; the pair itself lives only in the history store). Both panes stream at once,
 each from its own producer, folded into one page update per tick (ui/streaming.FoldedStreams); Stop is
-per pane, keyed by (session, pane), with "Stop both". After each round a chart compares the two.
+per pane, keyed by (session, pane), with "Stop both". After each round a chart compares the two. With
+"Token view" ticked, both sides give each token's probability and alternatives, and a view under each pane
+shows its side's tokens, streamed by delta as the chat tabs stream theirs (arena_display.LivePane).
 
 The MoE tab links here with `preset_link(DENSE_VS_MOE)` (`?arena=dense-vs-moe`): on page load the Arena
 tab opens with that preset chosen.
@@ -32,10 +34,11 @@ from ..history import check_owner_id
 from ..needs import preset_problem, problem_with_alternatives
 from ..public.address import request_address
 from ..text import valid_text
+from ..token_view import TOKEN_VIEW_K
 from ..types import ModelSpec
 from . import arena_display as show
 from . import widgets
-from .arena_display import BLIND, NAMED, SIDES, LivePane, RoundDict
+from .arena_display import BLIND, NAMED, NO_TOKENS, SIDES, LivePane, RoundDict
 from .arena_layout import BOARD_VIEWS, VOTES, ArenaLayout, ArenaUI
 from .downloads import DownloadFolder
 from .streaming import FoldedStreams
@@ -49,6 +52,7 @@ HIDDEN_ERROR = "One of the models could not answer (the details are shown after 
 OUTPUT_NAMES = (
     "battle", "rounds", "chat_a", "chat_b", "head_a", "head_b", "status_a", "status_b", "notice", "prompt",
     *(f"vote_{key}" for key, _ in VOTES), *(f"chart_{key}" for key, _, _ in show.CHARTS),
+    "tokens_a", "tokens_b",
 )  # fmt: skip
 PaneValues = tuple[Any, ...]  # system prompt, then widgets.OPTION_NAMES' values
 PANE_VALUES = 1 + len(widgets.OPTION_NAMES)
@@ -57,6 +61,24 @@ PANE_VALUES = 1 + len(widgets.OPTION_NAMES)
 def preset_link(key: str = DENSE_VS_MOE) -> str:
     """A link (relative to the page) that opens the Arena tab with this preset chosen."""
     return f"?{LINK_PARAM}={key}"
+
+
+def pane_sides(pane_a: PaneValues, pane_b: PaneValues) -> dict[str, Side]:
+    """Each pane's system prompt and parameters (validated: a bad value is a message)."""
+    return {
+        name: Side(
+            "", options=widgets.options_from(*values[1:]), system=valid_text(str(values[0] or "")).strip()
+        )
+        for name, values in (("a", pane_a), ("b", pane_b))
+    }
+
+
+def hidden_message(error: BaseException, specs: Mapping[str, ModelSpec], *, hidden: bool = True) -> str:
+    """An error's message; in a blind round, without any name of either side."""
+    text = str(error) or type(error).__name__
+    if not specs or not hidden:
+        return text
+    return safe_text(text, specs, HIDDEN_ERROR)
 
 
 class ArenaTab:
@@ -126,9 +148,11 @@ class ArenaTab:
         """Send the prompt to both sides: a new battle, or the next round of the open one (multi-turn).
 
         `values`: the owner, the battle, its rounds, the mode, the preset, model A, model B, the prompt,
-        "same for both", then each pane's system prompt and parameters (arena_layout's `wire` order)."""
+        "same for both", then each pane's system prompt and parameters, then the Token view toggle
+        (arena_layout's `wire` order; without it, off)."""
         owner_value, battle_id, rounds, mode, preset, model_a, model_b, prompt, same = values[:9]
         pane_a, pane_b = values[9 : 9 + PANE_VALUES], values[9 + PANE_VALUES : 9 + 2 * PANE_VALUES]
+        token_view = bool(values[9 + 2 * PANE_VALUES]) if len(values) > 9 + 2 * PANE_VALUES else False
         prompt = valid_text(prompt or "")
         blind_specs: dict[str, ModelSpec] = {}
         try:
@@ -139,7 +163,7 @@ class ArenaTab:
             problem = preset_problem(self.ctx.registry, preset) if preset and mode != BLIND else None
             if problem:  # a not-ready preset runs nothing (not the pair shown before it)
                 raise ModelUnavailableError(problem)
-            sides = self.sides(pane_a, pane_b if not same else pane_a)
+            sides = pane_sides(pane_a, pane_b if not same else pane_a)
             pair = self.pair(mode, preset, model_a, model_b, sides)
             if rounds and self.arena.continues(owner, battle_id, pair):
                 round_ = await asyncio.to_thread(self.arena.next_round, owner, str(battle_id), prompt)
@@ -151,15 +175,18 @@ class ArenaTab:
                     }
                 round_ = await asyncio.to_thread(self.arena.start, owner, pair, prompt)
         except PlaygroundError as exc:
-            yield self.screen(
-                battle_id, rounds, notice=self.hidden_message(exc, blind_specs), keep_prompt=True
-            )
+            yield self.screen(battle_id, rounds, notice=hidden_message(exc, blind_specs), keep_prompt=True)
             return
-        async for update in self._run(owner, round_, rounds, request.session_hash):
+        async for update in self._run(owner, round_, rounds, request.session_hash, token_view):
             yield update
 
     async def regenerate(
-        self, owner_value: Any, battle_id: str | None, rounds: list[RoundDict], request: gr.Request
+        self,
+        owner_value: Any,
+        battle_id: str | None,
+        rounds: list[RoundDict],
+        request: gr.Request,
+        token_view: bool = False,
     ) -> AsyncIterator[tuple[Any, ...]]:
         """Ask the latest round again (before its vote)."""
         try:
@@ -169,18 +196,25 @@ class ArenaTab:
                 raise HistoryError("Send a prompt first: there is no round to ask again.")
             round_ = await asyncio.to_thread(self.arena.regenerate, owner, battle_id)
         except PlaygroundError as exc:
-            yield self.screen(battle_id, rounds, notice=self.hidden_message(exc, {}))
+            yield self.screen(battle_id, rounds, notice=hidden_message(exc, {}))
             return
-        async for update in self._run(owner, round_, rounds[:-1], request.session_hash):
+        async for update in self._run(owner, round_, rounds[:-1], request.session_hash, bool(token_view)):
             yield update
 
     async def _run(
-        self, owner: str, round_: Round, before: list[RoundDict], session: str | None
+        self, owner: str, round_: Round, before: list[RoundDict], session: str | None, token_view: bool
     ) -> AsyncIterator[tuple[Any, ...]]:
-        """Stream both sides at once (one after the other where the arena says so), one update per tick."""
-        battle_id = round_.battle.id
+        """Stream both sides at once (one after the other where the arena says so), one update per tick;
+        each pane's token view by delta (drawn from the start by the first update)."""
+        battle_id, is_blind = round_.battle.id, round_.battle.mode == "blind"
         live = {name: LivePane() for name in SIDES}
         errors: list[str] = []
+
+        def tokens(end: bool = False) -> tuple[Any, ...]:
+            runs = round_.runs
+            return tuple(
+                live[n].token_view(runs[n].spec, ended=end or runs[n].done, blind=is_blind) for n in SIDES
+            )
 
         def current() -> list[RoundDict]:
             return [*before, self.arena.view(round_).to_dict()]
@@ -189,8 +223,8 @@ class ArenaTab:
             runs = round_.runs
             return {n: live[n].metrics(runs[n].prompt_tokens) for n in SIDES if runs[n].finish_reason is None}
 
-        yield self.screen(battle_id, current(), live=live_metrics(), streaming=True)
-        answers = self.arena.streams(owner, round_, session)
+        yield self.screen(battle_id, current(), live=live_metrics(), streaming=True, tokens=tokens())
+        answers = self.arena.streams(owner, round_, session, logprobs=TOKEN_VIEW_K if token_view else None)
         groups = [["a"], ["b"]] if self.arena.serialise(round_) else [list(SIDES)]
         try:
             for group in groups:
@@ -205,32 +239,15 @@ class ArenaTab:
                     for name, error in update.ended.items():
                         live[name].ended = live[name].ended or time.perf_counter()
                         if error is not None:  # not one of ours: the pipeline turns those into Finished
-                            errors.append(
-                                self.hidden_message(error, round_.specs, hidden=round_.battle.mode == "blind")
-                            )
-                    yield self.screen(battle_id, current(), live=live_metrics(), streaming=True)
+                            errors.append(hidden_message(error, round_.specs, hidden=is_blind))
+                    yield self.screen(
+                        battle_id, current(), live=live_metrics(), streaming=True, tokens=tokens()
+                    )
         finally:
             for answer in answers.values():
                 answer.close()  # a side never started (the visitor left first) gives its Stop back
-        yield self.screen(battle_id, current(), notice="\n\n".join(f"⚠ {e}" for e in errors), chart=True)
-
-    def sides(self, pane_a: PaneValues, pane_b: PaneValues) -> dict[str, Side]:
-        """Each pane's system prompt and parameters (validated: a bad value is a message)."""
-        return {
-            name: Side(
-                "", options=widgets.options_from(*values[1:]), system=valid_text(str(values[0] or "")).strip()
-            )
-            for name, values in (("a", pane_a), ("b", pane_b))
-        }
-
-    def hidden_message(
-        self, error: BaseException, specs: Mapping[str, ModelSpec], *, hidden: bool = True
-    ) -> str:
-        """An error's message; in a blind round, without any name of either side."""
-        text = str(error) or type(error).__name__
-        if not specs or not hidden:
-            return text
-        return safe_text(text, specs, HIDDEN_ERROR)
+        notice = "\n\n".join(f"⚠ {e}" for e in errors)
+        yield self.screen(battle_id, current(), notice=notice, chart=True, tokens=tokens(end=True))
 
     # What the page shows
 
@@ -244,8 +261,10 @@ class ArenaTab:
         notice: str = "",
         chart: bool = False,
         keep_prompt: bool = False,
+        tokens: tuple[Any, ...] | None = None,
     ) -> tuple[Any, ...]:
-        """Every output of a round's handlers, from the views alone (see OUTPUTS in build)."""
+        """Every output of a round's handlers, from the views alone (see OUTPUTS in build); the token
+        views as given (by delta), emptied without rounds (a new battle), left alone otherwise."""
         last = rounds[-1] if rounds else None
         can_vote = (
             not streaming
@@ -271,11 +290,16 @@ class ArenaTab:
             gr.update() if keep_prompt else "",
             *votes,
             *charts,
+            *(tokens or (gr.update() if rounds else NO_TOKENS for _ in SIDES)),
         )
 
     def new_round(self) -> tuple[Any, ...]:
         """A fresh battle: the panes emptied; the next prompt starts with the sides chosen now."""
         return self.screen(None, [], keep_prompt=True)
+
+    def toggle_tokens(self, on: bool) -> tuple[Any, ...]:
+        """Show or hide both panes' token views (filled by the next round asked with Token view on)."""
+        return tuple(gr.update(visible=bool(on)) for _ in SIDES)
 
     def stop(self, sides: Sequence[str], request: gr.Request) -> None:
         """Stop these sides' answers ("a", "b"); the engine stops at its next token."""

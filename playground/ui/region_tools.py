@@ -4,6 +4,7 @@ request. Kept apart from chat_region.py's streaming so that each stays small."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import gradio as gr
@@ -14,7 +15,7 @@ from ..context import AppContext
 from ..errors import PlaygroundError
 from ..structured import ResponseFormat, label_of
 from ..token_view import BRANCH_HINT, SHELL, token_note, token_span
-from ..types import ModelSpec
+from ..types import ModelSpec, TokenRecord
 from . import render, widgets
 from .chat_parts import AnswerView, Box, with_format, with_pending
 from .delta import append, redraw
@@ -30,6 +31,22 @@ def _branchable(spec: ModelSpec | None) -> bool:
 def _note(spec: ModelSpec | None, has_records: bool) -> str:
     note = token_note(spec, has_records)
     return f"{note} {BRANCH_HINT}" if has_records and _branchable(spec) else note
+
+
+def tokens_since(
+    records: Sequence[TokenRecord], sent: int | None, note: str | None = None, *, branchable: bool = False
+) -> Any:
+    """A token view by delta (delta.py): whole when nothing was sent yet (`sent` None), then only the
+    records after the `sent` first, with the note when one is given; nothing when nothing is new.
+    `branchable`: each token's alternatives are buttons that branch the answer there."""
+    parts = None if note is None else {"note": note}
+    start = sent or 0
+    rows = [token_span(r, start + n if branchable else None) for n, r in enumerate(records[start:])]
+    if sent is None:
+        return redraw(SHELL, rows, parts)
+    if len(records) == sent and note is None:
+        return gr.update()
+    return append(sent, rows, parts)
 
 
 class RegionTools:
@@ -55,16 +72,8 @@ class RegionTools:
         records, sent = live.tokens, live.views.get("tokens")
         live.views["tokens"] = len(records)
         spec = self._spec_of(live.turn or {})
-        note = {"note": _note(spec, bool(records))} if ended else None
-        start = sent or 0
-        rows = [
-            token_span(r, start + n if _branchable(spec) else None) for n, r in enumerate(records[start:])
-        ]
-        if sent is None:
-            return redraw(SHELL, rows, note)
-        if len(records) == sent and not ended:
-            return gr.update()
-        return append(sent, rows, note)
+        note = _note(spec, bool(records)) if ended else None
+        return tokens_since(records, sent, note, branchable=_branchable(spec))
 
     def _spec_of(self, answer: Turn) -> ModelSpec | None:
         try:
