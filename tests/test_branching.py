@@ -4,9 +4,13 @@ turn shows one of them, the conversation continues from it), in the export and b
 
 from __future__ import annotations
 
+import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any
 
+import gradio as gr
 import pytest
 
 from playground.answers import Recording, Request, Result
@@ -18,6 +22,8 @@ from playground.history.export import export_json, import_json
 from playground.options import GenerationOptions
 from playground.structured import ResponseFormat
 from playground.types import Message
+from playground.ui import render
+from playground.ui.delta import DeltaPage
 from tests.support import QUESTION
 
 ENGINES = ["smollm2-135m-instruct@onnx", "smollm2-135m-instruct@transformers"]
@@ -126,3 +132,108 @@ def test_what_cannot_branch_is_one_clear_message(ctx: AppContext) -> None:
     held = GREEDY.model_copy(update={"response_format": ResponseFormat(kind="json")})
     refused = ctx.answers.complete(Request(ENGINES[0], [Message("user", QUESTION)], held, branch=branch))
     assert "set Response format to Text" in refused.error and refused.text == ""
+
+
+# The page: a click on an alternative in the token view, the switch between branches, History
+
+
+def branch_updates(region: Any, conversation: list[dict[str, Any]], conversation_id: str | None, owner: str,
+                   at: int, token: int, fmt: tuple[str, str] = ("Text", "")) -> list[tuple[Any, ...]]:  # fmt: skip
+    """Every update the page's `branch` event yields (its script sends the token's place and the
+    alternative's id as the event's data)."""
+    event = gr.EventData(None, {"at": at, "token": token})
+
+    async def run() -> list[tuple[Any, ...]]:
+        stream = region.branch(
+            gr.Request(session_hash="branch-session"),
+            event,
+            conversation,
+            conversation_id,
+            owner,
+            {},
+            False,
+            *fmt,
+            "",
+            *GREEDY_PAGE,
+        )
+        return [update async for update in stream]
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result()
+
+
+GREEDY_PAGE = (0.0, 1.0, 0, 16, 1.0, -1, "")  # the Parameters: greedy, 16 new tokens
+
+
+def test_the_page_branches_from_a_clicked_alternative_and_switches_back(ctx: AppContext) -> None:
+    from tests.test_tabs import answer, build
+    from tests.test_tabs import ask as question
+
+    history, uis, regions = build(ctx)
+    region, owner = regions["instruct"], new_browser_id()
+    first = answer(region, question(QUESTION), owner, ENGINES[0], token_view=True, options=GREEDY_PAGE)
+    conversation, conversation_id = first[-1][0], first[-1][1]
+    original = conversation[-1]
+    tokens = original["tokens"]
+    at, alternative = 2, tokens[2]["top"][1]
+    view = DeltaPage()
+    for update in first:  # the outputs end with the token view, then the question box and its flag
+        if isinstance(update[-3], str):
+            view.apply(update[-3])
+    assert f'data-at="{at}" data-token="{alternative["id"]}"' in view.html, "each alternative is a button"
+
+    updates = branch_updates(region, conversation, conversation_id, owner, at, alternative["id"])
+    after, chat, notice, picker = updates[-1][0], updates[-1][2], updates[-1][4], updates[-1][-4]
+    shown = after[-1]
+    assert [t.get("hidden", False) for t in after[-2:]] == [True, False] and after[-2]["content"] == original[
+        "content"
+    ]
+    assert shown["branch_at"] == at and shown["tokens"][at]["forced"] is True
+    assert shown["content"].startswith("".join(t["text"] for t in tokens[:at]) + alternative["text"])
+    assert [m["content"] for m in chat if m["role"] == "assistant" and m["content"]] == [
+        render.safe_markdown(shown["content"])
+    ]
+    assert "branch from token 3" in chat[-1]["metadata"]["title"] and not notice
+    assert picker.visible is True and [c[1] for c in picker.choices] == ["1", "2"] and picker.value == "2"
+    assert [c[0] for c in picker.choices][1] == f"2. {alternative['text']!r} at token 3"
+    page = DeltaPage()
+    for update in updates:
+        if isinstance(update[-3], str):
+            page.apply(update[-3])
+    assert (
+        page.html.count('<span class="tv-tok') == len(shown["tokens"]) and page.html.count("tv-forced") == 1
+    )
+
+    stored = ctx.history.conversations.get_conversation(owner, conversation_id).messages
+    assert [(m.branch_at, m.hidden) for m in stored if m.role == "assistant"] == [(None, True), (at, False)]
+    opened = history.open(uis, conversation_id, owner)
+    reopened = opened[0]
+    assert reopened[-1]["content"] == shown["content"] and reopened[-2]["hidden"] is True
+    assert opened[len(uis[0].opened) - 2].value == "2", "History opens it on the branch shown"
+
+    back = region.switch_branch("1", after, conversation_id, owner)
+    assert back[0][-1]["content"] == original["content"] and back[0][-2]["hidden"] is True
+    assert [m.content for m in ctx.history.conversations.chat_messages(owner, conversation_id)] == [
+        QUESTION,
+        original["content"],
+    ], "the conversation goes on from the answer shown"
+
+
+def test_a_branch_the_page_cannot_make_says_why_and_keeps_the_answer(ctx: AppContext) -> None:
+    from tests.test_tabs import answer, build
+    from tests.test_tabs import ask as question
+
+    _, _, regions = build(ctx)
+    region, owner = regions["instruct"], new_browser_id()
+    first = answer(region, question(QUESTION), owner, ENGINES[0], token_view=True, options=GREEDY_PAGE)
+    conversation, conversation_id = first[-1][0], first[-1][1]
+    token = conversation[-1]["tokens"][1]["top"][1]["id"]
+    for at, picked, fmt, words in [
+        (1, -7, ("Text", ""), "has no alternative with id -7"),
+        (1, token, ("JSON", ""), "set Response format to Text"),
+    ]:
+        updates = branch_updates(region, conversation, conversation_id, owner, at, picked, fmt)
+        assert words in updates[-1][4], updates[-1][4]
+        assert updates[-1][0] == conversation, "nothing lost: the answer is still there, shown"
+    stored = ctx.history.conversations.get_conversation(owner, conversation_id).messages
+    assert len(stored) == 2 and not stored[1].hidden

@@ -26,6 +26,7 @@ from ..branching import branch_from
 from ..context import AppContext
 from ..errors import HistoryFullError, PlaygroundError
 from ..history import check_owner_id
+from ..moe_view import unpack
 from ..prompt_view import EMPTY as PROMPT_EMPTY
 from ..prompt_view import prompt_view
 from ..structured import load_examples
@@ -213,7 +214,8 @@ class ChatRegion(RegionTools):
                     "Branch from a token of an answer that has ended: wait for it, or Stop it."
                 )
             at, token = getattr(event, "at", -1), getattr(event, "token", -1)  # the page's script sends them
-            picked = branch_from(last.get("tokens") or [], int(at), int(token))
+            experts = unpack(last.get("experts"))  # an MoE answer's map: its rows up to the token stay
+            picked = branch_from(last.get("tokens") or [], int(at), int(token), experts)
             owner = check_owner_id(owner_value)
             chosen = widgets.options_from(*options).model_copy(update={"logprobs": TOKEN_VIEW_K})
             chosen = with_format(chosen, format_kind, format_spec)
