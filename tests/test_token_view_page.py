@@ -1,6 +1,7 @@
 """The token view in a real browser (Debian's Chromium through Playwright): tick Token view, ask, and the
-answer's tokens appear under it, tinted; hovering one opens its alternatives. The screenshot goes to
-.test-artifacts/screenshots/token-view.png, and to SCREENSHOTS_DIR when set (docs/ for the README)."""
+answer's tokens appear under it, tinted; hovering one opens its alternatives, and picking one branches
+the answer there (the switch brings the first answer back). The screenshots go to
+.test-artifacts/screenshots/token-view.png (and token-branch.png), and to SCREENSHOTS_DIR when set (docs/ for the README)."""
 
 from __future__ import annotations
 
@@ -39,5 +40,29 @@ def test_the_token_view_shows_each_token_and_its_alternatives(page: Page, app_ur
     assert box is not None
     area = {"x": 0, "y": max(0, box["y"] - 330), "width": 900, "height": box["height"] + 330 + 300}
     screenshot(page, "token-view.png", clip=area)  # type: ignore[arg-type]
+
+    # Branch: pick the alternative below the chosen one; the answer streams again from that token
+    chat = page.locator("#instruct-chat")
+    first = chat.locator(".message.bot").first.inner_text()
+    tokens.nth(5).hover()
+    picked = alternatives.locator("button.tv-alt").first
+    forced = picked.locator("code").inner_text().strip("'\"")
+    picked.click()
+    expect(chat).to_contain_text("branch from token 6", timeout=90_000)
+    expect(view.locator(".tv-tok.tv-forced")).to_have_count(1, timeout=15_000)
+    switch = page.locator("#instruct-branches")
+    expect(switch).to_be_visible()
+    expect(switch).to_contain_text("at token 6")
+    chat.scroll_into_view_if_needed()
+    top, bottom = chat.bounding_box(), view.bounding_box()
+    assert top is not None and bottom is not None
+    shown = {"x": 0, "y": top["y"], "width": 850, "height": bottom["y"] + bottom["height"] - top["y"] + 8}
+    screenshot(page, "token-branch.png", clip=shown)  # type: ignore[arg-type]
+    branched = chat.locator(".message.bot").first.inner_text()
+    assert forced.strip() in branched and branched != first, (forced, first, branched)
+    switch.get_by_text("1. the first answer").click()
+    expect(chat.locator(".message.bot").first).to_have_text(first, timeout=15_000)
+    expect(chat).not_to_contain_text("branch from token 6")
+
     page.locator("#instruct-token-view input").uncheck()
     expect(view).to_be_hidden()
