@@ -152,14 +152,18 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     from .token_view import token_note, token_table
 
     ctx = _context(settings)
-    request = _request(args)
-    answer = ctx.answers.ask(request)
-    result = _draw(answer, echo=not args.json)
-    ctx.close()
+    try:
+        request, first = _branched(args, ctx, _request(args))
+        answer = ctx.answers.ask(request)
+        result = _draw(answer, echo=not args.json)
+    finally:
+        ctx.close()
     if result.error:
         raise PlaygroundError(result.error)
     if args.json:
         out = {"model": result.spec.id if result.spec else args.model, "text": result.text}
+        if request.branch is not None:  # the answer it branched from, and where
+            out["branch"] = {"at": request.branch.at, "from_text": first}
         out["metrics"] = _metrics_json(result.metrics)
         if result.experts or (result.spec and Capability.MOE in result.spec.capabilities):
             out["experts"] = [record.to_dict() for record in result.experts]  # per token, per layer
@@ -181,6 +185,40 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
         elif result.reason in FINISH_NOTES:
             print(FINISH_NOTES[result.reason], file=sys.stderr)
     return EXIT_CODES.get(result.reason, 0)
+
+
+def _branched(args: argparse.Namespace, ctx, request):  # type: ignore[no-untyped-def]
+    """With --branch AT:TOKEN_ID: the request continued from token AT of an answer, with the alternative
+    TOKEN_ID forced there (branching.py), and that answer's text. The answer is the `tokens` of a
+    `chat --logprobs K --json` output (--tokens FILE), or asked here first with the same options."""
+    from dataclasses import replace
+
+    from .branching import branch_from
+
+    if not args.branch:
+        return request, None
+    try:
+        at, token = (int(part) for part in args.branch.split(":"))
+    except ValueError:
+        raise InvalidOptionsError(
+            f"--branch takes TOKEN:ID, two numbers (token 0 is the answer's first), not {args.branch!r}."
+        ) from None
+    if args.tokens:
+        try:
+            earlier = json.loads(Path(args.tokens).read_text(encoding="utf-8"))
+            records, text = list(earlier["tokens"]), str(earlier.get("text", ""))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InvalidOptionsError(
+                f"--tokens needs the output of `chat --logprobs K --json` ({args.tokens}: {exc})."
+            ) from None
+    else:
+        options = request.options
+        asked = replace(request, options=options.model_copy(update={"logprobs": options.logprobs or 10}))
+        first = ctx.answers.complete(asked)
+        if first.error:
+            raise PlaygroundError(first.error)
+        records, text = first.tokens, first.text
+    return replace(request, branch=branch_from(records, at, token)), text
 
 
 def _draw(answer, *, echo: bool):  # type: ignore[no-untyped-def]
@@ -392,6 +430,15 @@ def _add_chat(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     chat = sub.add_parser("chat", help="stream one answer to stdout")
     _question_args(chat)
     chat.add_argument("--json", action="store_true", help="print one JSON object with text and metrics")
+    chat.add_argument(
+        "--branch",
+        metavar="TOKEN:ID",
+        help="branch: the answer again from its token TOKEN (0 is the first) with the alternative ID "
+        "forced there (a local model); the answer is --tokens FILE's, or asked first with these options",
+    )
+    chat.add_argument(
+        "--tokens", metavar="FILE", help="with --branch: the output of `chat --logprobs K --json` to branch"
+    )
     chat.set_defaults(handler=cmd_chat)
     code = sub.add_parser("code", help="print the script Get code gives for one question (chat's options)")
     _question_args(code)

@@ -8,6 +8,7 @@ import asyncio
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -20,11 +21,13 @@ from playground.errors import HistoryError, InvalidOptionsError
 from playground.history import new_browser_id
 from playground.history.export import export_json, import_json
 from playground.options import GenerationOptions
+from playground.settings import Settings
 from playground.structured import ResponseFormat
 from playground.types import Message
 from playground.ui import render
 from playground.ui.delta import DeltaPage
 from tests.support import QUESTION
+from tests.test_cli import cli
 
 ENGINES = ["smollm2-135m-instruct@onnx", "smollm2-135m-instruct@transformers"]
 GREEDY = GenerationOptions(max_new_tokens=24, logprobs=10, temperature=0.0)
@@ -237,3 +240,54 @@ def test_a_branch_the_page_cannot_make_says_why_and_keeps_the_answer(ctx: AppCon
         assert updates[-1][0] == conversation, "nothing lost: the answer is still there, shown"
     stored = ctx.history.conversations.get_conversation(owner, conversation_id).messages
     assert len(stored) == 2 and not stored[1].hidden
+
+
+# The CLI and the API
+
+
+def test_the_cli_branches_an_answer_it_saved_and_one_it_asks_first(
+    settings: Settings, tmp_path: Path
+) -> None:
+    base = ("chat", "-m", "smollm2-135m-instruct", "--temperature", "0", "--max-new-tokens", "8",
+            "--logprobs", "3", "--json", QUESTION)  # fmt: skip
+    first = cli(settings, *base)
+    assert first.returncode == 0, first.stderr
+    saved = tmp_path / "first.json"
+    saved.write_text(first.stdout)
+    tokens = json.loads(first.stdout)["tokens"]
+    picked = tokens[2]["top"][1]
+    for extra in (
+        ("--tokens", str(saved)),
+        (),
+    ):  # from the saved answer; asked again first (greedy: the same)
+        result = cli(settings, *base, "--branch", f"2:{picked['id']}", *extra)
+        assert result.returncode == 0, result.stderr
+        out = json.loads(result.stdout)
+        assert out["branch"] == {"at": 2, "from_text": json.loads(first.stdout)["text"]}
+        assert [t["id"] for t in out["tokens"][:2]] == [t["id"] for t in tokens[:2]]
+        assert out["tokens"][2]["id"] == picked["id"] and out["tokens"][2]["forced"] is True
+        assert out["text"].startswith("".join(t["text"] for t in tokens[:2]) + picked["text"])
+    bad = cli(settings, *base, "--branch", "two")
+    assert bad.returncode != 0 and "--branch takes TOKEN:ID" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_api_callers_branch_a_chat_tokens_answer(ctx: AppContext) -> None:
+    from gradio_client import Client
+
+    from tests.support import serving
+
+    with serving(ctx) as url:
+        client = Client(url, verbose=False)
+        first = client.predict(QUESTION, temperature=0, max_new_tokens=8, logprobs=3, api_name="/chat_tokens")
+        picked = first["tokens"][1]["top"][2]
+        branch = client.predict(QUESTION, first["tokens"], 1, picked["id"], temperature=0, max_new_tokens=8,
+                                logprobs=3, api_name="/chat_branch")  # fmt: skip
+        refused = None
+        try:
+            client.predict(QUESTION, first["tokens"], 1, 99999999, max_new_tokens=4, api_name="/chat_branch")
+        except Exception as exc:  # gradio_client raises the app's message
+            refused = str(exc)
+    assert branch["tokens"][0] == first["tokens"][0]
+    assert branch["tokens"][1]["id"] == picked["id"] and branch["tokens"][1]["forced"] is True
+    assert branch["text"].startswith(first["tokens"][0]["text"] + picked["text"])
+    assert refused is not None and "no alternative with id 99999999" in refused

@@ -44,11 +44,15 @@ def test_the_readme_example_runs_against_the_app(app_url: str) -> None:
 def test_the_api_shows_its_endpoints_with_defaults_and_a_named_result(app_url: str) -> None:
     with urllib.request.urlopen(app_url + "gradio_api/info") as response:
         info = json.load(response)
-    assert list(info["named_endpoints"]) == ["/chat", "/chat_tokens"]
+    assert list(info["named_endpoints"]) == ["/chat", "/chat_tokens", "/chat_branch"]
     assert not info["unnamed_endpoints"]
     tokens = info["named_endpoints"]["/chat_tokens"]
     assert [p["parameter_name"] for p in tokens["parameters"]][-1] == "logprobs"
     assert [r["label"] for r in tokens["returns"]] == ["answer_with_tokens"]
+    branch = info["named_endpoints"]["/chat_branch"]
+    required = [p["parameter_name"] for p in branch["parameters"] if not p["parameter_has_default"]]
+    assert required[:4] == ["question", "tokens", "at", "token"]
+    assert [r["label"] for r in branch["returns"]] == ["branch_with_tokens"]
     chat = info["named_endpoints"]["/chat"]
     required = [p["parameter_name"] for p in chat["parameters"] if not p["parameter_has_default"]]
     assert required == ["question"]

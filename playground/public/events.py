@@ -46,6 +46,7 @@ ANSWERING = frozenset(
         f"{_UI}evaluate_tab.EvaluateTab.resume",
         f"{_UI}instruct.InstructTab.api_chat",
         f"{_UI}instruct.InstructTab.api_chat_tokens",
+        f"{_UI}instruct.InstructTab.api_chat_branch",
         f"{_UI}arena_fidelity.FidelityPanel.compare",  # no answer written, but both models run
     }
 )
@@ -96,6 +97,7 @@ TRIVIAL = frozenset(
         f"{_UI}chat_region.ChatRegion.preset",
         f"{_UI}chat_region.ChatRegion.stop",
         f"{_UI}region_tools.RegionTools.toggle_tokens",
+        f"{_UI}arena_tab.ArenaTab.toggle_tokens",
         f"{_UI}region_tools.RegionTools.pick_format",
         f"{_UI}moe_tab.MoeTab.describe_extra",
         f"{_UI}vision_tab.VisionTab.describe_extra",

@@ -113,7 +113,7 @@ def build_app(ctx: AppContext, key: IdentityKey | None = None) -> gr.Blocks:
     answers.update({dep["id"]: "arena" for dep in arena.answered})
     answers.update({dep["id"]: "arena-fidelity" for dep in arena.measured})
     answers.update({dep["id"]: "evaluate" for dep in evaluate.answered})
-    for event in (instruct_tab.api_event, instruct_tab.token_event):
+    for event in (instruct_tab.api_event, instruct_tab.token_event, instruct_tab.branch_event):
         if event is not None:
             answers[event["id"]] = None  # the API: no pane (each call stands alone)
     _ANSWERS[demo] = answers

@@ -9,11 +9,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import gradio as gr
 
 from ..answers import Finished, Request, Result
+from ..branching import Branch, branch_from
 from ..context import AppContext
 from ..errors import InvalidOptionsError, PlaygroundError
 from ..options import GenerationOptions
@@ -36,6 +38,7 @@ class InstructTab(ChatRegion):
         super().__init__(ctx, CONFIG)
         self.api_event: Any = None  # the `/chat` event (admission counts it as an answer)
         self.token_event: Any = None  # `/chat_tokens`: the same answer with each token's probabilities
+        self.branch_event: Any = None  # `/chat_branch`: an answer of `/chat_tokens` again from one token
 
     def build(self, owner: gr.State) -> RegionUI:
         ui = super().build(owner)
@@ -88,8 +91,51 @@ class InstructTab(ChatRegion):
         "logprob", "top": [...], "entropy"}], "note"}; `tokens` is empty where the provider gives none."""
         values = (question, model, system_prompt, temperature, top_p, top_k, max_new_tokens,
                   repetition_penalty, seed, stop)  # fmt: skip
+        return await self._api_tokens(values, logprobs, request)
+
+    async def api_chat_branch(
+        self,
+        question: str,
+        tokens: Any,
+        at: int,
+        token: int,
+        model: str | None = None,
+        system_prompt: str | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        top_k: int | None = None,
+        max_new_tokens: int | None = None,
+        repetition_penalty: float | None = None,
+        seed: int | None = None,
+        stop: str | None = None,
+        logprobs: int | None = 5,
+        request: gr.Request | None = None,
+    ) -> dict[str, Any]:
+        """`/chat_branch`: the answer of an earlier `/chat_tokens` call (its `tokens`, with the same
+        question and model) again from its token `at` (0 is the first), with the alternative `token` (an
+        id among that token's `top`) forced there; `/chat_tokens`' result, the forced token marked."""
+        values = (question, model, system_prompt, temperature, top_p, top_k, max_new_tokens,
+                  repetition_penalty, seed, stop)  # fmt: skip
+        try:
+            if (
+                not isinstance(tokens, list)
+                or not isinstance(at, int | float)
+                or not isinstance(token, int | float)
+            ):
+                raise InvalidOptionsError(
+                    "Give `tokens` (a /chat_tokens result's list), `at` and `token` (numbers)."
+                )
+            branch = branch_from(tokens, int(at), int(token))
+        except PlaygroundError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        return await self._api_tokens(values, logprobs, request, branch)
+
+    async def _api_tokens(
+        self, values: tuple[Any, ...], logprobs: Any, request: gr.Request | None, branch: Branch | None = None
+    ) -> dict[str, Any]:
+        """The answer with its tokens' records, as one JSON object when it ends."""
         result = Result()
-        async for drawn in self._api_answer(values, 5 if logprobs is None else logprobs, request):
+        async for drawn in self._api_answer(values, 5 if logprobs is None else logprobs, request, branch):
             result = drawn  # the same Result, drawn to its end
         return {
             "text": result.text,
@@ -98,12 +144,13 @@ class InstructTab(ChatRegion):
         }
 
     async def _api_answer(
-        self, values: tuple[Any, ...], logprobs: Any, request: gr.Request | None
+        self, values: tuple[Any, ...], logprobs: Any, request: gr.Request | None, branch: Branch | None = None
     ) -> AsyncIterator[Result]:
         """One answer for the API endpoints, drawn as it streams (the Result so far after each batch);
         stateless, never written to the history; a refusal or failure is the caller's error."""
         try:
-            answer = self.ctx.answers.ask(self._api_request(values, logprobs, request))
+            asked = replace(self._api_request(values, logprobs, request), branch=branch)
+            answer = self.ctx.answers.ask(asked)
             result = Result()
             batches = ThreadedStream(answer, stop=answer.stop_event, ends_itself=True).__aiter__()
             async with contextlib.aclosing(batches):  # closed at once when the caller leaves
@@ -160,9 +207,19 @@ class InstructTab(ChatRegion):
             count = gr.Number(5, label="logprobs")
             tokens = gr.JSON(label="answer_with_tokens")
             token_trigger = gr.Button()
+            branched = [gr.JSON(label="tokens"), gr.Number(None, label="at"), gr.Number(None, label="token")]
+            branch_result = gr.JSON(label="branch_with_tokens")
+            branch_trigger = gr.Button()
         self.api_event = trigger.click(self.api_chat, inputs, answer, api_name="chat", concurrency_limit=4)
         self.token_event = token_trigger.click(
             self.api_chat_tokens, [*inputs, count], tokens, api_name="chat_tokens", concurrency_limit=4
+        )
+        self.branch_event = branch_trigger.click(
+            self.api_chat_branch,
+            [inputs[0], *branched, *inputs[1:], count],
+            branch_result,
+            api_name="chat_branch",
+            concurrency_limit=4,
         )
 
 
