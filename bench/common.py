@@ -202,8 +202,8 @@ def app_server(
 
 def chat_args(question: str, model_id: str, tokens: int) -> list[Any]:
     """The /chat inputs: question, model, system prompt, then temperature 0 (greedy), top-p, top-k,
-    max new tokens, repetition penalty, seed (-1: none) and stop sequences."""
-    return [question, model_id, "", 0.0, 1.0, 0, tokens, 1.0, -1, ""]
+    max new tokens, repetition penalty, seed (-1: none), stop sequences, JSON schema and regex (none)."""
+    return [question, model_id, "", 0.0, 1.0, 0, tokens, 1.0, -1, "", "", ""]
 
 
 def chat_fn_index(url: str) -> int:

@@ -91,7 +91,9 @@ def raw_chat_call(app_url: str, data: list[object]) -> str:
 
 def test_a_lone_surrogate_through_the_api_gets_an_answer(app_url: str) -> None:
     """gradio_client cannot even encode "\\ud800"; a JSON escape in a raw request is how one arrives."""
-    stream = raw_chat_call(app_url, ["Say hello \ud800", EMBEDDED, "", 0, None, None, 16, None, None, ""])
+    stream = raw_chat_call(
+        app_url, ["Say hello \ud800", EMBEDDED, "", 0, None, None, 16, None, None, "", "", ""]
+    )
     assert "event: complete" in stream, stream
     final = json.loads(stream.rsplit("data:", 1)[1])
     assert isinstance(final[0], str) and final[0].strip()
@@ -104,7 +106,7 @@ def test_a_call_missing_arguments_answers_a_message(app_url: str) -> None:
         raw_chat_call(app_url, [])
     assert refused.value.code == 400
     detail = json.loads(refused.value.read())["detail"]
-    assert "/chat takes 10 values (question, model" in detail and "0 were given" in detail
+    assert "/chat takes 12 values (question, model" in detail and "0 were given" in detail
     assert "object at 0x" not in detail
 
 

@@ -45,7 +45,7 @@ def join(
     url: str, session: str, question: str = LONG, *, tokens: int = 400, user: str | None = None
 ) -> httpx.Response:
     """POST /queue/join for `/chat` as a script would, never reading the result."""
-    data = [question, None, "", 0.0, None, None, tokens, None, None, ""]
+    data = [question, None, "", 0.0, None, None, tokens, None, None, "", "", ""]
     headers = {"x-gradio-user": user} if user else {}
     body = {"data": data, "fn_index": chat_fn(url), "session_hash": session, "event_data": None}
     return httpx.post(f"{url}gradio_api/queue/join", json=body, headers=headers, timeout=30)
@@ -185,7 +185,7 @@ def test_a_job_nobody_reads_is_dropped_before_it_runs(ctx: AppContext) -> None:
 def call_chat(url: str, session: str) -> tuple[float, Any]:
     """`/call/chat` as a plain HTTP client, with a session of its own, read on `/call/chat/<event_id>`:
     how long the stream lasted, and the last data it carried."""
-    data = [LONG, None, "", 0.0, None, None, 500, None, None, ""]
+    data = [LONG, None, "", 0.0, None, None, 500, None, None, "", "", ""]
     event = httpx.post(f"{url}gradio_api/call/chat", json={"data": data, "session_hash": session}, timeout=30)
     started, last = time.monotonic(), None
     with httpx.stream("GET", f"{url}gradio_api/call/chat/{event.json()['event_id']}", timeout=60) as stream:
@@ -236,11 +236,11 @@ def test_request_bodies_are_bounded_at_the_door_uploads_by_their_own_limit(ctx: 
 
 def test_a_call_with_the_wrong_number_of_values_gets_our_message_not_component_reprs(ctx: AppContext) -> None:
     with public_app(ctx) as url:
-        data = ["Hi", None, "", 0, 1, 0, 4, 1, -1]  # 9 of /chat's 10 values
+        data = ["Hi", None, "", 0, 1, 0, 4, 1, -1]  # 9 of /chat's 12 values
         raw = httpx.post(f"{url}gradio_api/call/chat", json={"data": data}, timeout=30)
         assert raw.status_code == 400, raw.text[:300]
         detail = raw.json()["detail"]
-        assert "/chat takes 10 values (question, model, system_prompt" in detail and "9 were given" in detail
+        assert "/chat takes 12 values (question, model, system_prompt" in detail and "9 were given" in detail
         assert "object at 0x" not in detail
         body = {"data": data, "fn_index": chat_fn(url), "session_hash": uuid.uuid4().hex}
         page = httpx.post(

@@ -185,3 +185,26 @@ def test_the_page_control_holds_the_answer_and_says_whether_it_holds(ctx: AppCon
     )
     assert "Response format: the schema is not valid JSON" in broken[-1][4]
     assert not any(t["role"] == "assistant" for t in broken[-1][0]), "nothing was asked"
+
+
+def test_api_callers_hold_chat_to_a_schema_or_a_pattern(ctx: AppContext) -> None:
+    """`/chat` takes `json_schema` or `regex` (its result is still the text): the answer holds to it."""
+    from gradio_client import Client
+
+    from tests.support import serving
+
+    with serving(ctx) as url:
+        client = Client(url, verbose=False)
+        shaped = client.predict(QUESTIONS[0], temperature=0, max_new_tokens=160, json_schema=json.dumps(PERSON),
+                                api_name="/chat")  # fmt: skip
+        matched = client.predict(
+            QUESTIONS[1], temperature=0, max_new_tokens=40, regex=PATTERN, api_name="/chat"
+        )
+        both = None
+        try:
+            client.predict(QUESTIONS[1], max_new_tokens=4, json_schema="{}", regex="x", api_name="/chat")
+        except Exception as exc:  # gradio_client raises the app's message
+            both = str(exc)
+    assert ResponseFormat(kind="json_schema", schema_text=json.dumps(PERSON)).check(shaped).passed, shaped
+    assert re.fullmatch(PATTERN, matched), matched
+    assert both is not None and "not both" in both

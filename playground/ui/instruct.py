@@ -23,6 +23,7 @@ from ..text import valid_text
 from ..token_view import token_note
 from ..types import FinishReason
 from . import render, widgets
+from .chat_parts import with_format
 from .chat_region import ChatRegion, RegionConfig, RegionUI
 from .streaming import ThreadedStream
 
@@ -59,16 +60,19 @@ class InstructTab(ChatRegion):
         repetition_penalty: float | None = None,
         seed: int | None = None,
         stop: str | None = None,
+        json_schema: str | None = None,
+        regex: str | None = None,
         request: gr.Request | None = None,
     ) -> AsyncIterator[str]:
         """Stream one answer to `question` as cumulative text; stateless, never written to the history.
 
         Every parameter but the question may be left out: the model is the embedded one, the sampling
         values are the model's recommended ones (the catalog's), then the playground's defaults.
+        `json_schema` (a schema's JSON text) or `regex` holds the answer to it (structured output).
         """
         values = (question, model, system_prompt, temperature, top_p, top_k, max_new_tokens,
                   repetition_penalty, seed, stop)  # fmt: skip
-        async for result in self._api_answer(values, 0, request):
+        async for result in self._api_answer(values, 0, request, formats=(json_schema, regex)):
             yield result.text
 
     async def api_chat_tokens(
@@ -144,12 +148,17 @@ class InstructTab(ChatRegion):
         }
 
     async def _api_answer(
-        self, values: tuple[Any, ...], logprobs: Any, request: gr.Request | None, branch: Branch | None = None
+        self,
+        values: tuple[Any, ...],
+        logprobs: Any,
+        request: gr.Request | None,
+        branch: Branch | None = None,
+        formats: tuple[Any, Any] = (None, None),
     ) -> AsyncIterator[Result]:
         """One answer for the API endpoints, drawn as it streams (the Result so far after each batch);
         stateless, never written to the history; a refusal or failure is the caller's error."""
         try:
-            asked = replace(self._api_request(values, logprobs, request), branch=branch)
+            asked = replace(self._api_request(values, logprobs, request, formats), branch=branch)
             answer = self.ctx.answers.ask(asked)
             result = Result()
             batches = ThreadedStream(answer, stop=answer.stop_event, ends_itself=True).__aiter__()
@@ -165,11 +174,15 @@ class InstructTab(ChatRegion):
             log.info("%s: %s", type(exc).__name__, exc)
             raise gr.Error(str(exc), print_exception=False) from None
 
-    def _api_request(self, values: tuple[Any, ...], logprobs: Any, request: gr.Request | None) -> Request:
+    def _api_request(
+        self, values: tuple[Any, ...], logprobs: Any, request: gr.Request | None, formats: tuple[Any, Any]
+    ) -> Request:
         question, model, system_prompt, temperature, top_p, top_k, max_new, penalty, seed, stop = values
         if not isinstance(question, str) or not question.strip():
             raise InvalidOptionsError("Give a question: a non-empty string.")
-        texts = {"model": model, "system_prompt": system_prompt, "stop": stop}
+        schema, pattern = formats
+        texts = {"model": model, "system_prompt": system_prompt, "stop": stop, "json_schema": schema,
+                 "regex": pattern}  # fmt: skip
         for name, value in texts.items():
             if value is not None and not isinstance(value, str):
                 raise InvalidOptionsError(f"{name} must be a string, not {type(value).__name__}.")
@@ -178,6 +191,11 @@ class InstructTab(ChatRegion):
         )
         if logprobs:
             options = GenerationOptions.parse(**(options.model_dump() | {"logprobs": logprobs}))
+        if schema and pattern:
+            raise InvalidOptionsError("Give json_schema or regex, not both.")
+        options = with_format(
+            options, "JSON schema" if schema else "Regex" if pattern else "Text", schema or pattern or ""
+        )
         messages = render.to_messages([{"role": "user", "content": valid_text(question)}],
                                       valid_text(system_prompt or ""))  # fmt: skip
         session = request.session_hash if request else None
@@ -202,6 +220,7 @@ class InstructTab(ChatRegion):
                 gr.Number(None, label="seed"),
                 gr.Textbox("", label="stop"),
             ]
+            formats = [gr.Textbox("", label="json_schema"), gr.Textbox("", label="regex")]
             answer = gr.Textbox(label="answer")  # numbers stay unrounded: the options parser names a bad one
             trigger = gr.Button()
             count = gr.Number(5, label="logprobs")
@@ -210,7 +229,9 @@ class InstructTab(ChatRegion):
             branched = [gr.JSON(label="tokens"), gr.Number(None, label="at"), gr.Number(None, label="token")]
             branch_result = gr.JSON(label="branch_with_tokens")
             branch_trigger = gr.Button()
-        self.api_event = trigger.click(self.api_chat, inputs, answer, api_name="chat", concurrency_limit=4)
+        self.api_event = trigger.click(
+            self.api_chat, [*inputs, *formats], answer, api_name="chat", concurrency_limit=4
+        )
         self.token_event = token_trigger.click(
             self.api_chat_tokens, [*inputs, count], tokens, api_name="chat_tokens", concurrency_limit=4
         )
