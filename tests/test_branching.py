@@ -19,7 +19,7 @@ from playground.branching import Branch, branch_from, branch_options
 from playground.context import AppContext
 from playground.errors import HistoryError, InvalidOptionsError
 from playground.history import new_browser_id
-from playground.history.export import export_json, import_json
+from playground.history.export import export_json, export_markdown, import_json
 from playground.options import GenerationOptions
 from playground.settings import Settings
 from playground.structured import ResponseFormat
@@ -109,6 +109,8 @@ def test_both_branches_are_in_the_history_and_the_conversation_goes_on_from_the_
         ("assistant", 1, True),
         ("user", None, False),
     ]
+    markdown = export_markdown(ctx.history, owner)
+    assert "· not shown (another branch is)" in markdown and "· branch from token 2" in markdown
     again = new_browser_id()
     (copy,) = import_json(ctx.history, again, export_json(ctx.history, owner)).conversation_ids
     imported = ctx.history.conversations.get_conversation(again, copy).messages
@@ -291,3 +293,28 @@ def test_api_callers_branch_a_chat_tokens_answer(ctx: AppContext) -> None:
     assert branch["tokens"][1]["id"] == picked["id"] and branch["tokens"][1]["forced"] is True
     assert branch["text"].startswith(first["tokens"][0]["text"] + picked["text"])
     assert refused is not None and "no alternative with id 99999999" in refused
+
+
+def test_the_demo_vision_and_moe_models_branch_too(ctx: AppContext) -> None:
+    """transformers with an image (the tiny vision demo) and with expert records (the tiny MoE demo): the
+    branch keeps its prefix, and an MoE branch's expert map keeps the rows of the tokens it kept."""
+    from playground.vision_examples import IMAGES_DIR
+
+    image = str(next(iter(sorted(IMAGES_DIR.glob("*.png")) or sorted(IMAGES_DIR.glob("*")))))
+    for model, message in [
+        ("tiny-vision-demo@transformers", Message("user", "What is in the picture?", (image,))),
+        ("tiny-phimoe-demo@transformers", Message("user", QUESTION)),
+    ]:
+        options = GenerationOptions(max_new_tokens=8, logprobs=5, temperature=0.0)
+        first = ctx.answers.complete(Request(model, [message], options))
+        assert not first.error and len(first.tokens) >= 4, (model, first.error)
+        picked = first.tokens[2].top[1]
+        branch = branch_from(first.tokens, 2, int(picked.id or 0), first.experts)
+        second = ctx.answers.complete(Request(model, [message], options, branch=branch))
+        assert not second.error, (model, second.error)
+        assert [t.id for t in second.tokens[:3]] == [*(t.id for t in first.tokens[:2]), picked.id]
+        assert [t.index for t in second.tokens] == list(range(len(second.tokens)))
+        if first.experts:  # the MoE demo: one record per token, the kept ones as they were
+            assert second.experts[:3] == first.experts[:3]
+            assert [e.index for e in second.experts] == list(range(len(second.experts)))
+            assert len(second.experts) == len(second.tokens)
