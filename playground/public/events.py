@@ -53,9 +53,9 @@ ANSWERING = frozenset(
 WORK = frozenset(
     {
         f"{_UI}region_tools.RegionTools.get_code",
-        f"{_UI}chat_region.ChatRegion.open_prompt",
-        f"{_UI}chat_region.ChatRegion.expand_prompt",
-        f"{_UI}chat_region.ChatRegion.refresh_prompt",
+        f"{_UI}region_tools.RegionTools.open_prompt",
+        f"{_UI}region_tools.RegionTools.expand_prompt",
+        f"{_UI}region_tools.RegionTools.refresh_prompt",
         f"{_UI}chat_region.ChatRegion.regenerate",
         f"{_UI}chat_region.ChatRegion.switch_branch",
         f"{_UI}region_tools.RegionTools.set_key",
@@ -89,12 +89,12 @@ TRIVIAL = frozenset(
     {
         f"{_UI}chat_region.ChatRegion.add_question",
         f"{_UI}chat_parts.attach_photo",
-        f"{_UI}chat_region.ChatRegion.collapse_prompt",
-        f"{_UI}chat_region.ChatRegion.describe_model",
+        f"{_UI}region_tools.RegionTools.collapse_prompt",
+        f"{_UI}region_tools.RegionTools.describe_model",
         f"{_UI}chat_region.ChatRegion.edit_last",
         f"{_UI}region_tools.RegionTools.forget_code",
         f"{_UI}chat_region.ChatRegion.new_conversation",
-        f"{_UI}chat_region.ChatRegion.preset",
+        f"{_UI}region_tools.RegionTools.preset",
         f"{_UI}chat_region.ChatRegion.stop",
         f"{_UI}region_tools.RegionTools.toggle_tokens",
         f"{_UI}arena_tab.ArenaTab.toggle_tokens",

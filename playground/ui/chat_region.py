@@ -27,15 +27,13 @@ from ..context import AppContext
 from ..errors import HistoryFullError, PlaygroundError
 from ..history import check_owner_id
 from ..moe_view import unpack
-from ..prompt_view import EMPTY as PROMPT_EMPTY
-from ..prompt_view import prompt_view
 from ..structured import load_examples
 from ..text import valid_text
 from ..token_view import TOKEN_VIEW_K
 from ..types import Capability, ModelSpec
 from . import branches, render, widgets
 from .chat_layout import ChatLayout
-from .chat_parts import AnswerView, Box, Chat, add_question, box_parts, with_format, with_pending
+from .chat_parts import AnswerView, Box, Chat, add_question, box_parts, with_format
 from .region_tools import RegionTools
 from .render import Turn, warn
 from .streaming import ThreadedStream
@@ -363,68 +361,3 @@ class ChatRegion(RegionTools):
     def new_conversation(self) -> tuple[Any, ...]:
         """An empty chat: state, id, chat, meter, notice, editing, then the shows emptied."""
         return ([], None, [], "", "", False, *self.views_of([]))
-
-    def show_prompt(
-        self, conversation: list[Turn], pending: Box, model_id: str, system_prompt: str, *values: Any
-    ) -> str:
-        """The text the engine receives for the answer on screen (or the question in the box), after the
-        chat template, counted as the context meter counts it (prompt_view.py)."""
-        turns = with_pending(conversation, pending)
-        answer = turns[-1] if turns and turns[-1]["role"] == "assistant" else None
-        answer_tokens = ((answer or {}).get("metrics") or {}).get("completion_tokens")
-        try:
-            view = prompt_view(
-                self.ctx.chat,
-                model_id,
-                render.to_messages(turns, valid_text(system_prompt or "")),
-                widgets.options_from(*values),
-                answer_tokens if isinstance(answer_tokens, int) else None,
-            )
-        except PlaygroundError as exc:
-            return f"⚠ {exc}"
-        return PROMPT_EMPTY if view is None else view.render()
-
-    def open_prompt(self, *inputs: Any) -> tuple[gr.Accordion, bool, str]:
-        """Show prompt: the view opened and filled."""
-        return gr.Accordion(open=True), True, self.show_prompt(*inputs)
-
-    def expand_prompt(self, *inputs: Any) -> tuple[bool, str]:
-        """The view opened by its header: filled at once."""
-        return True, self.show_prompt(*inputs)
-
-    def collapse_prompt(self) -> bool:
-        return False
-
-    def refresh_prompt(self, shown: bool, *inputs: Any) -> Any:
-        """The prompt view again (a new conversation, another model, a new answer) while it is open;
-        emptied while closed, so that it never shows a stale prompt (opening it fills it)."""
-        return self.show_prompt(*inputs) if shown else ""
-
-    def describe_model(self, model_id: str) -> tuple[Any, ...]:
-        """The card, the meter, the parameters set to the model's recommended sampling (and, where images
-        are taken, whether the model reads num_crops)."""
-        crops: tuple[Any, ...] = ()
-        try:
-            spec = self.ctx.registry.resolve(model_id)
-        except PlaygroundError as exc:
-            crops = (gr.Slider(visible=False),) if self.config.images else ()
-            return (
-                render.safe_markdown(f"⚠ {exc}"),
-                "",
-                *(gr.update() for _ in widgets.SAMPLING_FIELDS),
-                "",
-                *crops,
-            )
-        values = widgets.recommended(spec)
-        if self.config.images:
-            crops = (gr.Slider(visible=spec.takes_num_crops),)
-        return (
-            render.safe_markdown(widgets.model_card(spec, self.ctx.registry)),
-            render.context_meter(None, spec.context_window),
-            *(getattr(values, name) for name in widgets.SAMPLING_FIELDS),
-            widgets.sampling_note(spec),
-            *crops,
-        )
-
-    def preset(self, name: str | None) -> str:
-        return self.ctx.prompts.system.get(name or "", "")

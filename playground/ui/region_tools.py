@@ -1,11 +1,12 @@
 """What every chat region offers around its answers (a base of ChatRegion): the token view of the last
-answer, the Response format control's examples, a visitor's own key, and the code that repeats a
-request. Kept apart from chat_region.py's streaming so that each stays small."""
+answer, the Response format control's examples, a visitor's own key, the code that repeats a request,
+the prompt as the engine receives it, and the model's card. Kept apart from chat_region.py's streaming
+so that each stays small."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
@@ -13,13 +14,19 @@ from ..answers import Request
 from ..codegen import code_for
 from ..context import AppContext
 from ..errors import PlaygroundError
+from ..prompt_view import EMPTY as PROMPT_EMPTY
+from ..prompt_view import prompt_view
 from ..structured import ResponseFormat, label_of
+from ..text import valid_text
 from ..token_view import BRANCH_HINT, SHELL, token_note, token_span
 from ..types import ModelSpec, TokenRecord
 from . import render, widgets
 from .chat_parts import AnswerView, Box, with_format, with_pending
 from .delta import append, redraw
 from .render import Turn
+
+if TYPE_CHECKING:
+    from .chat_region import RegionConfig
 
 
 def _branchable(spec: ModelSpec | None) -> bool:
@@ -50,9 +57,11 @@ def tokens_since(
 
 
 class RegionTools:
-    """Handlers on a region's answers that do not stream; `ctx` and `examples` are the region's."""
+    """Handlers on a region's answers that do not stream; `ctx`, `config` and `examples` are the
+    region's."""
 
     ctx: AppContext
+    config: RegionConfig
     examples: dict[str, ResponseFormat]
 
     def token_view(self, conversation: list[Turn]) -> str:
@@ -137,3 +146,70 @@ class RegionTools:
     def forget_code(self) -> str:
         """Empty the Get code box (another model, a new conversation): it never shows a stale script."""
         return ""
+
+    # The prompt view and the model card
+
+    def show_prompt(
+        self, conversation: list[Turn], pending: Box, model_id: str, system_prompt: str, *values: Any
+    ) -> str:
+        """The text the engine receives for the answer on screen (or the question in the box), after the
+        chat template, counted as the context meter counts it (prompt_view.py)."""
+        turns = with_pending(conversation, pending)
+        answer = turns[-1] if turns and turns[-1]["role"] == "assistant" else None
+        answer_tokens = ((answer or {}).get("metrics") or {}).get("completion_tokens")
+        try:
+            view = prompt_view(
+                self.ctx.chat,
+                model_id,
+                render.to_messages(turns, valid_text(system_prompt or "")),
+                widgets.options_from(*values),
+                answer_tokens if isinstance(answer_tokens, int) else None,
+            )
+        except PlaygroundError as exc:
+            return f"⚠ {exc}"
+        return PROMPT_EMPTY if view is None else view.render()
+
+    def open_prompt(self, *inputs: Any) -> tuple[gr.Accordion, bool, str]:
+        """Show prompt: the view opened and filled."""
+        return gr.Accordion(open=True), True, self.show_prompt(*inputs)
+
+    def expand_prompt(self, *inputs: Any) -> tuple[bool, str]:
+        """The view opened by its header: filled at once."""
+        return True, self.show_prompt(*inputs)
+
+    def collapse_prompt(self) -> bool:
+        return False
+
+    def refresh_prompt(self, shown: bool, *inputs: Any) -> Any:
+        """The prompt view again (a new conversation, another model, a new answer) while it is open;
+        emptied while closed, so that it never shows a stale prompt (opening it fills it)."""
+        return self.show_prompt(*inputs) if shown else ""
+
+    def describe_model(self, model_id: str) -> tuple[Any, ...]:
+        """The card, the meter, the parameters set to the model's recommended sampling (and, where images
+        are taken, whether the model reads num_crops)."""
+        crops: tuple[Any, ...] = ()
+        try:
+            spec = self.ctx.registry.resolve(model_id)
+        except PlaygroundError as exc:
+            crops = (gr.Slider(visible=False),) if self.config.images else ()
+            return (
+                render.safe_markdown(f"⚠ {exc}"),
+                "",
+                *(gr.update() for _ in widgets.SAMPLING_FIELDS),
+                "",
+                *crops,
+            )
+        values = widgets.recommended(spec)
+        if self.config.images:
+            crops = (gr.Slider(visible=spec.takes_num_crops),)
+        return (
+            render.safe_markdown(widgets.model_card(spec, self.ctx.registry)),
+            render.context_meter(None, spec.context_window),
+            *(getattr(values, name) for name in widgets.SAMPLING_FIELDS),
+            widgets.sampling_note(spec),
+            *crops,
+        )
+
+    def preset(self, name: str | None) -> str:
+        return self.ctx.prompts.system.get(name or "", "")
