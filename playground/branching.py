@@ -5,7 +5,8 @@ continues after them (`GenerationOptions.answer_prefix`: the prompt, then the gi
 engine had drawn them; no rewinding of a live generator, so nothing is held between answers). The
 branch's token view keeps the earlier tokens' records, and the forced token's shows the distribution it
 was picked from (its record is marked `forced`). The answer pipeline (answers.py) runs a branch like any
-answer; the history keeps it beside the answer it branched from (`branch_of`, `branch_at`).
+answer; the history keeps it right after the answer it branched from (`branch_at`: the forced token),
+the turn's other answers hidden.
 
 Pure values: nothing here runs a model or touches the history.
 """
@@ -37,14 +38,6 @@ class Branch:
     def ids(self) -> tuple[int, ...]:
         return tuple(int(t.id) for t in self.tokens if t.id is not None)
 
-    @property
-    def forced(self) -> TokenRecord:
-        return self.tokens[-1]
-
-    def label(self) -> str:
-        """The branch in words: which token was put where."""
-        return f"{self.forced.text!r} forced at token {self.at + 1}"
-
 
 def branch_from(
     records: Sequence[TokenRecord | Mapping[str, Any]],
@@ -55,6 +48,10 @@ def branch_from(
     """The branch of an answer (its token view's records) at token `at` (0 for the first), with the
     alternative `token_id` forced there. It must be one of that token's alternatives, and every token
     before it must have its id (a server that gives only texts cannot be continued token by token)."""
+    if not all(isinstance(r, TokenRecord | Mapping) for r in records):
+        raise InvalidOptionsError(
+            'An answer\'s tokens are records ({"text", "id", "top", ...}), one per token.'
+        )
     tokens = [
         r if isinstance(r, TokenRecord) else TokenRecord.from_dict(n, dict(r)) for n, r in enumerate(records)
     ]
@@ -63,7 +60,7 @@ def branch_from(
             f"There is no token {at + 1} in this answer's token view (it has {len(tokens)}): pick a token "
             "of the answer on screen."
         )
-    if any(t.id is None for t in tokens[: at + 1]):
+    if any(t.id is None or t.id < 0 for t in tokens[: at + 1]):
         raise InvalidOptionsError(
             "This answer's tokens have no ids (its server reports only their texts), so it cannot be "
             "continued from a token: branch from an answer of a local model."

@@ -103,7 +103,8 @@ def test_each_pane_holds_its_sides_tokens_once_sent_by_delta(tab: ArenaTab, ctx:
         for payload, raw in zip(parsed[len(shells) :], sent[len(shells) :], strict=True):
             rows = payload.get("rows") or []
             assert "shell" not in payload and payload.get("start", held) == held, "only the new tokens"
-            assert len(raw) <= sum(len(r) for r in rows) + 400, "a payload is its new rows and the note"
+            carried = json.dumps({"rows": rows, "parts": payload.get("parts") or {}}, ensure_ascii=False)
+            assert len(raw) <= len(carried) + 40, "a payload is its new rows and the note, nothing more"
             held += len(rows)
         page = page_of(sent)
         answer = str(final[side]["text"])

@@ -244,7 +244,7 @@ class ChatRegion(RegionTools):
         self, number: str, conversation: list[Turn], conversation_id: str | None, owner_value: Any
     ) -> tuple[Any, ...]:
         """Show another branch of the last answer (the conversation goes on from it), in the page and the
-        history: the state, the chat, the meter, the notice and the views."""
+        history: the state, the chat, the notice and the views."""
         conversation, chosen = branches.switched(conversation, number)
         notice = ""
         if chosen is not None and conversation_id is not None and chosen.get("id"):
