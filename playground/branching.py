@@ -89,3 +89,17 @@ def branch_options(spec: ModelSpec, options: GenerationOptions, branch: Branch) 
             "A branch continues free text: set Response format to Text, then pick the alternative again."
         )
     return options.model_copy(update={"answer_prefix": branch.ids})
+
+
+def check_given(ids: Sequence[int], vocabulary: int | None, model: str) -> None:
+    """The engines' check of a branch's given tokens: each must be one of the model's (`vocabulary`:
+    how many it has; None: not known, nothing checked). Ids from another model or made up are refused
+    in words, never fed to the engine (one would fail on it, the other decode nothing)."""
+    if vocabulary is None:
+        return
+    wrong = next((i for i in ids if not 0 <= i < vocabulary), None)
+    if wrong is not None:
+        raise InvalidOptionsError(
+            f"Token id {wrong} is not one of {model}'s ({vocabulary:,} tokens, 0 to {vocabulary - 1:,}): a "
+            "branch continues an answer of this model, with the ids its token view gave."
+        )

@@ -318,3 +318,17 @@ def test_the_demo_vision_and_moe_models_branch_too(ctx: AppContext) -> None:
             assert second.experts[:3] == first.experts[:3]
             assert [e.index for e in second.experts] == list(range(len(second.experts)))
             assert len(second.experts) == len(second.tokens)
+
+
+@pytest.mark.parametrize("model", ENGINES)
+def test_a_made_up_token_id_is_refused_in_words_by_the_engine(ctx: AppContext, model: str) -> None:
+    """Ids from another model or made up (an API caller's `tokens`) never reach the engine: ONNX Runtime
+    GenAI would decode nothing for one, transformers fail on it."""
+    from playground.types import TokenChoice
+
+    first = ask(ctx, model)
+    tokens = list(first.tokens)
+    tokens[1] = replace(tokens[1], top=(*tokens[1].top, TokenChoice("made up", 10**7, -1.0)))
+    refused = ask(ctx, model, branch_from(tokens, 1, 10**7))
+    assert "Token id 10000000 is not one of SmolLM2-135M-Instruct's (49,152 tokens" in refused.error
+    assert refused.text == ""

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ... import zerogpu
+from ...branching import check_given
 from ...errors import ModelLoadError, PlaygroundError, ProviderError
 from ...options import GenerationOptions
 from ...types import Chunk, ExpertRecord, Finish, FinishReason, Message, ModelSpec, TokenRecord
@@ -241,6 +242,7 @@ class TransformersModel:
         Setting `cancel` (from another thread) ends generate() at the next token (its StoppingCriteria sees
         it); so does closing the generator."""
         prompt = self.render_prompt(messages)
+        check_given(options.answer_prefix, _vocabulary(self._model), self.spec.name)
         inputs = _with_prefix(self._inputs(messages, prompt, options), options.answer_prefix)
         prompt_len = int(inputs["input_ids"].shape[1])
         room = max(1, self.spec.context_window - prompt_len)
@@ -377,6 +379,14 @@ class TransformersModel:
     def close(self) -> None:
         _LOADED.pop(self.key, None)
         self._model = None
+
+
+def _vocabulary(model: Any) -> int | None:
+    """How many tokens the model's input embeddings hold (None when it has none to ask)."""
+    try:
+        return int(model.get_input_embeddings().num_embeddings)
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 def _with_prefix(inputs: Any, prefix: Sequence[int]) -> Any:

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ...branching import check_given
 from ...errors import ModelLoadError
 from ...images import read_bytes
 from ...options import GenerationOptions
@@ -63,6 +64,7 @@ class OnnxModel:
                 self._processor = self._model.create_multimodal_processor()
         except Exception as exc:  # the engine raises RuntimeError for everything
             raise ModelLoadError(f"ONNX Runtime GenAI could not load {self.folder}: {exc}") from exc
+        self._vocabulary = _vocabulary(self.folder)
         template = self.folder / "chat_template.jinja"
         self._template = template.read_text() if template.is_file() else None
         self._eos = tuple(int(t) for t in self._tokenizer.eos_token_ids)
@@ -123,6 +125,7 @@ class OnnxModel:
         else:
             tokens = self._tokenizer.encode(prompt)
         prefix = list(options.answer_prefix)  # a branch: the answer's first tokens, given
+        check_given(prefix, self._vocabulary, self.spec.name)
         params = og.GeneratorParams(self._model)
         search = self._search_options(len(tokens) + len(prefix), options)
         params.set_search_options(**search)
@@ -186,3 +189,12 @@ class OnnxModel:
 
     def close(self) -> None:
         self._model = None
+
+
+def _vocabulary(folder: Path) -> int | None:
+    """How many tokens the model has (genai_config.json's vocab_size; None when it does not say)."""
+    try:
+        size = json.loads((folder / "genai_config.json").read_text())["model"]["vocab_size"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return int(size) if isinstance(size, int) else None
