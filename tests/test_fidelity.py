@@ -96,15 +96,19 @@ def test_the_arena_panel_shows_for_two_local_sides_and_draws_each_token(ctx: App
     panel = FidelityPanel(ctx)
     assert panel.available(NAMED, ONNX, HF) and not panel.available(BLIND, ONNX, HF)
     assert not panel.available(NAMED, ONNX, "phi-3.5-moe@nvidia"), "a side run elsewhere: no panel"
-    summary, tokens = panel.compare(ONNX, HF, TEXT + " <b>&", REFERENCES[0])
+    summary, tokens, download = panel.compare(ONNX, HF, TEXT + " <b>&", REFERENCES[0])
     assert "Mean KL" in summary and "same top token at" in summary and ONNX in summary
     assert "&lt;" in tokens and "<b>" not in tokens, "every token is escaped"
     shown = html.unescape(re.sub(r"<[^>]+>", "", tokens))
     assert shown == (TEXT + " <b>&")[len("The") :], "every token but the first, in order"
-    swapped, _ = panel.compare(ONNX, HF, TEXT, REFERENCES[1])
+    file = download.value["path"] if isinstance(download.value, dict) else download.value
+    saved = json.loads(Path(file).read_text())  # what `fidelity --json` prints
+    assert saved["model"] == ONNX and saved["reference"] == HF and download.visible is True
+    assert len(saved["tokens"]) == tokens.count('<span class="fid-token') and f"{saved['mean_kl']:.4f}" in summary
+    swapped, _, _ = panel.compare(ONNX, HF, TEXT, REFERENCES[1])
     assert f"reference {ONNX}" in swapped
-    refused, nothing = panel.compare(ONNX, HF, "", REFERENCES[0])
-    assert "text is empty" in refused and nothing == ""
+    refused, nothing, hidden = panel.compare(ONNX, HF, "", REFERENCES[0])
+    assert "text is empty" in refused and nothing == "" and hidden.visible is False
 
 
 @pytest.mark.browser
@@ -115,6 +119,7 @@ def test_compare_token_by_token_in_the_arena_page(page: Page, app_url: str) -> N
     expect(page.locator("#arena-fidelity-summary")).to_contain_text("Mean KL", timeout=60_000)
     expect(page.locator("#arena-fidelity-summary")).to_contain_text("same top token at")
     assert page.locator("#arena-fidelity-tokens .fid-token").count() > 20
+    expect(page.locator("#arena-fidelity-download")).to_be_visible()
     page.locator("#arena-fidelity").scroll_into_view_if_needed()
     page.locator("#arena-fidelity").screenshot(path=str(ARTIFACTS / "arena-fidelity.png"))
     page.get_by_label("Blind").check()

@@ -9,6 +9,7 @@ one): two models that split the text differently are refused with a message.
 from __future__ import annotations
 
 import html
+import json
 from typing import Any
 
 import gradio as gr
@@ -18,6 +19,7 @@ from ..errors import PlaygroundError
 from ..fidelity import Fidelity, measure
 from . import render
 from .arena_display import NAMED
+from .downloads import DownloadFolder
 
 PRIVATE: dict[str, Any] = {"api_visibility": "private"}
 SAMPLE = (
@@ -39,6 +41,8 @@ class FidelityPanel:
 
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
+        age = ctx.settings.limits.files_max_age_min
+        self.downloads = DownloadFolder("fidelity", None if age is None else age * 60)  # pruned by age
 
     def build(self, mode: gr.Radio, model_a: gr.Dropdown, model_b: gr.Dropdown) -> Any:
         """Lay the panel out under the panes; its Compare event (the gate admits it as an answer)."""
@@ -59,9 +63,14 @@ class FidelityPanel:
             run = gr.Button("Compare token by token", elem_id="arena-fidelity-run")
             summary = gr.Markdown(elem_id="arena-fidelity-summary")
             tokens = gr.HTML(elem_id="arena-fidelity-tokens")
+            download = gr.DownloadButton(
+                "Download as JSON", visible=False, size="sm", elem_id="arena-fidelity-download"
+            )
         for changed in (mode.change, model_a.change, model_b.change):
             changed(self.show, [mode, model_a, model_b], box, queue=False, **PRIVATE)
-        return run.click(self.compare, [model_a, model_b, text, reference], [summary, tokens], **PRIVATE)
+        return run.click(
+            self.compare, [model_a, model_b, text, reference], [summary, tokens, download], **PRIVATE
+        )
 
     def available(self, mode: str, model_a: str, model_b: str) -> bool:
         """Named mode, and both sides are models run here."""
@@ -75,15 +84,19 @@ class FidelityPanel:
     def show(self, mode: str, model_a: str, model_b: str) -> Any:
         return gr.Accordion(visible=self.available(mode, model_a or "", model_b or ""))
 
-    def compare(self, model_a: str, model_b: str, text: str, reference: str) -> tuple[str, str]:
-        """The totals and the tokens, or why they cannot be had."""
+    def compare(self, model_a: str, model_b: str, text: str, reference: str) -> tuple[str, str, Any]:
+        """The totals, the tokens and the comparison as a JSON file (what `python -m playground
+        fidelity --json` prints), or why they cannot be had."""
         model, ref = (model_b, model_a) if reference == REFERENCES[1] else (model_a, model_b)
         try:
             result = measure(self.ctx.registry, model, ref, text or "")
         except PlaygroundError as exc:
             render.warn(exc)
-            return render.safe_markdown(f"⚠ {exc}"), ""
-        return summary_markdown(result), tokens_html(result)
+            return render.safe_markdown(f"⚠ {exc}"), "", gr.DownloadButton(visible=False)
+        path = self.downloads.write(
+            "fidelity.json", json.dumps(result.to_dict(), ensure_ascii=False, indent=2)
+        )
+        return summary_markdown(result), tokens_html(result), gr.DownloadButton(value=str(path), visible=True)
 
 
 def summary_markdown(result: Fidelity) -> str:
