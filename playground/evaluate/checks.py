@@ -10,10 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import regex
+
 from .sets import EvalItem
 
 CHECKED_CHARS = 20_000  # of an answer: a check never reads more
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
+REGEX_TIMEOUT_S = 0.5  # an item's pattern on one answer (the `regex` module stops it there)
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
 
 
@@ -61,11 +64,18 @@ def _contains(item: EvalItem, answer: str) -> Verdict:
 
 
 def _regex(item: EvalItem, answer: str) -> Verdict:
+    """The item's pattern found in the answer (Python's syntax, a line at a time for ^ and $), within
+    REGEX_TIMEOUT_S: an uploaded set's pattern that backtracks for ever fails its item, never hangs."""
     pattern = _expected(item)[0]
     try:
-        matched = re.search(pattern, answer.strip(), re.M) is not None
-    except re.error as exc:
+        matched = regex.search(pattern, answer.strip(), regex.M, timeout=REGEX_TIMEOUT_S) is not None
+    except regex.error as exc:
         return Verdict(False, f"the item's pattern is not a regular expression: {exc}")
+    except TimeoutError:
+        return Verdict(
+            False,
+            f"the item's pattern took over {REGEX_TIMEOUT_S:g} s on this answer (it backtracks): simplify it",
+        )
     return Verdict(matched, "" if matched else f"does not match {pattern!r}")
 
 
