@@ -85,10 +85,7 @@ def _alternatives(record: Mapping[str, Any], at: int | None) -> str:
         if t.get("id") == chosen and chosen is not None:
             rows.append(f'<span class="tv-alt tv-chosen">{label}</span>')
         elif at is not None and isinstance(t.get("id"), int):
-            rows.append(
-                f'<button type="button" class="tv-alt" data-branch data-at="{at}" data-token="{t["id"]}" '
-                f'title="Branch: the answer again from here, with this token">{label} ↳</button>'
-            )
+            rows.append(f'<button class="tv-alt" data-at="{at}" data-token="{t["id"]}">{label} ↳</button>')
         else:
             rows.append(f'<span class="tv-alt">{label}</span>')
     entropy = record.get("entropy")
@@ -115,7 +112,7 @@ def token_span(record: TokenRecord | Mapping[str, Any], at: int | None = None) -
 # with the token's place and the alternative's id (the region's `branch` handler takes them).
 BRANCHER = """
 element.addEventListener('click', (event) => {
-  const button = event.target.closest('[data-branch]');
+  const button = event.target.closest('button[data-token]');
   if (!button) return;
   event.preventDefault();
   trigger('branch', {at: Number(button.dataset.at), token: Number(button.dataset.token)});
