@@ -240,6 +240,9 @@ def test_a_branch_the_page_cannot_make_says_why_and_keeps_the_answer(ctx: AppCon
         updates = branch_updates(region, conversation, conversation_id, owner, at, picked, fmt)
         assert words in updates[-1][4], updates[-1][4]
         assert updates[-1][0] == conversation, "nothing lost: the answer is still there, shown"
+    streaming = [*conversation[:-1], {**conversation[-1], "finish": None}]  # a click while it streams
+    updates = branch_updates(region, streaming, conversation_id, owner, 1, token)
+    assert "an answer that has ended: wait for it, or Stop it" in updates[-1][4]
     stored = ctx.history.conversations.get_conversation(owner, conversation_id).messages
     assert len(stored) == 2 and not stored[1].hidden
 
