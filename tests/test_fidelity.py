@@ -104,7 +104,10 @@ def test_the_arena_panel_shows_for_two_local_sides_and_draws_each_token(ctx: App
     file = download.value["path"] if isinstance(download.value, dict) else download.value
     saved = json.loads(Path(file).read_text())  # what `fidelity --json` prints
     assert saved["model"] == ONNX and saved["reference"] == HF and download.visible is True
-    assert len(saved["tokens"]) == tokens.count('<span class="fid-token') and f"{saved['mean_kl']:.4f}" in summary
+    assert (
+        len(saved["tokens"]) == tokens.count('<span class="fid-token')
+        and f"{saved['mean_kl']:.4f}" in summary
+    )
     swapped, _, _ = panel.compare(ONNX, HF, TEXT, REFERENCES[1])
     assert f"reference {ONNX}" in swapped
     refused, nothing, hidden = panel.compare(ONNX, HF, "", REFERENCES[0])

@@ -46,7 +46,8 @@ class InstructTab(ChatRegion):
         self._build_api()
         return ui
 
-    # The plain API endpoint
+    # The API endpoints. Each spells its parameters out: Gradio names an endpoint's parameters from the
+    # function's signature (`*values` would show as param_0, param_1, ... and refuse keyword arguments).
 
     async def api_chat(
         self,
