@@ -22,11 +22,12 @@ from typing import Any
 import gradio as gr
 
 from ..answers import Recording, Request
-from ..branching import branch_from
+from ..branching import Branch, branch_from
 from ..context import AppContext
 from ..errors import HistoryFullError, PlaygroundError
 from ..history import check_owner_id
 from ..moe_view import unpack
+from ..options import GenerationOptions
 from ..structured import load_examples
 from ..text import valid_text
 from ..token_view import TOKEN_VIEW_K
@@ -159,18 +160,35 @@ class ChatRegion(RegionTools):
             warn(exc)
             yield self._outputs(state, notice=render.safe_markdown(f"⚠ {exc}"), back=state.withdraw(question))
             return
+        record = None if incognito else self._recording(state, owner, model_id, question)
+        asked = self._asked(request, model_id, conversation, system_prompt, keys, chosen, record)
+        async for outputs in self._streamed(state, asked, question):
+            yield outputs
+
+    def _asked(
+        self,
+        request: gr.Request,
+        model_id: str,
+        conversation: list[Turn],
+        system_prompt: str,
+        keys: dict[str, str],
+        options: GenerationOptions,
+        record: Recording | None,
+        branch: Branch | None = None,
+    ) -> Request:
+        """The pipeline's request for an answer in this tab: the visitor's session owns its place in
+        line and its Stop, with their own key for the model's provider, if they gave one."""
         session = request.session_hash
-        asked = Request(
+        return Request(
             model_id,
             render.to_messages(conversation, valid_text(system_prompt or "")),
-            chosen,
+            options,
             api_key=self.session_key(keys, model_id),
             owner=session,
             stop=(session, self.config.tab),
-            record=None if incognito else self._recording(state, owner, model_id, question),
+            record=record,
+            branch=branch,
         )
-        async for outputs in self._streamed(state, asked, question):
-            yield outputs
 
     async def _streamed(
         self, state: AnswerView, asked: Request, question: Turn
@@ -225,18 +243,9 @@ class ChatRegion(RegionTools):
         earlier = [*conversation[:-1], {**last, "hidden": True}]
         state = AnswerView(earlier, conversation_id, branch=(picked.at, branches.next_number(conversation)))
         state.before = conversation
-        model_id, session = str(last.get("model") or ""), request.session_hash
-        store = self.ctx.history.conversations
-        asked = Request(
-            model_id,
-            render.to_messages(earlier, valid_text(system_prompt or "")),
-            chosen,
-            api_key=self.session_key(keys, model_id),
-            owner=session,
-            stop=(session, self.config.tab),
-            record=None if incognito or conversation_id is None else Recording(store, owner, conversation_id),
-            branch=picked,
-        )
+        store, model_id = self.ctx.history.conversations, str(last.get("model") or "")
+        record = None if incognito or conversation_id is None else Recording(store, owner, conversation_id)
+        asked = self._asked(request, model_id, earlier, system_prompt, keys, chosen, record, picked)
         async for outputs in self._streamed(state, asked, last):
             yield outputs
 
