@@ -335,3 +335,16 @@ def test_a_made_up_token_id_is_refused_in_words_by_the_engine(ctx: AppContext, m
     refused = ask(ctx, model, branch_from(tokens, 1, 10**7))
     assert "Token id 10000000 is not one of SmolLM2-135M-Instruct's (49,152 tokens" in refused.error
     assert refused.text == ""
+
+
+@pytest.mark.parametrize("model", ENGINES)
+def test_a_branch_inside_a_character_gives_whole_characters(ctx: AppContext, model: str) -> None:
+    """An emoji is several byte-level tokens: kept tokens that end inside one are decoded with the next,
+    never shown as a replacement character."""
+    messages = [Message("user", "Reply with three emoji only: 🎉🐱🚀")]
+    options = GenerationOptions(max_new_tokens=12, logprobs=3, temperature=0.0)
+    first = ctx.answers.complete(Request(model, messages, options))
+    assert first.tokens[0].text == "\ufffd" and first.text and "\ufffd" not in first.text, first.tokens[:3]
+    same = branch_from(first.tokens, 1, int(first.tokens[1].id or 0))  # inside the first emoji
+    second = ctx.answers.complete(Request(model, messages, options, branch=same))
+    assert "\ufffd" not in second.text and second.text.startswith(first.text[0]), (first.text, second.text)

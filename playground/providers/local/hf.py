@@ -330,8 +330,8 @@ class TransformersModel:
         given = len(ids)
         shown = ""
         stopper = StopMatcher(options.stop)
-        if ids:
-            shown = self._tokenizer.decode(ids, skip_special_tokens=True)
+        if ids:  # (a given token that ends inside a character: that character comes with the next)
+            shown = self._tokenizer.decode(ids, skip_special_tokens=True).rstrip("\ufffd")
             yield stopper.push(shown)
         for token in tokens:
             ids.append(token)
