@@ -251,7 +251,6 @@ class ModelSpec:
     takes_num_crops: bool = False  # reads `num_crops` (Phi-3/3.5-vision on transformers)
     records_experts: bool = False  # streams each token's expert routing (an MoE model on transformers)
     gives_logprobs: bool = False  # can stream each token's probability and alternatives (token view)
-    takes_response_format: bool = False  # can hold an answer to a JSON schema, JSON or a regex
     continues_answer: bool = False  # can continue an answer from given tokens (a branch from a token)
     max_workers: int = 1  # worker processes its answers may run in at once (local models)
     extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
