@@ -7,6 +7,7 @@ machine, so the app's trace lines up with the client's own times.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -23,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -384,3 +385,55 @@ def write_section(name: str, markdown: str, path: Path = RESULTS) -> None:
 
 def pct(value: float, reference: float) -> str:
     return f"{100 * value / reference:.0f}%" if reference else "-"
+
+
+# Two settings compared on the local engines, through the answer pipeline (token view, structured output)
+
+T = TypeVar("T")
+
+
+def local_bench_args(doc: str | None, argv: Sequence[str] | None, runs: int = 5) -> argparse.Namespace:
+    """`--runs N` (each setting, alternating) and `--write` (the results into docs/benchmarks.md)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=runs)
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    return parser.parse_args(argv)
+
+
+@contextmanager
+def local_context() -> Iterator[Any]:
+    """The app's context on the tests' converted models and a data folder of its own (nothing kept)."""
+    from playground.context import AppContext
+    from playground.settings import Settings
+
+    env = {**os.environ, "PLAYGROUND_MODELS_DIR": str(MODELS_DIR), "PLAYGROUND_DATA_DIR": tempfile.mkdtemp()}
+    ctx = AppContext.create(Settings.from_env(env))
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+def alternated(runs: int, first: Callable[[], T], second: Callable[[], T]) -> tuple[list[T], list[T]]:
+    """`second` once to warm up (the worker, the model, a grammar's tokenizer), then `runs` of each,
+    alternating, so a drift of the machine weighs on both alike."""
+    second()
+    a: list[T] = []
+    b: list[T] = []
+    for _ in range(runs):
+        a.append(first())
+        b.append(second())
+    return a, b
+
+
+def load_now() -> str:
+    """The load average, marked when the machine was not idle (the 1-minute figure over 1.5 on 2 cores)."""
+    load = load_average()
+    return load + " (under load)" if float(load.split(" / ")[0]) > 1.5 else load
+
+
+def publish(name: str, markdown: str, write: bool) -> None:
+    """Print the results; with --write, also into their section of docs/benchmarks.md."""
+    print(markdown)
+    if write:
+        write_section(name, markdown)

@@ -24,7 +24,7 @@ from typing import Any
 import gradio as gr
 from gradio import utils as gradio_utils
 
-from bench.common import load_average, machine, machine_lines, median, write_section
+from bench.common import load_average, machine, machine_lines, median, publish
 from playground.moe_view import routing_map
 from playground.types import ExpertRecord, LayerRoute
 from playground.ui import moe_map
@@ -155,9 +155,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             *rows,
         ]
     )
-    print(markdown)
-    if args.write:
-        write_section("moe_map", markdown)
+    publish("moe_map", markdown, args.write)
 
 
 if __name__ == "__main__":

@@ -8,17 +8,23 @@ of at least 2,000 characters, so both answers run to the same 256 new tokens. Me
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import tempfile
 from collections.abc import Sequence
+from functools import partial
+from typing import Any
 
-from bench.common import MODELS_DIR, load_average, machine, machine_lines, median, write_section
+from bench.common import (
+    alternated,
+    load_now,
+    local_bench_args,
+    local_context,
+    machine,
+    machine_lines,
+    median,
+    publish,
+)
 from playground.answers import Request
-from playground.context import AppContext
 from playground.options import GenerationOptions
-from playground.settings import Settings
 from playground.structured import ResponseFormat
 from playground.types import Message
 
@@ -36,7 +42,7 @@ SCHEMA = {
 FORMAT = ResponseFormat(kind="json_schema", schema_text=json.dumps(SCHEMA))
 
 
-def rate(ctx: AppContext, model: str, held: bool) -> tuple[float, int]:
+def rate(ctx: Any, model: str, held: bool) -> tuple[float, int]:
     options = GenerationOptions(
         temperature=0, max_new_tokens=TOKENS, response_format=FORMAT if held else None
     )
@@ -45,33 +51,21 @@ def rate(ctx: AppContext, model: str, held: bool) -> tuple[float, int]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
-    args = parser.parse_args(argv)
-    env = {**os.environ, "PLAYGROUND_MODELS_DIR": str(MODELS_DIR), "PLAYGROUND_DATA_DIR": tempfile.mkdtemp()}
-    info, loads = machine(), [load_average()]
-    ctx = AppContext.create(Settings.from_env(env))
+    args = local_bench_args(__doc__, argv)
+    info, loads = machine(), [load_now()]
     rows = []
-    try:
+    with local_context() as ctx:
         for model in ENGINES:
-            rate(ctx, model, True)  # warm up: the worker, the model, the grammar's tokenizer
-            free, held = [], []
-            for _ in range(args.runs):
-                free.append(rate(ctx, model, False))
-                held.append(rate(ctx, model, True))
-            loads.append(load_average())
+            free, held = alternated(
+                args.runs, partial(rate, ctx, model, False), partial(rate, ctx, model, True)
+            )
+            loads.append(load_now())
             share = median([r for r, _ in held]) / median([r for r, _ in free])
             tokens = f"{median([n for _, n in free]):.0f} / {median([n for _, n in held]):.0f}"
             runs = ", ".join(f"{a:.1f} / {b:.1f}" for (a, _), (b, _) in zip(free, held, strict=True))
             rows.append(f"| {model} | {median([r for r, _ in free]):.1f} | {median([r for r, _ in held]):.1f} | "
                         f"{100 * share:.1f}% | {tokens} | {runs} |")  # fmt: skip
             print(rows[-1], flush=True)
-            loads[-1] += " (under load)" if float(loads[-1].split(" / ")[0]) > 1.5 else ""
-    finally:
-        ctx.close()
     markdown = "\n".join(
         [
             "### Structured output's cost (issue 18)",
@@ -88,9 +82,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             *rows,
         ]
     )
-    print(markdown)
-    if args.write:
-        write_section("structured", markdown)
+    publish("structured", markdown, args.write)
 
 
 if __name__ == "__main__":

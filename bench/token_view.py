@@ -8,16 +8,22 @@ rate (tokens after the first over the time after the first).
 
 from __future__ import annotations
 
-import argparse
-import os
-import tempfile
 from collections.abc import Sequence
+from functools import partial
+from typing import Any
 
-from bench.common import MODELS_DIR, load_average, machine, machine_lines, median, write_section
+from bench.common import (
+    alternated,
+    load_now,
+    local_bench_args,
+    local_context,
+    machine,
+    machine_lines,
+    median,
+    publish,
+)
 from playground.answers import Request
-from playground.context import AppContext
 from playground.options import GenerationOptions
-from playground.settings import Settings
 from playground.token_view import TOKEN_VIEW_K
 from playground.types import Message
 
@@ -27,7 +33,7 @@ TOKENS = 256
 GOAL = 0.95  # of the rate without the view, ONNX Runtime GenAI
 
 
-def rate(ctx: AppContext, model: str, logprobs: int) -> float:
+def rate(ctx: Any, model: str, logprobs: int) -> float:
     options = GenerationOptions(temperature=0, max_new_tokens=TOKENS, logprobs=logprobs)
     result = ctx.answers.complete(Request(model, QUESTION, options))
     assert result.metrics.completion_tokens == TOKENS, result.metrics
@@ -36,24 +42,15 @@ def rate(ctx: AppContext, model: str, logprobs: int) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
-    args = parser.parse_args(argv)
-    env = {**os.environ, "PLAYGROUND_MODELS_DIR": str(MODELS_DIR), "PLAYGROUND_DATA_DIR": tempfile.mkdtemp()}
-    info, loads = machine(), [load_average()]
-    ctx = AppContext.create(Settings.from_env(env))
+    args = local_bench_args(__doc__, argv)
+    info, loads = machine(), [load_now()]
     rows, goals = [], []
-    try:
+    with local_context() as ctx:
         for model in ENGINES:
-            rate(ctx, model, TOKEN_VIEW_K)  # warm up: the worker, the model, the first answer
-            off, on = [], []
-            for _ in range(args.runs):
-                off.append(rate(ctx, model, 0))
-                on.append(rate(ctx, model, TOKEN_VIEW_K))
-            loads.append(load_average())
+            off, on = alternated(
+                args.runs, partial(rate, ctx, model, 0), partial(rate, ctx, model, TOKEN_VIEW_K)
+            )
+            loads.append(load_now())
             share = median(on) / median(off)
             runs = ", ".join(f"{a:.1f} / {b:.1f}" for a, b in zip(off, on, strict=True))
             rows.append(f"| {model} | {median(off):.1f} | {median(on):.1f} | {100 * share:.1f}% | {runs} |")
@@ -62,8 +59,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                 verdict = "met" if share >= GOAL else f"MISSED by {100 * (GOAL - share):.1f} points"
                 goals.append(f"- Goal: at least {100 * GOAL:.0f}% of the rate without the view on ONNX "
                              f"Runtime GenAI: {100 * share:.1f}%, {verdict}.")  # fmt: skip
-    finally:
-        ctx.close()
     markdown = "\n".join(
         [
             "### The token view's cost (issue 18)",
@@ -81,9 +76,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             *goals,
         ]
     )
-    print(markdown)
-    if args.write:
-        write_section("token-view", markdown)
+    publish("token-view", markdown, args.write)
 
 
 if __name__ == "__main__":
