@@ -37,14 +37,19 @@ def onnx_has_multimodal() -> bool:
     return hasattr(og.Model, "create_multimodal_processor") and hasattr(og, "Images")
 
 
-def genai_vision(folder: Path) -> bool:
-    """Whether an ONNX Runtime GenAI folder has a vision model (a `vision` section in genai_config.json)."""
+def genai_model(folder: Path) -> dict[str, object]:
+    """The `model` section of an ONNX Runtime GenAI folder's genai_config.json ({} when unreadable)."""
     try:
         data = json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
-        return False
+        return {}
     model = data.get("model") if isinstance(data, dict) else None
-    return isinstance(model, dict) and isinstance(model.get("vision"), dict)
+    return model if isinstance(model, dict) else {}
+
+
+def genai_vision(folder: Path) -> bool:
+    """Whether an ONNX Runtime GenAI folder has a vision model (a `vision` section in genai_config.json)."""
+    return isinstance(genai_model(folder).get("vision"), dict)
 
 
 def onnx_capabilities(folder: Path | None = None) -> frozenset[Capability]:

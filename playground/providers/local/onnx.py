@@ -17,7 +17,7 @@ from ...images import read_bytes
 from ...options import GenerationOptions
 from ...types import Chunk, Finish, FinishReason, Message, ModelSpec, TokenRecord
 from ..base import Forced, StopMatcher, finish_reason_for, timed
-from .capabilities import genai_vision
+from .capabilities import genai_model, genai_vision
 from .chat_template import images_in_order, phi_format
 from .forcing import fitted, forced
 from .stats import EngineStats
@@ -193,8 +193,5 @@ class OnnxModel:
 
 def _vocabulary(folder: Path) -> int | None:
     """How many tokens the model has (genai_config.json's vocab_size; None when it does not say)."""
-    try:
-        size = json.loads((folder / "genai_config.json").read_text())["model"]["vocab_size"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return int(size) if isinstance(size, int) else None
+    size = genai_model(folder).get("vocab_size")
+    return size if isinstance(size, int) else None
