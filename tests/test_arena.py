@@ -46,8 +46,8 @@ def mentioned(text: str, words: list[str]) -> list[str]:
     inside a random id or a timing (a battle id's hex or 0.281920 s are not the window 8192)."""
     found = []
     for word in words:
-        if word.isdigit():
-            if re.search(rf"(?<![0-9a-z.]){word}(?![0-9a-z])", text):
+        if word.replace(",", "").isdigit():  # 8192 or 8,192
+            if re.search(rf"(?<![0-9a-z.,]){word}(?![0-9a-z]|[.,][0-9])", text):
                 found.append(word)
         elif word in text:
             found.append(word)

@@ -17,9 +17,17 @@ from playground.context import AppContext
 from playground.ui.arena_layout import BOARD_VIEWS
 from playground.ui.arena_tab import BLIND
 from tests.support import QUESTION
+from tests.test_arena import mentioned
 
 ONNX, HF = "smollm2-135m-instruct@onnx", "smollm2-135m-instruct@transformers"
 BOT_A, BOT_B = '#arena-chat-a [data-testid="bot"]', '#arena-chat-b [data-testid="bot"]'
+
+
+def test_the_leak_check_sees_a_window_as_a_number_only() -> None:
+    words = ["8,192", "8192", "smollm2"]
+    assert mentioned('"duration":0.0018192, "event_id":"a98192ff", 18,192 tokens', words) == []
+    assert mentioned("context 8,192 tokens; window 8192.", words) == ["8,192", "8192"]
+    assert mentioned("an answer from onnxsmollm2", words) == ["smollm2"]
 
 
 # The raw payloads: the queue protocol the page itself speaks (join, then the session's event stream)
@@ -94,7 +102,7 @@ def test_a_blind_round_names_nobody_in_the_raw_payloads_before_the_vote(
     before_vote = "\n".join(page.raw).lower()
     assert "model a" in before_vote and "tok/s" in before_vote, "the round reached the page"
     assert "tv-tok" in before_vote, "its token views too (Token view on)"
-    leaked = sorted(w for w in words if w in before_vote)
+    leaked = mentioned(before_vote, sorted(words))
     assert not leaked, leaked
     # No API endpoint serves the arena (every arena event is private): the API lists none of it.
     info = httpx.get(app_url + "gradio_api/info").json()
