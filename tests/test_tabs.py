@@ -411,6 +411,23 @@ def test_conversion_and_provider_status_are_services(ctx: AppContext, tmp_path: 
     assert "smollm2-135m-instruct@onnx" in rows["onnx"].models
 
 
+@pytest.mark.parametrize("public", ["0", "1"])
+def test_the_models_tabs_refresh_fills_exactly_its_lists(
+    ctx: AppContext, tmp_path: Path, public: str
+) -> None:
+    """A public page has no unload picker, and Refresh sends no value for it (Gradio only warned)."""
+    from playground.ui.models_tab import ModelsTab
+
+    here = replace(ctx, settings=make_settings(tmp_path, PLAYGROUND_PUBLIC=public))
+    tab = ModelsTab(here)
+    with gr.Blocks():
+        ui = tab.build()
+    assert (ui.unloading is None) == (public == "1")
+    values, outputs = tab.current(), tab.listed(ui)
+    assert len(values) == len(outputs) == (4 if public == "1" else 5)
+    assert any(row[0] == EMBEDDED for row in values[0]), "the catalog lists the embedded model"
+
+
 def test_a_full_history_still_answers_in_the_tab_and_says_it_was_not_saved(
     ctx: AppContext, tmp_path: Path
 ) -> None:

@@ -129,10 +129,11 @@ def delete(ctx: AppContext, name: str | None) -> tuple[str, list[list[str]], lis
 
 
 def current(ctx: AppContext) -> tuple[Any, ...]:
-    """Everything the tab lists, as it is now (on opening the tab, and on Refresh)."""
+    """Everything the tab lists, as it is now (on opening the tab, and on Refresh); a public page has no
+    unload picker, so no value for it."""
     manager = ModelManager(ctx)
     lists = (catalog_rows(ctx), local_rows(manager), loaded_rows(manager), local_picker(manager))
-    return (*lists, loaded_picker(manager))
+    return lists if ctx.settings.public else (*lists, loaded_picker(manager))
 
 
 def convert(
@@ -214,6 +215,7 @@ class ModelsTab:
         )
         unloading = eject = None
         if not self.ctx.settings.public:  # nothing of the server's memory is changed from a public page
+            # (current() leaves its value out under the same condition)
             with gr.Row():
                 unloading = gr.Dropdown(
                     [], label="Unload a loaded model", scale=3, elem_id="models-unload-id"
