@@ -352,6 +352,7 @@ def _onnx(
     where = "" if "path" in spec.extra else _download_hint(spec)
     chat = [m.to_dict() for m in messages]
     stop = f"stop = {literal(list(options.stop))}\n"
+    given, feed, first = ("", "", "") if not options.answer_prefix else _ONNX_BRANCH
     return (
         '"""Get code (SLM Playground): this conversation with ONNX Runtime GenAI '
         '(pip install onnxruntime-genai)."""\n\n'
@@ -368,21 +369,58 @@ def _onnx(
         "prompt = tokenizer.apply_chat_template(\n"
         "    json.dumps(messages), template_str=template_str, add_generation_prompt=True\n"
         ")\n"
-        "tokens = tokenizer.encode(prompt)\n\n"
+        "tokens = tokenizer.encode(prompt)\n"
+        f"{_branch(literal, options)}\n"
         "params = og.GeneratorParams(model)\n"
         "params.set_search_options(\n"
-        f"    max_length=min(len(tokens) + {options.max_new_tokens!r}, {spec.context_window!r}),\n"
+        f"    max_length=min(len(tokens){given} + {options.max_new_tokens!r}, {spec.context_window!r}),\n"
         f"{_kwargs(literal, search_options(options))}"
         ")\n"
         f"{_onnx_guidance(literal, options)}"
         "generator = og.Generator(model, params)\n"
         "generator.append_tokens(tokens)\n"
+        f"{feed}"
         "stream = tokenizer.create_stream()\n\n\n"
         "def pieces():\n"
+        f"{first}"
         "    while not generator.is_done():\n"
         "        generator.generate_next_token()\n"
         "        yield stream.decode(generator.get_next_tokens()[0])\n\n\n"
         "print_until_stop(pieces(), stop)\n"
+    )
+
+
+_ONNX_BRANCH = (  # a branch: its length in max_length, its tokens fed, its text yielded first
+    " + len(branch)",
+    "generator.append_tokens(branch)\n",
+    '    yield "".join(stream.decode(token) for token in branch)  # the branch\'s text first\n',
+)
+
+
+def _branch(literal: _Literals, options: GenerationOptions) -> str:
+    """A branch shown in the page (branching.py): its given tokens, fed after the prompt's."""
+    if not options.answer_prefix:
+        return ""
+    return (
+        "# The branch on screen: the answer's first tokens, the last one the alternative picked in the token\n"
+        "# view. They go in after the prompt's and the model continues after them, as in the playground.\n"
+        f"branch = {literal(list(options.answer_prefix))}\n"
+    )
+
+
+def _transformers_branch(literal: _Literals, options: GenerationOptions) -> str:
+    """The branch's given tokens appended to the inputs; their text is printed before the streamer's
+    (which skips them with the prompt)."""
+    if not options.answer_prefix:
+        return ""
+    return (
+        f"{_branch(literal, options)}"
+        "given = torch.tensor([branch], device=device)\n"
+        'inputs["input_ids"] = torch.cat([inputs["input_ids"], given], dim=1)\n'
+        'inputs["attention_mask"] = torch.cat([inputs["attention_mask"], torch.ones_like(given)], dim=1)\n\n\n'
+        "def shown(streamer):\n"
+        "    yield tokenizer.decode(branch, skip_special_tokens=True)\n"
+        "    yield from streamer\n\n\n"
     )
 
 
@@ -469,6 +507,7 @@ def _transformers(
         f"stop = {literal(list(options.stop))}\n\n"
         "prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)\n"
         'inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(device)\n'
+        f"{_transformers_branch(literal, options)}"
         'prompt_length = int(inputs["input_ids"].shape[1])\n'
         "eos = model.generation_config.eos_token_id\n"
         "eos = eos if isinstance(eos, list) else [eos]\n"
@@ -487,6 +526,6 @@ def _transformers(
         ")\n"
         "thread = threading.Thread(target=model.generate, kwargs=generation)\n"
         "thread.start()\n"
-        "print_until_stop(streamer, stop)\n"
+        f"print_until_stop({'shown(streamer)' if options.answer_prefix else 'streamer'}, stop)\n"
         "thread.join()\n"
     )

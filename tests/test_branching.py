@@ -224,6 +224,33 @@ def test_the_page_branches_from_a_clicked_alternative_and_switches_back(ctx: App
     ], "the conversation goes on from the answer shown"
 
 
+@pytest.mark.parametrize("model", ENGINES)
+def test_get_code_for_a_branch_on_screen_prints_the_branch(
+    ctx: AppContext, model: str, tmp_path: Path
+) -> None:
+    """The script feeds the branch's given tokens after the prompt's, as the page did, and so prints the
+    branch (greedy), not the first answer; with the first answer switched back, the first answer's."""
+    from tests.test_get_code import run_script
+    from tests.test_tabs import answer, build
+    from tests.test_tabs import ask as question
+
+    _, _, regions = build(ctx)
+    region, owner = regions["instruct"], new_browser_id()
+    first = answer(region, question(QUESTION), owner, model, token_view=True, options=GREEDY_PAGE)
+    conversation, conversation_id = first[-1][0], first[-1][1]
+    at, alternative = 3, conversation[-1]["tokens"][3]["top"][1]
+    after = branch_updates(region, conversation, conversation_id, owner, at, alternative["id"])[-1][0]
+    shown = after[-1]
+    assert shown["branch_at"] == at and shown["content"] != conversation[-1]["content"]
+    code = region.get_code(after, None, model, "", "Text", "", *GREEDY_PAGE).value
+    given = [t["id"] for t in shown["tokens"][: at + 1]]
+    assert f"branch = {given}" in code, "the kept tokens and the forced one, by id"
+    assert run_script(code, tmp_path) == shown["content"] + "\n"
+    back = region.switch_branch("1", after, conversation_id, owner)[0]
+    code = region.get_code(back, None, model, "", "Text", "", *GREEDY_PAGE).value
+    assert "branch" not in code and run_script(code, tmp_path) == conversation[-1]["content"] + "\n"
+
+
 def test_a_branch_the_page_cannot_make_says_why_and_keeps_the_answer(ctx: AppContext) -> None:
     from tests.test_tabs import answer, build
     from tests.test_tabs import ask as question

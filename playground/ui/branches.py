@@ -53,6 +53,16 @@ def label(answer: Turn) -> str:
     return f"{number}. {forced!r} at token {at + 1}"
 
 
+def given(turn: Turn) -> tuple[int, ...]:
+    """A branch's given tokens (the kept ones, then the forced one), which Get code feeds after the prompt;
+    () for an answer that is not a branch."""
+    at = turn.get("branch_at")
+    tokens = turn.get("tokens") or []
+    if turn.get("role") != "assistant" or not isinstance(at, int) or len(tokens) <= at:
+        return ()
+    return tuple(int(t["id"]) for t in tokens[: at + 1] if isinstance(t, dict) and t.get("id") is not None)
+
+
 def picker(conversation: list[Turn]) -> Any:
     """The switch between the last answer's branches: shown when it has any."""
     answers = last_answers(conversation)

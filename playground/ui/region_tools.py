@@ -20,7 +20,7 @@ from ..structured import ResponseFormat, label_of
 from ..text import valid_text
 from ..token_view import BRANCH_HINT, SHELL, token_note, token_span
 from ..types import ModelSpec, TokenRecord
-from . import render, widgets
+from . import branches, render, widgets
 from .chat_parts import AnswerView, Box, with_format, with_pending
 from .delta import append, redraw
 from .render import Turn
@@ -133,10 +133,13 @@ class RegionTools:
         *values: Any,
     ) -> gr.Code:
         """A runnable script, in the provider's own SDK, that sends the request of the answer on screen
-        (or of the question typed in the box) with these settings and response format."""
+        (or of the question typed in the box) with these settings and response format; for a branch on
+        screen, its given tokens after the prompt's, as the branch was made."""
         turns = with_pending(conversation, pending)
         try:
             options = with_format(widgets.options_from(*values), format_kind, format_spec)
+            if turns and (prefix := branches.given(turns[-1])):
+                options = options.model_copy(update={"answer_prefix": prefix, "response_format": None})
             request = Request(model_id, render.to_messages(turns, system_prompt), options)
             language, code = code_for(self.ctx.registry, request)
         except PlaygroundError as exc:
