@@ -22,7 +22,7 @@ from playground.context import AppContext
 from playground.history import new_browser_id
 from playground.token_view import LOCAL_NOTE, TOKEN_VIEW_K, token_note, token_span
 from playground.types import TokenChoice, TokenRecord
-from playground.ui.arena_display import LivePane, tokens_note
+from playground.ui.arena_display import BLIND_NOTE, LivePane, tokens_note
 from playground.ui.arena_tab import BLIND, NAMED, OUTPUT_NAMES, ArenaTab
 from playground.ui.delta import DeltaPage
 from tests.browser import WIDE, open_page, set_slider
@@ -193,10 +193,14 @@ def test_a_side_whose_provider_gives_no_probabilities_says_so(
     check_answer(page_of(payloads(updates, "b")).html, final["b"]["text"])
     (body,) = [r.body for r in fake.requests("plain") if r.method == "POST"]
     assert body["logprobs"] is True and body["top_logprobs"] == TOKEN_VIEW_K, "the request asked for them"
-    # Blind, the same words without the provider's name.
+    # Blind, the same words without the provider's name; with figures, one note for a server and a local
+    # engine (the chat tabs' notes tell them apart).
     blind = tokens_note(remote, False, blind=True)
     assert "gives no token probabilities" in blind and remote.engine_label not in blind
     assert not mentioned(blind.lower(), [remote.id.lower(), "alpha", remote.provider.lower()])
+    local = remote_ctx.registry.resolve(ONNX)
+    assert token_note(remote, True) != token_note(local, True)
+    assert tokens_note(remote, True, blind=True) == tokens_note(local, True, blind=True) == BLIND_NOTE
 
 
 def test_a_blind_rounds_token_views_name_nobody(tab: ArenaTab, ctx: AppContext) -> None:
@@ -211,7 +215,7 @@ def test_a_blind_rounds_token_views_name_nobody(tab: ArenaTab, ctx: AppContext) 
         assert not leaked, (side, leaked)
         page = page_of(sent)
         check_answer(page.html, out(updates[-1], "rounds")[-1][side]["text"])
-        assert page.parts["note"] == LOCAL_NOTE
+        assert page.parts["note"] == BLIND_NOTE, "the same note for either kind of side"
     assert out(updates[-1], "head_a") == "### Model A"
 
 

@@ -86,10 +86,19 @@ class LivePane:
         }
 
 
+BLIND_NOTE = (
+    "Each token's probability and its likeliest alternatives, as this side reported them; where they came "
+    "from (a local engine or a server) is shown with the names, after the vote."
+)
+
+
 def tokens_note(spec: ModelSpec, has_records: bool, *, blind: bool) -> str:
     """The chat tabs' note under a token view (where its figures come from, or why there are none); in a
-    blind round, a provider without probabilities is not named ("This provider gives no...")."""
-    hide = blind and not has_records and not spec.gives_logprobs
+    blind round, one note whatever computed them (the chat tabs' differs for a local engine and a
+    server), and a provider without probabilities is not named ("This provider gives no...")."""
+    if blind and has_records:
+        return BLIND_NOTE
+    hide = blind and not spec.gives_logprobs
     return token_note(None if hide else spec, has_records)
 
 
