@@ -248,7 +248,7 @@ def test_get_code_for_a_branch_on_screen_prints_the_branch(
     assert run_script(code, tmp_path) == shown["content"] + "\n"
     back = region.switch_branch("1", after, conversation_id, owner)[0]
     code = region.get_code(back, None, model, "", "Text", "", *GREEDY_PAGE).value
-    assert "branch" not in code and run_script(code, tmp_path) == conversation[-1]["content"] + "\n"
+    assert "branch = " not in code and run_script(code, tmp_path) == conversation[-1]["content"] + "\n"
 
 
 def test_a_branch_the_page_cannot_make_says_why_and_keeps_the_answer(ctx: AppContext) -> None:
